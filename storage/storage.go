@@ -1,0 +1,179 @@
+// Package storage holds Keyturn's domain types, the Store interface through
+// which the server persists them, and the sentinel errors every
+// implementation returns. It has no database code: see storage/sqlstore.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations return these (possibly wrapped) so callers
+// can use errors.Is without knowing the database.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrStaleGeneration: RotateFamily was asked to advance from a generation
+	// that is no longer current. The family is live and unchanged; the
+	// Family returned with it holds the current state (for the grace window).
+	ErrStaleGeneration = errors.New("stale refresh generation")
+	// ErrFamilyRevoked: the family was revoked; nothing was changed.
+	ErrFamilyRevoked = errors.New("session revoked")
+	// ErrFamilyExpired: the family is past its idle or absolute expiry.
+	ErrFamilyExpired = errors.New("session expired")
+)
+
+// Revocation reasons recorded on a family.
+const (
+	ReasonLogout       = "logout"
+	ReasonReuse        = "reuse"
+	ReasonAdmin        = "admin"
+	ReasonUserDisabled = "user_disabled"
+	ReasonUserDeleted  = "user_deleted"
+)
+
+// Family is one login session: the single row behind every refresh token
+// the session has ever had (DESIGN.md, "one row per session"). Its refresh
+// token for generation g is recomputable from ID, g, Salt and the MAC key
+// KeyID names, so no token value is stored.
+type Family struct {
+	ID                string
+	ClientID          string
+	UserID            string
+	Scope             string // space-separated, as granted at login
+	Generation        uint64
+	Salt              []byte
+	KeyID             string
+	CreatedAt         time.Time
+	LastUsedAt        time.Time
+	IdleExpiresAt     time.Time
+	AbsoluteExpiresAt time.Time
+	RotatedAt         time.Time // zero: never rotated
+	RevokedAt         time.Time // zero: not revoked
+	RevokeReason      string
+}
+
+// Revoked reports whether the family has been revoked.
+func (f Family) Revoked() bool { return !f.RevokedAt.IsZero() }
+
+// ExpiresAt is the earlier of the idle and absolute expiry.
+func (f Family) ExpiresAt() time.Time {
+	if f.IdleExpiresAt.Before(f.AbsoluteExpiresAt) {
+		return f.IdleExpiresAt
+	}
+	return f.AbsoluteExpiresAt
+}
+
+// Live reports whether a refresh token of this family may still be used at now.
+func (f Family) Live(now time.Time) bool {
+	return !f.Revoked() && now.Before(f.ExpiresAt())
+}
+
+// FamilyFilter selects families for listing and bulk revocation. Empty
+// fields match everything; at least one field must be set for bulk revocation.
+type FamilyFilter struct {
+	UserID   string
+	ClientID string
+}
+
+// User is a resource owner who logs in with the password grant.
+type User struct {
+	ID           string
+	Username     string
+	PasswordHash string // argon2id, PHC string format (storage/passhash)
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// SigningKey is an access-token signing key. The private key is stored
+// only encrypted, under a key derived from a secret kept outside the database.
+type SigningKey struct {
+	ID               string // the JWS "kid"
+	Algorithm        string // ES256, RS256 or EdDSA
+	PublicJWK        []byte // JSON of the public JWK
+	PrivateEncrypted []byte
+	CreatedAt        time.Time
+	ActivateAt       time.Time // published from CreatedAt, signs from ActivateAt
+}
+
+// Throttle is the failed-login state for one key (a username or a source
+// address), shared by all instances.
+type Throttle struct {
+	Key           string
+	Failures      int
+	LastFailureAt time.Time
+}
+
+// Store is everything the server persists. Implementations must be safe
+// for concurrent use. Every time is taken as an argument (no clock inside)
+// and comes back in UTC, at microsecond precision.
+type Store interface {
+	// CreateFamily starts a session. ErrAlreadyExists if the ID is taken.
+	CreateFamily(ctx context.Context, f Family) error
+	// GetFamily returns ErrNotFound for an unknown ID.
+	GetFamily(ctx context.Context, id string) (Family, error)
+	// RotateFamily advances the family from generation gen to gen+1 if, and
+	// only if, gen is still current and the family is live at now; it sets
+	// RotatedAt and LastUsedAt to now and IdleExpiresAt to idleExpiresAt
+	// (AbsoluteExpiresAt never moves). Of any number of concurrent callers
+	// with the same gen, exactly one succeeds. The others get an error and
+	// the family is unchanged: ErrNotFound, ErrFamilyRevoked,
+	// ErrFamilyExpired, or ErrStaleGeneration together with the current
+	// family (checked in that order).
+	RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (Family, error)
+	// RevokeFamily marks one family revoked with reason. Revoking a revoked
+	// family is a no-op that keeps the first reason. ErrNotFound if unknown.
+	RevokeFamily(ctx context.Context, id, reason string, now time.Time) error
+	// RevokeFamilies revokes every live family matching the filter (which
+	// must not be empty) and returns how many it revoked.
+	RevokeFamilies(ctx context.Context, filter FamilyFilter, reason string, now time.Time) (int64, error)
+	// ListFamilies returns the families matching the filter, newest first.
+	ListFamilies(ctx context.Context, filter FamilyFilter) ([]Family, error)
+	// DeleteFamilies deletes up to limit families that passed their absolute
+	// expiry before expiredBefore, or were revoked before revokedBefore.
+	DeleteFamilies(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int64, error)
+
+	// CreateUser adds a user. ErrAlreadyExists if the username (or ID) is taken.
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	// ListUsers returns all users ordered by username.
+	ListUsers(ctx context.Context) ([]User, error)
+	// SetUserDisabled enables or disables a user. Disabling also revokes the
+	// user's live families (ReasonUserDisabled) in the same transaction.
+	SetUserDisabled(ctx context.Context, username string, disabled bool, now time.Time) error
+	SetUserPassword(ctx context.Context, username, passwordHash string, now time.Time) error
+	// DeleteUser deletes the user and revokes their live families
+	// (ReasonUserDeleted) in the same transaction.
+	DeleteUser(ctx context.Context, username string, now time.Time) error
+
+	// DenyAccessToken puts an access token's jti on the denylist until
+	// expiresAt (RFC 7009). Denying twice is a no-op.
+	DenyAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	// AccessTokenDenied reports whether jti is on the denylist.
+	AccessTokenDenied(ctx context.Context, jti string) (bool, error)
+	// DeleteDenials deletes up to limit denylist entries that expired before t.
+	DeleteDenials(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns all keys ordered by ActivateAt, then ID.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	DeleteSigningKey(ctx context.Context, id string) error
+
+	// AddLoginFailure records a failed login for key at now and returns the
+	// new state. A key whose last failure is before resetBefore starts again
+	// at one failure.
+	AddLoginFailure(ctx context.Context, key string, now, resetBefore time.Time) (Throttle, error)
+	// GetThrottle returns ErrNotFound for a key with no recorded failure.
+	GetThrottle(ctx context.Context, key string) (Throttle, error)
+	// ResetThrottle forgets a key's failures (after a successful login).
+	ResetThrottle(ctx context.Context, key string) error
+	// DeleteThrottles deletes up to limit keys whose last failure is before t.
+	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
