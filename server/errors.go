@@ -1,0 +1,108 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Error is an OAuth 2.0 error response (RFC 6749 §5.2). Handlers return it;
+// writeError is the one place that turns it into HTTP.
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	status      int
+	header      http.Header // extra response headers (Allow, Retry-After)
+	cause       error       // logged, never sent
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+func (e *Error) Unwrap() error { return e.cause }
+
+// Status is the HTTP status the error is answered with.
+func (e *Error) Status() int { return e.status }
+
+func oauthError(status int, code, description string) *Error {
+	return &Error{Code: code, Description: description, status: status}
+}
+
+// RFC 6749 §5.2 error codes: 400, except invalid_client (401, see writeError).
+func errInvalidRequest(desc string) *Error { return oauthError(400, "invalid_request", desc) }
+func errInvalidClient(desc string) *Error  { return oauthError(401, "invalid_client", desc) }
+func errInvalidGrant(desc string) *Error   { return oauthError(400, "invalid_grant", desc) }
+func errInvalidScope(desc string) *Error   { return oauthError(400, "invalid_scope", desc) }
+func errUnauthorizedClient(desc string) *Error {
+	return oauthError(400, "unauthorized_client", desc)
+}
+func errUnsupportedGrantType(desc string) *Error {
+	return oauthError(400, "unsupported_grant_type", desc)
+}
+
+// errInvalidTarget is RFC 8707 §2's error for a resource the client may not use.
+func errInvalidTarget(desc string) *Error { return oauthError(400, "invalid_target", desc) }
+
+// errMethodNotAllowed answers a non-POST request to a POST-only endpoint
+// (STANDARDS.md §11 decision 9): 405, Allow: POST, JSON invalid_request.
+func errMethodNotAllowed(allow string) *Error {
+	e := oauthError(http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	e.header = http.Header{"Allow": {allow}}
+	return e
+}
+
+func errNotFound() *Error { return oauthError(http.StatusNotFound, "not_found", "no such endpoint") }
+
+// withCause attaches an internal cause for the log; it is never sent.
+func (e *Error) withCause(err error) *Error {
+	c := *e
+	c.cause = err
+	return &c
+}
+
+// writeError writes err as an RFC 6749 §5.2 JSON error. Anything that is not
+// an *Error becomes a bare server_error: the cause goes to the log, never to
+// the wire.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var oe *Error
+	if !errors.As(err, &oe) {
+		log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
+		oe = &Error{Code: "server_error", status: http.StatusInternalServerError}
+	} else if oe.cause != nil {
+		log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", oe.Code, "err", oe.cause)
+	}
+	h := w.Header()
+	for k, v := range oe.header {
+		h[k] = v
+	}
+	if oe.status == http.StatusUnauthorized {
+		// RFC 6749 §5.2: 401 carries a WWW-Authenticate challenge for the
+		// scheme the client used; Basic is the only scheme we accept.
+		h.Set("WWW-Authenticate", `Basic realm="keyturn", charset="UTF-8"`)
+	}
+	body := Error{Code: oe.Code, Description: sanitizeDescription(oe.Description)}
+	writeJSON(w, oe.status, body)
+}
+
+// sanitizeDescription keeps error_description within the characters RFC 6749
+// §5.2 allows (%x20-21 / %x23-5B / %x5D-7E): no quote, backslash, control or
+// non-ASCII character reaches the wire.
+func sanitizeDescription(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// writeJSON writes v as JSON with the no-store headers RFC 6749 §5.1
+// requires on token responses; we set them on every OAuth response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,270 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
+)
+
+// testClock is an injectable clock; tests advance it, never sleep.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *testClock {
+	return &testClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Client secrets of the test clients. confASecret has every character that
+// RFC 6749 §2.3.1 form-urlencoding must escape in Basic credentials.
+const (
+	confASecret = "s3c:r+t/%é"
+	confBSecret = "b-secret"
+	graceSecret = "grace-secret"
+	ccSecret    = "cc-secret"
+	userPass    = "correct horse"
+)
+
+func sha(secret string) string {
+	d := sha256.Sum256([]byte(secret))
+	return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
+}
+
+func dur(d time.Duration) *time.Duration { return &d }
+
+func testClients() []clients.Spec {
+	all := []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials}
+	return []clients.Spec{
+		{ID: "conf-a", SecretHash: sha(confASecret), GrantTypes: all,
+			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"},
+			Audience: []string{"https://api.example.com", "https://other.example.com"}},
+		{ID: "conf-b", SecretHash: sha(confBSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read", "write"}},
+		{ID: "public-m", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+		{ID: "grace", SecretHash: sha(graceSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+			Scopes: []string{"read"}, DefaultScopes: []string{"read"}, RefreshReuseGrace: dur(10 * time.Second)},
+		{ID: "cc-only", SecretHash: sha(ccSecret), GrantTypes: []string{clients.GrantClientCredentials},
+			Scopes: []string{"read"}, Introspect: true},
+	}
+}
+
+// syncBuffer collects logs from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type testServer struct {
+	*httptest.Server
+	t     *testing.T
+	store storage.Store
+	clock *testClock
+	keys  *server.Keys
+	logs  *syncBuffer
+}
+
+const testIssuer = "https://auth.example.com"
+
+type backend int
+
+const (
+	sqlite backend = iota
+	postgres
+)
+
+func (b backend) String() string { return [...]string{"SQLite", "Postgres"}[b] }
+
+var backends = []backend{sqlite, postgres}
+
+func openStore(t *testing.T, b backend) storage.Store {
+	t.Helper()
+	if b == postgres {
+		return sqlstoretest.Postgres(t)
+	}
+	return sqlstoretest.SQLite(t)
+}
+
+// newTestServer runs the real router over a real store with the test clients.
+func newTestServer(t *testing.T, b backend) *testServer {
+	t.Helper()
+	store := openStore(t, b)
+	clock := newClock()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg, err := clients.New(testClients(), clients.Defaults{
+		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
+		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{testIssuer},
+	}, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte{7}, 32)
+	keys, err := server.NewKeys(t.Context(), store, secret, server.KeysOptions{
+		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{
+		Issuer: testIssuer, Store: store, Clients: reg, Keys: keys, Logger: log, Now: clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Server: httptest.NewServer(srv), t: t, store: store, clock: clock, keys: keys, logs: logs}
+	t.Cleanup(ts.Close)
+	ts.addUser("ada", userPass)
+	return ts
+}
+
+// fastHash keeps test users cheap to verify; the parameters travel in the hash.
+var fastHash = passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func (ts *testServer) addUser(name, password string) storage.User {
+	ts.t.Helper()
+	h, err := passhash.Hash(password, fastHash)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	u := storage.User{ID: "user-" + name, Username: name, PasswordHash: h, CreatedAt: ts.clock.Now(), UpdatedAt: ts.clock.Now()}
+	if err := ts.store.CreateUser(context.Background(), u); err != nil {
+		ts.t.Fatal(err)
+	}
+	return u
+}
+
+// basic encodes client credentials as RFC 6749 §2.3.1 requires.
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+type call struct {
+	method string
+	path   string
+	auth   string // Authorization header
+	ctype  string // Content-Type; default form
+	form   url.Values
+	body   string // raw body, instead of form
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+	json   map[string]any
+}
+
+func (r reply) str(key string) string { s, _ := r.json[key].(string); return s }
+
+func (ts *testServer) do(c call) reply {
+	ts.t.Helper()
+	if c.method == "" {
+		c.method = http.MethodPost
+	}
+	if c.path == "" {
+		c.path = server.PathToken
+	}
+	body := c.body
+	if c.form != nil {
+		body = c.form.Encode()
+	}
+	req, err := http.NewRequest(c.method, ts.URL+c.path, strings.NewReader(body))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if c.ctype == "" {
+		c.ctype = "application/x-www-form-urlencoded"
+	}
+	req.Header.Set("Content-Type", c.ctype)
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, body: b}
+	_ = json.Unmarshal(b, &r.json)
+	return r
+}
+
+// token posts form to the token endpoint as client conf-a (Basic).
+func (ts *testServer) token(auth string, form url.Values) reply {
+	ts.t.Helper()
+	return ts.do(call{auth: auth, form: form})
+}
+
+func pw(user, pass string) url.Values {
+	return url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}}
+}
+
+func refresh(rt string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+}
+
+var confA = basic("conf-a", confASecret)
+
+// login runs the password grant for ada as conf-a and returns the reply.
+func (ts *testServer) login(auth string) reply {
+	ts.t.Helper()
+	r := ts.token(auth, pw("ada", userPass))
+	if r.status != http.StatusOK {
+		ts.t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	return r
+}
+
+// wantError asserts an RFC 6749 §5.2 error response.
+func wantError(t *testing.T, r reply, status int, code string) {
+	t.Helper()
+	if r.status != status || r.str("error") != code {
+		t.Fatalf("got %d %s, want %d %s", r.status, r.body, status, code)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
+		t.Errorf("Cache-Control/Pragma = %q/%q", r.header.Get("Cache-Control"), r.header.Get("Pragma"))
+	}
+	if status == http.StatusUnauthorized && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
+		t.Errorf("401 without WWW-Authenticate Basic: %q", r.header.Get("WWW-Authenticate"))
+	}
+	if d := r.str("error_description"); strings.ContainsAny(d, "\"\\") {
+		t.Errorf("error_description has characters RFC 6749 §5.2 forbids: %q", d)
+	}
+}

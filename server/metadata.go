@@ -1,0 +1,96 @@
+package server
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyturn/keyturn/clients"
+)
+
+// metadata is the RFC 8414 §2 authorization server metadata document.
+// response_types_supported is omitted, not [] and not ["none"]: there is no
+// authorization endpoint (STANDARDS.md §11 decision 2, RFC 8414 errata 7793).
+type metadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+}
+
+type metadataHandler struct {
+	body []byte
+}
+
+// newMetadataHandler renders the document once: clients are read-only.
+func newMetadataHandler(issuer string, reg *clients.Registry) *metadataHandler {
+	m := metadata{
+		Issuer:        issuer,
+		TokenEndpoint: issuer + PathToken,
+		JWKSURI:       issuer + PathJWKS,
+	}
+	grants, scopes := map[string]bool{}, map[string]bool{}
+	public := false
+	for _, id := range reg.IDs() {
+		c, _ := reg.Get(id)
+		for _, g := range []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials} {
+			if c.AllowsGrant(g) {
+				grants[g] = true
+			}
+		}
+		for _, s := range c.Scopes {
+			scopes[s] = true
+		}
+		public = public || c.Public
+	}
+	// Only grants some client may use are listed (RFC 9700 §2.4: the
+	// password grant is advertised only where it is on).
+	m.GrantTypesSupported = sortedKeys(grants)
+	m.ScopesSupported = sortedKeys(scopes)
+	m.TokenEndpointAuthMethodsSupported = []string{"client_secret_basic", "client_secret_post"}
+	if public {
+		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, "none")
+	}
+	body, _ := json.MarshalIndent(m, "", "  ")
+	return &metadataHandler{body: append(body, '\n')}
+}
+
+func (h *metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(h.body)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return slices.Clip(out)
+}
+
+// jwksHandler serves the published signing keys (RFC 7517 §5): public
+// material only.
+type jwksHandler struct {
+	keys *Keys
+	log  *slog.Logger
+}
+
+func (h *jwksHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	keys, err := h.keys.Published(r.Context())
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Short enough that a rotated-in key reaches caches well before it signs.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
+}

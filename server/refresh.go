@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/storage"
+)
+
+// refreshGrant is the refresh_token grant (RFC 6749 §6) with rotation and
+// reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md).
+type refreshGrant struct {
+	store  storage.Store
+	keys   *Keys
+	minter *minter
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+func (refreshGrant) required() []string { return []string{"refresh_token"} }
+
+func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	invalid := errInvalidGrant("the refresh token is invalid, expired or revoked")
+	tok, err := parseRefreshToken(req.refreshToken)
+	if err != nil {
+		return nil, invalid
+	}
+	f, err := g.store.GetFamily(ctx, tok.FamilyID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, invalid
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	// A token whose MAC does not verify was not minted by us: refuse it and
+	// revoke nothing, or a stranger who knows a session id (it is the
+	// access token's sid) could log its owner out.
+	if !g.keys.verifyRefresh(f, tok) {
+		g.log.InfoContext(ctx, "refresh token with a bad mac", "client_id", req.client.ID, "family_id", f.ID)
+		return nil, invalid
+	}
+	// RFC 6749 §6 / §10.4: a refresh token is bound to the client it was issued to.
+	if f.ClientID != req.client.ID {
+		g.log.WarnContext(ctx, "refresh token presented by another client",
+			"client_id", req.client.ID, "owner_client_id", f.ClientID, "family_id", f.ID)
+		return nil, invalid
+	}
+	now := g.now().UTC()
+	if !f.Live(now) {
+		return nil, invalid
+	}
+	// RFC 6749 §6: the scope may be narrowed, never widened; the session keeps its scope.
+	c := req.client
+	inSession := func(s string) bool { return c.AllowsScope(s) && hasScope(f.Scope, s) }
+	var sessionScope []string
+	for _, s := range scopeList(f.Scope) {
+		if c.AllowsScope(s) {
+			sessionScope = append(sessionScope, s)
+		}
+	}
+	scope, err := grantScope(req.scope, inSession, sessionScope)
+	if err != nil {
+		return nil, err
+	}
+
+	switch {
+	case tok.Generation == f.Generation:
+		next, err := g.store.RotateFamily(ctx, f.ID, f.Generation, now, now.Add(c.RefreshIdleTTL))
+		switch {
+		case err == nil:
+			return g.respond(ctx, req, next, scope, now)
+		case errors.Is(err, storage.ErrStaleGeneration):
+			// A concurrent request with the same token won the rotation:
+			// from here on ours is a rotated token like any other.
+			return g.stale(ctx, req, next, tok, scope, now)
+		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrFamilyRevoked), errors.Is(err, storage.ErrFamilyExpired):
+			return nil, invalid
+		default:
+			return nil, fmt.Errorf("refresh: %w", err)
+		}
+	case tok.Generation < f.Generation:
+		return g.stale(ctx, req, f, tok, scope, now)
+	default:
+		// A genuine token from the future: the database was restored from
+		// an older backup. Refuse it; revoking would not make it safer.
+		g.log.WarnContext(ctx, "refresh token newer than its session", "client_id", c.ID, "family_id", f.ID)
+		return nil, invalid
+	}
+}
+
+// stale handles a genuine token of an earlier generation than f's. Inside
+// the client's grace window the immediately previous generation gets the
+// same successor again (a retry after a lost response); anything else is
+// reuse: two parties hold the session, so it is revoked (RFC 9700 §4.14.2).
+func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, scope []string, now time.Time) (*tokenResponse, error) {
+	grace := req.client.RefreshReuseGrace
+	if grace > 0 && tok.Generation+1 == f.Generation && now.Before(f.RotatedAt.Add(grace)) {
+		return g.respond(ctx, req, f, scope, now)
+	}
+	if err := g.store.RevokeFamily(ctx, f.ID, storage.ReasonReuse, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
+	}
+	g.log.WarnContext(ctx, "refresh token reused; family revoked",
+		"client_id", req.client.ID, "family_id", f.ID, "reason", storage.ReasonReuse,
+		"presented_generation", tok.Generation, "current_generation", f.Generation)
+	return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
+}
+
+// respond issues a fresh access token and the refresh token of f's current generation.
+func (g refreshGrant) respond(ctx context.Context, req *tokenRequest, f storage.Family, scope []string, now time.Time) (*tokenResponse, error) {
+	resp, err := g.minter.response(ctx, req, f.UserID, scope, f.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	return withRefresh(resp, g.keys, f, f.Generation, now), nil
+}
+
+func hasScope(scope, s string) bool {
+	for _, t := range strings.Split(scope, " ") {
+		if t == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,284 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
+)
+
+// tokenRequest is a token-endpoint request whose client is authenticated
+// and allowed the grant type. The grant-specific fields are filled by the
+// request parser (go-oauth2, see oauth2lib.go).
+type tokenRequest struct {
+	client       *clients.Client
+	grantType    string
+	scope        []string // requested scope; nil when the parameter is absent
+	resources    []string // RFC 8707 resource parameters
+	userID       string   // password grant: the authenticated user
+	refreshToken string   // refresh_token grant: the presented token
+}
+
+type tokenRequestKey struct{}
+
+func withTokenRequest(ctx context.Context, req *tokenRequest) context.Context {
+	return context.WithValue(ctx, tokenRequestKey{}, req)
+}
+
+func tokenRequestFrom(ctx context.Context) *tokenRequest {
+	req, _ := ctx.Value(tokenRequestKey{}).(*tokenRequest)
+	return req
+}
+
+// tokenResponse is a successful token response (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// RefreshExpiresIn is seconds until the session's idle or absolute
+	// expiry, whichever comes first (not in RFC 6749; widely used).
+	RefreshExpiresIn int64  `json:"refresh_expires_in,omitempty"`
+	Scope            string `json:"scope,omitempty"`
+}
+
+// grant issues tokens for one grant_type.
+type grant interface {
+	// required lists the parameters the grant needs besides grant_type.
+	required() []string
+	issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error)
+}
+
+// tokenHandler serves POST /oauth2/token (RFC 6749 §3.2).
+type tokenHandler struct {
+	clients *clients.Registry
+	grants  map[string]grant
+	lib     *tokenLib
+	log     *slog.Logger
+}
+
+func (h *tokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := h.parse(w, r)
+	var resp *tokenResponse
+	if err == nil {
+		resp, err = h.lib.issue(r.WithContext(withTokenRequest(r.Context(), req)))
+	}
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// parse authenticates the client and checks its grant type before anything
+// else about the request is looked at: no password is checked and no token
+// is looked up for a client that has not authenticated.
+func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequest, error) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		return nil, err
+	}
+	client, err := authenticateClient(r, form, h.clients)
+	if err != nil {
+		return nil, err
+	}
+	gt := form.Get("grant_type")
+	g, known := h.grants[gt]
+	switch {
+	case gt == "":
+		return nil, errInvalidRequest("missing grant_type")
+	case !known:
+		return nil, errUnsupportedGrantType("unsupported grant_type")
+	case !client.AllowsGrant(gt):
+		return nil, errUnauthorizedClient("the client may not use this grant type")
+	}
+	for _, p := range g.required() {
+		if form.Get(p) == "" {
+			return nil, errInvalidRequest("missing " + p)
+		}
+	}
+	req := &tokenRequest{client: client, grantType: gt, resources: form["resource"]}
+	if s := form.Get("scope"); s != "" {
+		req.scope = scopeList(s)
+	}
+	for _, res := range req.resources {
+		if !slices.Contains(client.Audience, res) {
+			return nil, errInvalidTarget("resource is not an audience of this client")
+		}
+	}
+	return req, nil
+}
+
+// grantScope resolves a requested scope (RFC 6749 §3.3): absent means the
+// default; every requested token must be allowed.
+func grantScope(requested []string, allowed func(string) bool, defaults []string) ([]string, error) {
+	if requested == nil {
+		return defaults, nil
+	}
+	for _, s := range requested {
+		if !allowed(s) {
+			return nil, errInvalidScope("scope " + sanitizeDescription(s) + " is not allowed")
+		}
+	}
+	return requested, nil
+}
+
+// audience is the client's audience, narrowed to the RFC 8707 resources
+// requested (already checked to be among them).
+func audience(req *tokenRequest) []string {
+	if len(req.resources) > 0 {
+		return req.resources
+	}
+	return req.client.Audience
+}
+
+// minter signs access tokens.
+type minter struct {
+	issuer string
+	keys   *Keys
+}
+
+// accessToken signs an RFC 9068 access token for sub, valid from now for
+// the client's access-token lifetime.
+func (m *minter) accessToken(ctx context.Context, req *tokenRequest, sub string, scope []string, sid string, now time.Time) (string, int64, error) {
+	ttl := req.client.AccessTokenTTL
+	tok, err := m.keys.signAccessToken(ctx, accessClaims{
+		Issuer:    m.issuer,
+		Subject:   sub,
+		Audience:  audience(req),
+		IssuedAt:  now.Unix(),
+		Expiry:    now.Add(ttl).Unix(),
+		ID:        newID(),
+		ClientID:  req.client.ID,
+		Scope:     strings.Join(scope, " "),
+		SessionID: sid,
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return tok, int64(ttl / time.Second), nil
+}
+
+func (m *minter) response(ctx context.Context, req *tokenRequest, sub string, scope []string, sid string, now time.Time) (*tokenResponse, error) {
+	at, expiresIn, err := m.accessToken(ctx, req, sub, scope, sid, now)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: strings.Join(scope, " ")}, nil
+}
+
+// withRefresh adds family f's refresh token at generation gen to resp.
+func withRefresh(resp *tokenResponse, keys *Keys, f storage.Family, gen uint64, now time.Time) *tokenResponse {
+	resp.RefreshToken = keys.RefreshToken(f, gen)
+	resp.RefreshExpiresIn = int64(f.ExpiresAt().Sub(now) / time.Second)
+	return resp
+}
+
+// passwordGrant is the resource owner password credentials grant (RFC 6749
+// §4.3). It starts a new session (family).
+type passwordGrant struct {
+	store  storage.Store
+	keys   *Keys
+	minter *minter
+	now    func() time.Time
+}
+
+func (passwordGrant) required() []string { return []string{"username", "password"} }
+
+func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	c := req.client
+	scope, err := grantScope(req.scope, c.AllowsScope, c.DefaultScopes)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now().UTC()
+	f := storage.Family{
+		ID: newID(), ClientID: c.ID, UserID: req.userID, Scope: strings.Join(scope, " "),
+		Salt: newSalt(), KeyID: g.keys.MACKeyID(),
+		CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt:     now.Add(c.RefreshIdleTTL),
+		AbsoluteExpiresAt: now.Add(c.RefreshAbsoluteTTL),
+	}
+	if err := g.store.CreateFamily(ctx, f); err != nil {
+		return nil, fmt.Errorf("password grant: %w", err)
+	}
+	resp, err := g.minter.response(ctx, req, req.userID, scope, f.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	return withRefresh(resp, g.keys, f, f.Generation, now), nil
+}
+
+// userAuth checks resource-owner passwords for the password grant. Every
+// failure is one invalid_grant, and an unknown user costs the same hash as
+// a wrong password, so neither answers nor timing enumerate users.
+type userAuth struct {
+	store storage.Store
+	// hashing bounds concurrent argon2id hashes: each holds ~19 MiB.
+	hashing   chan struct{}
+	dummyHash string
+}
+
+func newUserAuth(store storage.Store, maxConcurrent int) (*userAuth, error) {
+	dummy, err := passhash.Hash(newID(), passhash.Default)
+	if err != nil {
+		return nil, err
+	}
+	return &userAuth{store: store, hashing: make(chan struct{}, maxConcurrent), dummyHash: dummy}, nil
+}
+
+var errBadCredentials = errInvalidGrant("invalid username or password")
+
+func (a *userAuth) authenticate(ctx context.Context, username, password string) (string, error) {
+	u, err := a.store.GetUserByUsername(ctx, username)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("password grant: %w", err)
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		hash = a.dummyHash
+	}
+	select {
+	case a.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	ok, verr := passhash.Verify(hash, password)
+	<-a.hashing
+	if verr != nil {
+		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
+	}
+	if err != nil || !ok || u.Disabled {
+		return "", errBadCredentials
+	}
+	return u.ID, nil
+}
+
+// clientCredentialsGrant is RFC 6749 §4.4: a confidential client acting on
+// its own behalf. No refresh token (§4.4.3).
+type clientCredentialsGrant struct {
+	minter *minter
+	now    func() time.Time
+}
+
+func (clientCredentialsGrant) required() []string { return nil }
+
+func (g clientCredentialsGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	c := req.client
+	if c.Public { // RFC 6749 §4.4: confidential clients only
+		return nil, errUnauthorizedClient("public clients may not use client_credentials")
+	}
+	scope, err := grantScope(req.scope, c.AllowsScope, c.DefaultScopes)
+	if err != nil {
+		return nil, err
+	}
+	return g.minter.response(ctx, req, c.ID, scope, "", g.now().UTC())
+}
