@@ -1,0 +1,640 @@
+// Package config loads Keyturn's configuration once, at the edge: a YAML
+// file, then KEYTURN_* environment variables, then defaults, validated as a
+// whole with every problem reported at once. Nothing below cmd reads a
+// file, flag or environment variable for configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyturn/keyturn/clients"
+)
+
+// DefaultFile is the file Load reads when given no path, if it exists.
+const DefaultFile = "keyturn.yaml"
+
+// MinSecretLen is the least number of bytes KEYTURN_SECRET may hold.
+const MinSecretLen = 32
+
+// Config is the whole configuration. Its YAML tags are the file's schema.
+type Config struct {
+	// Issuer is the authorization server's issuer identifier (RFC 8414 §2).
+	Issuer string `yaml:"issuer"`
+	Listen string `yaml:"listen"`
+	// DataDir holds generated key material and the default SQLite file.
+	DataDir string `yaml:"data_dir"`
+	// SecretFile holds the master secret (at least 32 bytes, base64 or
+	// raw); empty means SecretPath's default. The caller generates it on
+	// first start, not this package.
+	SecretFile string `yaml:"secret_file"`
+	// Secret is the master secret from KEYTURN_SECRET; never read from the
+	// file, where it would sit next to everything else.
+	Secret   Secret         `yaml:"-"`
+	Database Database       `yaml:"database"`
+	Tokens   Tokens         `yaml:"tokens"`
+	Keys     Keys           `yaml:"keys"`
+	Log      Log            `yaml:"log"`
+	Clients  []clients.Spec `yaml:"clients"`
+}
+
+// Database says where Keyturn keeps its state.
+type Database struct {
+	// URL is sqlite://PATH, postgres://... or postgresql://...; empty
+	// means SQLite under the data directory (see Config.DatabaseURL).
+	URL          string `yaml:"url"`
+	MaxOpenConns int    `yaml:"max_open_conns"`
+}
+
+// LogValue logs the database settings with any password in the URL
+// redacted.
+func (d Database) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", RedactURL(d.URL)), slog.Int("max_open_conns", d.MaxOpenConns))
+}
+
+// Tokens are the server-wide token settings; each client may override
+// them (clients.Spec). Together they set the trade-off of DESIGN.md: the
+// access-token lifetime is how long an offline resource server keeps
+// accepting a revoked session.
+type Tokens struct {
+	AccessTokenTTL     time.Duration `yaml:"access_token_ttl"`
+	RefreshIdleTTL     time.Duration `yaml:"refresh_idle_ttl"`
+	RefreshAbsoluteTTL time.Duration `yaml:"refresh_absolute_ttl"`
+	RefreshReuseGrace  time.Duration `yaml:"refresh_reuse_grace"`
+	// Audience is the default aud of access tokens; empty means [issuer].
+	Audience []string `yaml:"audience"`
+}
+
+// Keys configures access-token signing keys.
+type Keys struct {
+	Algorithm string `yaml:"algorithm"`
+	// RotationDelay is how long a rotated-in key is published in the JWKS
+	// before it signs, so that resource servers caching the JWKS know it
+	// by then.
+	RotationDelay time.Duration `yaml:"rotation_delay"`
+}
+
+// Log configures the server's log.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// Secret is a string that never prints: fmt, slog and text or JSON
+// encoding all show "[redacted]". Use string(s) for the value.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Format prints "[redacted]" whatever the verb: without it, fmt would
+// print the value for a verb such as %d, which bypasses String.
+func (Secret) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), redacted)
+}
+
+// String returns "[redacted]".
+func (Secret) String() string { return redacted }
+
+// GoString returns "[redacted]".
+func (Secret) GoString() string { return redacted }
+
+// LogValue returns "[redacted]".
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText returns "[redacted]", so that encoding a Config (as JSON, for
+// instance) does not reveal the secret.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+var (
+	algorithms = []string{"ES256", "RS256", "EdDSA"}
+	logFormats = []string{"text", "json"}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+)
+
+// Default returns the configuration used when nothing is set: enough for
+// `go run ./cmd/keyturn` to serve on localhost with SQLite under ./data.
+func Default() Config {
+	c := defaults()
+	c.fillDerived()
+	return c
+}
+
+// defaults are the defaults that do not depend on other settings.
+func defaults() Config {
+	return Config{
+		Issuer:   "http://127.0.0.1:8080",
+		Listen:   "127.0.0.1:8080",
+		DataDir:  "./data",
+		Database: Database{MaxOpenConns: 16},
+		Tokens: Tokens{
+			AccessTokenTTL:     15 * time.Minute,
+			RefreshIdleTTL:     120 * time.Hour,
+			RefreshAbsoluteTTL: 720 * time.Hour,
+		},
+		Keys: Keys{Algorithm: "ES256", RotationDelay: time.Hour},
+		Log:  Log{Format: "text", Level: "info"},
+	}
+}
+
+// fillDerived fills the defaults that follow other settings.
+func (c *Config) fillDerived() {
+	if len(c.Tokens.Audience) == 0 {
+		c.Tokens.Audience = []string{c.Issuer}
+	}
+}
+
+// envVars are the environment overrides, applied after the file:
+//
+//	KEYTURN_ISSUER                issuer
+//	KEYTURN_LISTEN                listen
+//	KEYTURN_DATA_DIR              data_dir
+//	KEYTURN_DATABASE_URL          database.url
+//	KEYTURN_SECRET                the master secret (environment only)
+//	KEYTURN_SECRET_FILE           secret_file
+//	KEYTURN_ACCESS_TOKEN_TTL      tokens.access_token_ttl
+//	KEYTURN_REFRESH_IDLE_TTL      tokens.refresh_idle_ttl
+//	KEYTURN_REFRESH_ABSOLUTE_TTL  tokens.refresh_absolute_ttl
+//	KEYTURN_REFRESH_REUSE_GRACE   tokens.refresh_reuse_grace
+//	KEYTURN_KEYS_ALGORITHM        keys.algorithm
+//	KEYTURN_LOG_FORMAT            log.format
+//	KEYTURN_LOG_LEVEL             log.level
+//
+// Durations are Go durations ("15m", "720h"). A variable set to the empty
+// string counts as unset, so `KEYTURN_ISSUER=` in a compose file does not
+// blank the issuer.
+var envVars = []struct {
+	name, key string
+	set       func(c *Config, v string) error
+}{
+	{"KEYTURN_ISSUER", "issuer", func(c *Config, v string) error { c.Issuer = v; return nil }},
+	{"KEYTURN_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"KEYTURN_DATA_DIR", "data_dir", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"KEYTURN_DATABASE_URL", "database.url", func(c *Config, v string) error { c.Database.URL = v; return nil }},
+	{"KEYTURN_SECRET", "KEYTURN_SECRET", func(c *Config, v string) error { c.Secret = Secret(v); return nil }},
+	{"KEYTURN_SECRET_FILE", "secret_file", func(c *Config, v string) error { c.SecretFile = v; return nil }},
+	{"KEYTURN_ACCESS_TOKEN_TTL", "tokens.access_token_ttl", durationVar(func(c *Config) *time.Duration { return &c.Tokens.AccessTokenTTL })},
+	{"KEYTURN_REFRESH_IDLE_TTL", "tokens.refresh_idle_ttl", durationVar(func(c *Config) *time.Duration { return &c.Tokens.RefreshIdleTTL })},
+	{"KEYTURN_REFRESH_ABSOLUTE_TTL", "tokens.refresh_absolute_ttl", durationVar(func(c *Config) *time.Duration { return &c.Tokens.RefreshAbsoluteTTL })},
+	{"KEYTURN_REFRESH_REUSE_GRACE", "tokens.refresh_reuse_grace", durationVar(func(c *Config) *time.Duration { return &c.Tokens.RefreshReuseGrace })},
+	{"KEYTURN_KEYS_ALGORITHM", "keys.algorithm", func(c *Config, v string) error { c.Keys.Algorithm = v; return nil }},
+	{"KEYTURN_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"KEYTURN_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+}
+
+func durationVar(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 15m or 720h", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// Load reads the YAML file at path, applies the KEYTURN_* environment
+// overrides found through lookupEnv (os.LookupEnv in production), fills
+// the defaults and validates the result. With path "", it reads
+// ./keyturn.yaml if that exists and otherwise runs on defaults and
+// environment alone; a path that is given must exist.
+//
+// Unknown keys are errors: a misspelt key silently left at its default is
+// how a 15-minute token becomes a 720-hour one. Every problem is reported
+// at once, each naming its key path (and line, or environment variable).
+func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	c := defaults()
+	var errs []error
+
+	data, name, err := readFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	// undecoded holds the key paths whose values could not be decoded: they
+	// hold a default or zero, and are not validated again.
+	var undecoded map[string]bool
+	if data != nil {
+		var derrs []error
+		derrs, undecoded, err = decode(data, name, &c)
+		if err != nil {
+			return Config{}, err
+		}
+		errs = append(errs, derrs...)
+	}
+
+	fromEnv := make(map[string]string) // key path -> variable
+	for _, v := range envVars {
+		val, ok := lookupEnv(v.name)
+		if !ok || val == "" {
+			continue
+		}
+		if err := v.set(&c, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+			continue
+		}
+		fromEnv[v.key] = v.name
+	}
+
+	c.fillDerived()
+	for _, p := range c.problems() {
+		if undecoded[p.key] {
+			continue
+		}
+		if name, ok := fromEnv[p.key]; ok && name != p.key {
+			p.key += " (" + name + ")"
+		}
+		errs = append(errs, p)
+	}
+	for _, err := range flatten(clients.Validate(c.Clients)) {
+		if key, _, _ := strings.Cut(err.Error(), ": "); !undecoded[key] {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// readFile returns the config file's contents and the name to report it
+// by, or nil data when path is "" and there is no default file.
+func readFile(path string) ([]byte, string, error) {
+	if path == "" {
+		data, err := os.ReadFile(DefaultFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("load config: %w", err)
+		}
+		return data, DefaultFile, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("load config: %w", err)
+	}
+	return data, path, nil
+}
+
+// decode decodes the YAML document data onto c. It returns the per-key
+// problems (unknown keys, values of the wrong type), after which decoding
+// went on, and the key paths they name, separately from an error that
+// stops decoding (bad syntax).
+func decode(data []byte, name string, c *Config) ([]error, map[string]bool, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) {
+		return nil, nil, nil // empty file
+	}
+	var terr *yaml.TypeError
+	if err != nil && !errors.As(err, &terr) {
+		return nil, nil, fmt.Errorf("load config: %s: %w", name, err)
+	}
+	var errs []error
+	var paths map[string]bool
+	if terr != nil {
+		errs, paths = typeErrors(data, name, terr)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		errs = append(errs, fmt.Errorf("%s: more than one YAML document; want one", name))
+	}
+	return errs, paths, nil
+}
+
+var (
+	lineMessage = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownKey  = regexp.MustCompile(`^field (.+) not found in type `)
+	repeatedKey = regexp.MustCompile(`^mapping key "(.+)" already defined`)
+)
+
+// typeErrors turns the decoder's problems, which carry only a line, into
+// errors that also name the key path, like every other config error:
+//
+//	keyturn.yaml:3: tokens.acess_token_ttl: unknown key
+func typeErrors(data []byte, name string, terr *yaml.TypeError) ([]error, map[string]bool) {
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root) // it decoded once already
+	keys := make(map[lineKey]string)
+	values := make(map[lineKind][]string)
+	indexPaths(&root, "", keys, values)
+
+	errs := make([]error, 0, len(terr.Errors))
+	paths := make(map[string]bool)
+	for _, msg := range terr.Errors {
+		m := lineMessage.FindStringSubmatch(msg)
+		if m == nil {
+			errs = append(errs, fmt.Errorf("%s: %s", name, msg))
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		msg, path := m[2], ""
+		if k := unknownKey.FindStringSubmatch(msg); k != nil {
+			path = keys[lineKey{line, k[1]}]
+			if path != "" {
+				msg = "unknown key"
+			}
+		} else if k := repeatedKey.FindStringSubmatch(msg); k != nil {
+			path = keys[lineKey{line, k[1]}]
+		} else if v := values[lineKind{line, kindOf(msg)}]; len(v) == 1 {
+			path = v[0]
+		}
+		if path == "" {
+			errs = append(errs, fmt.Errorf("%s:%d: %s", name, line, msg))
+		} else {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, line, path, msg))
+			paths[path] = true
+		}
+	}
+	return errs, paths
+}
+
+type lineKey struct {
+	line int
+	key  string
+}
+
+// lineKind locates a value: a mapping and its first key's value, or a
+// sequence and its first item, share a line but not a kind.
+type lineKind struct {
+	line int
+	kind yaml.Kind
+}
+
+// kindOf returns the kind of node a "cannot unmarshal" message is about.
+func kindOf(msg string) yaml.Kind {
+	switch {
+	case strings.HasPrefix(msg, "cannot unmarshal !!map"):
+		return yaml.MappingNode
+	case strings.HasPrefix(msg, "cannot unmarshal !!seq"):
+		return yaml.SequenceNode
+	}
+	return yaml.ScalarNode
+}
+
+// indexPaths records the key path of every mapping key by line and name,
+// and of every value by line and kind.
+func indexPaths(n *yaml.Node, path string, keys map[lineKey]string, values map[lineKind][]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			indexPaths(c, path, keys, values)
+		}
+		return
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			keys[lineKey{k.Line, k.Value}] = p
+			indexPaths(v, p, keys, values)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			indexPaths(c, fmt.Sprintf("%s[%d]", path, i), keys, values)
+		}
+	}
+	if path != "" {
+		at := lineKind{n.Line, n.Kind}
+		values[at] = append(values[at], path)
+	}
+}
+
+// flatten returns the errors an errors.Join result holds.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// problem is one invalid setting.
+type problem struct{ key, msg string }
+
+func (p problem) Error() string { return p.key + ": " + p.msg }
+
+// Validate checks the configuration and reports every problem at once,
+// each prefixed with its key path.
+func (c Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, p)
+	}
+	errs = append(errs, flatten(clients.Validate(c.Clients))...)
+	return errors.Join(errs...)
+}
+
+func (c Config) problems() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+	}
+
+	if msg := checkIssuer(c.Issuer); msg != "" {
+		add("issuer", "%s", msg)
+	}
+	if msg := checkListen(c.Listen); msg != "" {
+		add("listen", "%s", msg)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "required")
+	}
+	if c.Secret != "" && len(c.Secret) < MinSecretLen {
+		add("KEYTURN_SECRET", "must be at least %d bytes", MinSecretLen)
+	}
+	if msg := checkDatabaseURL(c.Database.URL); msg != "" {
+		add("database.url", "%s", msg)
+	}
+	if c.Database.MaxOpenConns < 1 {
+		add("database.max_open_conns", "%d must be at least 1", c.Database.MaxOpenConns)
+	}
+
+	t := c.Tokens
+	if t.AccessTokenTTL <= 0 || t.AccessTokenTTL > clients.MaxAccessTokenTTL {
+		add("tokens.access_token_ttl", "%s not in (0, %s]", formatDuration(t.AccessTokenTTL), formatDuration(clients.MaxAccessTokenTTL))
+	}
+	if t.RefreshIdleTTL <= 0 {
+		add("tokens.refresh_idle_ttl", "%s must be positive", formatDuration(t.RefreshIdleTTL))
+	}
+	if t.RefreshAbsoluteTTL < t.RefreshIdleTTL {
+		add("tokens.refresh_absolute_ttl", "%s is less than refresh_idle_ttl %s", formatDuration(t.RefreshAbsoluteTTL), formatDuration(t.RefreshIdleTTL))
+	} else if t.RefreshAbsoluteTTL <= 0 {
+		add("tokens.refresh_absolute_ttl", "%s must be positive", formatDuration(t.RefreshAbsoluteTTL))
+	}
+	if t.RefreshReuseGrace < 0 || t.RefreshReuseGrace > clients.MaxRefreshReuseGrace {
+		add("tokens.refresh_reuse_grace", "%s not in [0, %s]", formatDuration(t.RefreshReuseGrace), formatDuration(clients.MaxRefreshReuseGrace))
+	}
+	for i, a := range t.Audience {
+		if a == "" {
+			add(fmt.Sprintf("tokens.audience[%d]", i), "empty")
+		}
+	}
+
+	if !slices.Contains(algorithms, c.Keys.Algorithm) {
+		add("keys.algorithm", "unknown algorithm %q (want %s)", c.Keys.Algorithm, strings.Join(algorithms, ", "))
+	}
+	if c.Keys.RotationDelay < 0 {
+		add("keys.rotation_delay", "%s must not be negative", formatDuration(c.Keys.RotationDelay))
+	}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		add("log.format", "unknown format %q (want %s)", c.Log.Format, strings.Join(logFormats, ", "))
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		add("log.level", "unknown level %q (want %s)", c.Log.Level, strings.Join(logLevels, ", "))
+	}
+	return ps
+}
+
+// checkIssuer applies RFC 8414 §2: an issuer is a URL with a host and
+// no query or fragment. It must be https there; http is allowed for
+// local development.
+func checkIssuer(issuer string) string {
+	if issuer == "" {
+		return "required"
+	}
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%q is not a URL", issuer)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Sprintf("%q is not an absolute http or https URL", issuer)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Sprintf("%q has no host", issuer)
+	case u.User != nil:
+		return fmt.Sprintf("%q has user information", issuer)
+	case strings.ContainsAny(issuer, "?#"):
+		return fmt.Sprintf("%q has a query or fragment (RFC 8414 §2)", issuer)
+	}
+	return ""
+}
+
+func checkListen(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port", listen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("%q has an invalid port", listen)
+	}
+	return ""
+}
+
+// checkDatabaseURL checks u ("" is allowed: SQLite under data_dir) and
+// never quotes its password.
+func checkDatabaseURL(u string) string {
+	if u == "" {
+		return ""
+	}
+	if strings.HasPrefix(u, "sqlite:") { // a file path, not necessarily a valid URL
+		if path, ok := strings.CutPrefix(u, "sqlite://"); !ok || path == "" {
+			return "want sqlite://PATH, as in sqlite://data/keyturn.db"
+		}
+		return ""
+	}
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case p.Scheme == "postgres" || p.Scheme == "postgresql":
+		if p.Opaque != "" {
+			return fmt.Sprintf("want %s://user:password@host/dbname", p.Scheme)
+		}
+	case p.Scheme == "":
+		return "no scheme: want sqlite://, postgres:// or postgresql://"
+	default:
+		return fmt.Sprintf("unsupported scheme %q: want sqlite, postgres or postgresql", p.Scheme)
+	}
+	return ""
+}
+
+// RedactURL returns u with its password replaced by "xxxxx", both in the
+// user information and in the password and sslpassword query parameters
+// that PostgreSQL also accepts. A value that cannot be parsed as a URL
+// with a scheme comes back as "xxxxx" whole: a key=value connection string
+// may hold a password anywhere.
+func RedactURL(u string) string {
+	if u == "" {
+		return ""
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" {
+		return "xxxxx"
+	}
+	if p.RawQuery != "" {
+		parts := strings.Split(p.RawQuery, "&")
+		for i, part := range parts {
+			k, _, _ := strings.Cut(part, "=")
+			if k, err := url.QueryUnescape(k); err == nil && (k == "password" || k == "sslpassword") {
+				parts[i] = k + "=xxxxx"
+			}
+		}
+		p.RawQuery = strings.Join(parts, "&")
+	}
+	return p.Redacted()
+}
+
+// DatabaseURL returns database.url, or the SQLite file under the data
+// directory when it is empty.
+func (c Config) DatabaseURL() string {
+	if c.Database.URL != "" {
+		return c.Database.URL
+	}
+	return "sqlite://" + filepath.Join(c.DataDir, "keyturn.db")
+}
+
+// SecretPath returns secret_file, or secret.key under the data directory
+// when it is empty.
+func (c Config) SecretPath() string {
+	if c.SecretFile != "" {
+		return c.SecretFile
+	}
+	return filepath.Join(c.DataDir, "secret.key")
+}
+
+// ClientDefaults returns the token settings clients inherit.
+func (c Config) ClientDefaults() clients.Defaults {
+	aud := slices.Clone(c.Tokens.Audience)
+	if len(aud) == 0 {
+		aud = []string{c.Issuer}
+	}
+	return clients.Defaults{
+		AccessTokenTTL:     c.Tokens.AccessTokenTTL,
+		RefreshIdleTTL:     c.Tokens.RefreshIdleTTL,
+		RefreshAbsoluteTTL: c.Tokens.RefreshAbsoluteTTL,
+		RefreshReuseGrace:  c.Tokens.RefreshReuseGrace,
+		Audience:           aud,
+	}
+}
+
+// formatDuration prints d without trailing zero units: "720h", not
+// "720h0m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
