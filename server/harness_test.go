@@ -47,6 +47,7 @@ const (
 	confBSecret = "b-secret"
 	graceSecret = "grace-secret"
 	ccSecret    = "cc-secret"
+	shortSecret = "short-secret"
 	userPass    = "correct horse"
 )
 
@@ -64,7 +65,9 @@ func testClients() []clients.Spec {
 			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"},
 			Audience: []string{"https://api.example.com", "https://other.example.com"}},
 		{ID: "conf-b", SecretHash: sha(confBSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
-			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read", "write"}},
+			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read", "write"}, Introspect: true},
+		{ID: "short", SecretHash: sha(shortSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+			Scopes: []string{"read"}, DefaultScopes: []string{"read"}, RefreshIdleTTL: dur(5 * time.Minute)},
 		{ID: "public-m", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
 		{ID: "grace", SecretHash: sha(graceSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
@@ -268,3 +271,10 @@ func wantError(t *testing.T, r reply, status int, code string) {
 		t.Errorf("error_description has characters RFC 6749 §5.2 forbids: %q", d)
 	}
 }
+
+// logger is a logger writing to the test server's log buffer.
+func (ts *testServer) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(ts.logs, nil))
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

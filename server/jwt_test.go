@@ -164,9 +164,11 @@ func TestMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"issuer":         testIssuer,
-		"token_endpoint": testIssuer + "/oauth2/token",
-		"jwks_uri":       testIssuer + "/.well-known/jwks.json",
+		"issuer":                 testIssuer,
+		"token_endpoint":         testIssuer + "/oauth2/token",
+		"jwks_uri":               testIssuer + "/.well-known/jwks.json",
+		"revocation_endpoint":    testIssuer + "/oauth2/revoke",
+		"introspection_endpoint": testIssuer + "/oauth2/introspect",
 	}
 	for k, v := range want {
 		if m[k] != v {

@@ -19,9 +19,15 @@ type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+	// RFC 8414 §2: revocation accepts the token endpoint's methods;
+	// introspection only confidential resource servers (no "none").
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
 }
 
 type metadataHandler struct {
@@ -31,9 +37,12 @@ type metadataHandler struct {
 // newMetadataHandler renders the document once: clients are read-only.
 func newMetadataHandler(issuer string, reg *clients.Registry) *metadataHandler {
 	m := metadata{
-		Issuer:        issuer,
-		TokenEndpoint: issuer + PathToken,
-		JWKSURI:       issuer + PathJWKS,
+		Issuer:                issuer,
+		TokenEndpoint:         issuer + PathToken,
+		JWKSURI:               issuer + PathJWKS,
+		RevocationEndpoint:    issuer + PathRevoke,
+		IntrospectionEndpoint: issuer + PathIntrospect,
+		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}
 	grants, scopes := map[string]bool{}, map[string]bool{}
 	public := false
@@ -57,6 +66,7 @@ func newMetadataHandler(issuer string, reg *clients.Registry) *metadataHandler {
 	if public {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, "none")
 	}
+	m.RevocationEndpointAuthMethodsSupported = m.TokenEndpointAuthMethodsSupported
 	body, _ := json.MarshalIndent(m, "", "  ")
 	return &metadataHandler{body: append(body, '\n')}
 }

@@ -20,9 +20,11 @@ import (
 
 // Endpoint paths (a contract: tests outside this repository use them).
 const (
-	PathToken    = "/oauth2/token"
-	PathMetadata = "/.well-known/oauth-authorization-server"
-	PathJWKS     = "/.well-known/jwks.json"
+	PathToken      = "/oauth2/token"
+	PathRevoke     = "/oauth2/revoke"
+	PathIntrospect = "/oauth2/introspect"
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+	PathJWKS       = "/.well-known/jwks.json"
 )
 
 // Options are the server's dependencies and settings.
@@ -71,9 +73,11 @@ func New(o Options) (*Server, error) {
 			clients: o.Clients, grants: grants, log: o.Logger,
 			lib: newTokenLib(grants, users.authenticate),
 		},
-		metadata: newMetadataHandler(o.Issuer, o.Clients),
-		jwks:     &jwksHandler{keys: o.Keys, log: o.Logger},
-		log:      o.Logger,
+		revoke:     &revokeHandler{clients: o.Clients, store: o.Store, keys: o.Keys, now: o.Now, log: o.Logger},
+		introspect: &introspectHandler{clients: o.Clients, store: o.Store, keys: o.Keys, now: o.Now, log: o.Logger},
+		metadata:   newMetadataHandler(o.Issuer, o.Clients),
+		jwks:       &jwksHandler{keys: o.Keys, log: o.Logger},
+		log:        o.Logger,
 	})
 	return s, nil
 }
@@ -82,16 +86,21 @@ func New(o Options) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 type routeDeps struct {
-	token    http.Handler
-	metadata http.Handler
-	jwks     http.Handler
-	log      *slog.Logger
+	token      http.Handler
+	revoke     http.Handler
+	introspect http.Handler
+	metadata   http.Handler
+	jwks       http.Handler
+	log        *slog.Logger
 }
 
 // routes is the whole HTTP surface, top to bottom.
 func routes(d routeDeps) http.Handler {
 	r := mux.NewRouter()
-	r.Handle(PathToken, d.token) // POST only; the handler answers 405 itself (JSON)
+	// POST-only endpoints answer 405 themselves, with a JSON body.
+	r.Handle(PathToken, d.token)
+	r.Handle(PathRevoke, d.revoke)
+	r.Handle(PathIntrospect, d.introspect)
 	r.Handle(PathMetadata, d.metadata).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathJWKS, d.jwks).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

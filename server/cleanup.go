@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keyturn/keyturn/storage"
+)
+
+// CleanupOptions configures what the sweeper deletes.
+type CleanupOptions struct {
+	// RevokedRetention is how long a revoked session is kept (for `sessions
+	// list` and audit) before it is deleted; sessions past their absolute
+	// expiry are deleted at once, since nothing can use them any more.
+	RevokedRetention time.Duration
+	// ThrottleRetention is how long failed-login counters are kept.
+	ThrottleRetention time.Duration
+	// BatchSize bounds every DELETE, so no sweep holds long locks.
+	BatchSize int
+	Now       func() time.Time
+}
+
+// CleanupResult counts what one sweep deleted.
+type CleanupResult struct {
+	Families, Denials, Throttles int64
+}
+
+// Cleaner deletes expired state: sessions past their absolute expiry or
+// past the revoked retention, denylisted access-token ids past their
+// token's exp, and stale login throttles. Several instances may sweep at
+// once: each batch deletes rows by id, and a row already gone is no error.
+// Reuse detection is unaffected: a family is kept for its whole absolute
+// lifetime, so a token rotated away long ago still trips revocation.
+type Cleaner struct {
+	store storage.Store
+	opts  CleanupOptions
+	log   *slog.Logger
+}
+
+// NewCleaner returns a Cleaner; zero options get defaults.
+func NewCleaner(store storage.Store, opts CleanupOptions, log *slog.Logger) *Cleaner {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Cleaner{store: store, opts: opts, log: log}
+}
+
+// Sweep deletes, batch by batch, everything past retention at now.
+func (c *Cleaner) Sweep(ctx context.Context) (CleanupResult, error) {
+	now := c.opts.Now().UTC()
+	var res CleanupResult
+	var err error
+	if res.Families, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteFamilies(ctx, now, now.Add(-c.opts.RevokedRetention), n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup sessions: %w", err)
+	}
+	if res.Denials, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteDenials(ctx, now, n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup denylist: %w", err)
+	}
+	if res.Throttles, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteThrottles(ctx, now.Add(-c.opts.ThrottleRetention), n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup throttles: %w", err)
+	}
+	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials, "throttles_deleted", res.Throttles)
+	return res, nil
+}
+
+// drain calls del with batch until a batch comes back short.
+func drain(ctx context.Context, batch int, del func(int) (int64, error)) (int64, error) {
+	var total int64
+	for {
+		n, err := del(batch)
+		total += n
+		if err != nil || n < int64(batch) {
+			return total, err
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
+}
+
+// Run sweeps every interval until ctx is cancelled. A failed sweep is
+// logged and retried at the next tick.
+func (c *Cleaner) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := c.Sweep(ctx); err != nil && ctx.Err() == nil {
+				c.log.ErrorContext(ctx, "cleanup failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
+)
+
+// TestCleanerDeletesOnlyWhatIsPastRetention runs a sweep, with an injected
+// clock and a batch size of one, over every kind of row on both sides of
+// each cutoff.
+func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			store := openStore(t, b)
+			ctx := t.Context()
+			now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+			fam := func(id string, absolute, idle, revoked time.Time) {
+				f := storage.Family{ID: id, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
+					CreatedAt: now.Add(-800 * time.Hour), LastUsedAt: now.Add(-800 * time.Hour),
+					IdleExpiresAt: idle, AbsoluteExpiresAt: absolute}
+				if err := store.CreateFamily(ctx, f); err != nil {
+					t.Fatal(err)
+				}
+				if !revoked.IsZero() {
+					if err := store.RevokeFamily(ctx, id, storage.ReasonLogout, revoked); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var never time.Time
+			later := now.Add(time.Hour)
+			fam("absolute-expired", now.Add(-time.Second), now.Add(-time.Second), never)
+			fam("idle-expired-only", later, now.Add(-time.Hour), never) // dead, but reuse detection keeps it
+			fam("live", later, later, never)
+			fam("revoked-past-retention", later, later, now.Add(-8*24*time.Hour))
+			fam("revoked-recently", later, later, now.Add(-6*24*time.Hour))
+			for jti, exp := range map[string]time.Time{"old": now.Add(-time.Second), "old2": now.Add(-time.Hour), "fresh": later} {
+				if err := store.DenyAccessToken(ctx, jti, exp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for key, at := range map[string]time.Time{"stale": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
+				if _, err := store.AddLoginFailure(ctx, key, at, at.Add(-time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := server.NewCleaner(store, server.CleanupOptions{
+				RevokedRetention: 7 * 24 * time.Hour, ThrottleRetention: 24 * time.Hour, BatchSize: 1,
+				Now: func() time.Time { return now },
+			}, discardLogger())
+			res, err := c.Sweep(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res != (server.CleanupResult{Families: 2, Denials: 2, Throttles: 1}) {
+				t.Fatalf("sweep deleted %+v", res)
+			}
+			for id, want := range map[string]bool{
+				"absolute-expired": false, "revoked-past-retention": false,
+				"idle-expired-only": true, "live": true, "revoked-recently": true,
+			} {
+				_, err := store.GetFamily(ctx, id)
+				if got := err == nil; got != want {
+					t.Errorf("family %s kept = %v, want %v (%v)", id, got, want, err)
+				}
+			}
+			for jti, want := range map[string]bool{"old": false, "old2": false, "fresh": true} {
+				if denied, _ := store.AccessTokenDenied(ctx, jti); denied != want {
+					t.Errorf("denial %s kept = %v, want %v", jti, denied, want)
+				}
+			}
+			if _, err := store.GetThrottle(ctx, "recent"); err != nil {
+				t.Errorf("recent throttle deleted: %v", err)
+			}
+			if _, err := store.GetThrottle(ctx, "stale"); err == nil {
+				t.Error("stale throttle kept")
+			}
+			// A second sweep finds nothing: the cutoffs are stable.
+			if res, err := c.Sweep(ctx); err != nil || res != (server.CleanupResult{}) {
+				t.Fatalf("second sweep %+v %v", res, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,289 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
+)
+
+// revokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking a refresh
+// token is logout: the whole session (family) is revoked. Revoking an
+// access token puts its jti on the denylist until it expires; the session
+// lives on (RFC 7009 §2.1 makes revoking the grant optional; STANDARDS.md
+// §11 decision 6).
+type revokeHandler struct {
+	clients *clients.Registry
+	store   storage.Store
+	keys    *Keys
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+type revokeRequest struct {
+	client *clients.Client
+	token  string
+	hint   string
+}
+
+func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := h.parse(w, r)
+	if err == nil {
+		err = h.revoke(r.Context(), req)
+	}
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	// RFC 7009 §2.2: 200, and the client ignores the body.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *revokeHandler) parse(w http.ResponseWriter, r *http.Request) (revokeRequest, error) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		return revokeRequest{}, err
+	}
+	client, err := authenticateClient(r, form, h.clients)
+	if err != nil {
+		return revokeRequest{}, err
+	}
+	token := form.Get("token")
+	if token == "" {
+		return revokeRequest{}, errInvalidRequest("missing token")
+	}
+	// An unknown token_type_hint is ignored (RFC 7009 §2.1: the server
+	// extends its search across all token types it supports).
+	return revokeRequest{client: client, token: token, hint: form.Get("token_type_hint")}, nil
+}
+
+// errNotYourToken refuses to revoke a token issued to another client, with
+// no effect. RFC 7009 §2.1: "the request is refused and the client is
+// informed of the error"; RFC 6749 §5.2 names invalid_grant for a grant
+// "issued to another client" (STANDARDS.md §11 decision 1).
+var errNotYourToken = errInvalidGrant("the token was issued to another client")
+
+// revoke answers nil (200) for unknown, expired, malformed and already
+// revoked tokens (RFC 7009 §2.2): the client could not act on the
+// difference, and saying so would leak validity.
+func (h *revokeHandler) revoke(ctx context.Context, req revokeRequest) error {
+	if strings.HasPrefix(req.token, refreshPrefix+".") {
+		return h.revokeRefresh(ctx, req)
+	}
+	return h.revokeAccess(ctx, req)
+}
+
+func (h *revokeHandler) revokeRefresh(ctx context.Context, req revokeRequest) error {
+	tok, err := parseRefreshToken(req.token)
+	if err != nil {
+		return nil
+	}
+	f, err := h.store.GetFamily(ctx, tok.FamilyID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if !h.keys.verifyRefresh(f, tok) {
+		return nil // forged: revokes nothing
+	}
+	if f.ClientID != req.client.ID {
+		h.log.WarnContext(ctx, "revocation of another client's token refused",
+			"client_id", req.client.ID, "owner_client_id", f.ClientID, "family_id", f.ID)
+		return errNotYourToken
+	}
+	if f.Revoked() {
+		return nil
+	}
+	// Any genuine generation logs the session out: the current token is
+	// the normal case, an older one is either a late logout or reuse, and
+	// both end the session.
+	if err := h.store.RevokeFamily(ctx, f.ID, storage.ReasonLogout, h.now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	h.log.InfoContext(ctx, "session revoked", "client_id", req.client.ID, "family_id", f.ID, "reason", storage.ReasonLogout)
+	return nil
+}
+
+func (h *revokeHandler) revokeAccess(ctx context.Context, req revokeRequest) error {
+	c, err := h.keys.parseAccessToken(ctx, req.token)
+	if err != nil {
+		return nil
+	}
+	if c.ClientID != req.client.ID {
+		h.log.WarnContext(ctx, "revocation of another client's token refused",
+			"client_id", req.client.ID, "owner_client_id", c.ClientID)
+		return errNotYourToken
+	}
+	exp := time.Unix(c.Expiry, 0).UTC()
+	if !h.now().Before(exp) {
+		return nil // expired: nothing left to revoke
+	}
+	if err := h.store.DenyAccessToken(ctx, c.ID, exp); err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	h.log.InfoContext(ctx, "access token revoked", "client_id", req.client.ID, "jti", c.ID, "family_id", c.SessionID)
+	return nil
+}
+
+// introspectHandler serves POST /oauth2/introspect (RFC 7662) to resource
+// servers: confidential clients registered with introspect: true. It gives
+// what offline JWT checks cannot: an access token whose session was revoked
+// or expired is inactive at once, though its signature and exp are fine.
+type introspectHandler struct {
+	clients *clients.Registry
+	store   storage.Store
+	keys    *Keys
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// introspection is the RFC 7662 §2.2 response. An inactive token is
+// exactly {"active":false}: nothing else is said about it.
+type introspection struct {
+	Active    bool         `json:"active"`
+	Scope     string       `json:"scope,omitempty"`
+	ClientID  string       `json:"client_id,omitempty"`
+	Username  string       `json:"username,omitempty"`
+	TokenType string       `json:"token_type,omitempty"`
+	Expiry    int64        `json:"exp,omitempty"`
+	IssuedAt  int64        `json:"iat,omitempty"`
+	Subject   string       `json:"sub,omitempty"`
+	Audience  jsonAudience `json:"aud,omitempty"`
+	Issuer    string       `json:"iss,omitempty"`
+	ID        string       `json:"jti,omitempty"`
+	SessionID string       `json:"sid,omitempty"`
+}
+
+var inactive = introspection{}
+
+func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	form, err := parseForm(w, r)
+	var resp introspection
+	if err == nil {
+		resp, err = h.introspect(r, form)
+	}
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *introspectHandler) introspect(r *http.Request, form url.Values) (introspection, error) {
+	client, err := authenticateClient(r, form, h.clients)
+	if err != nil {
+		return inactive, err
+	}
+	// RFC 7662 §2.1 requires authorization of the caller; §4: only
+	// registered resource servers may learn about tokens.
+	if client.Public || !client.Introspect {
+		return inactive, errInvalidClient("the client may not introspect tokens")
+	}
+	token := form.Get("token")
+	if token == "" {
+		return inactive, errInvalidRequest("missing token")
+	}
+	ctx := r.Context()
+	if strings.HasPrefix(token, refreshPrefix+".") {
+		return h.refresh(ctx, client, token)
+	}
+	return h.access(ctx, token)
+}
+
+func (h *introspectHandler) access(ctx context.Context, token string) (introspection, error) {
+	c, err := h.keys.parseAccessToken(ctx, token)
+	if err != nil {
+		return inactive, nil
+	}
+	now := h.now()
+	if !now.Before(time.Unix(c.Expiry, 0)) {
+		return inactive, nil
+	}
+	if _, ok := h.clients.Get(c.ClientID); !ok {
+		return inactive, nil // the client was removed from the configuration
+	}
+	denied, err := h.store.AccessTokenDenied(ctx, c.ID)
+	if err != nil {
+		return inactive, fmt.Errorf("introspect: %w", err)
+	}
+	if denied {
+		return inactive, nil
+	}
+	resp := introspection{
+		Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: "Bearer",
+		Expiry: c.Expiry, IssuedAt: c.IssuedAt, Subject: c.Subject, Audience: c.Audience,
+		Issuer: c.Issuer, ID: c.ID, SessionID: c.SessionID,
+	}
+	if c.SessionID == "" { // client_credentials: no session, no user
+		return resp, nil
+	}
+	f, err := h.store.GetFamily(ctx, c.SessionID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return inactive, nil
+	}
+	if err != nil {
+		return inactive, fmt.Errorf("introspect: %w", err)
+	}
+	if !f.Live(now) {
+		return inactive, nil
+	}
+	if resp.Username, err = h.username(ctx, f.UserID); err != nil || resp.Username == "" {
+		return inactive, err
+	}
+	return resp, nil
+}
+
+// refresh reports a refresh token active only to the client it was issued
+// to, and only while it is the session's current token (STANDARDS.md §11
+// decision 5); it never revokes anything (introspection is read-only).
+func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
+	tok, err := parseRefreshToken(token)
+	if err != nil {
+		return inactive, nil
+	}
+	f, err := h.store.GetFamily(ctx, tok.FamilyID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return inactive, nil
+	}
+	if err != nil {
+		return inactive, fmt.Errorf("introspect: %w", err)
+	}
+	if !h.keys.verifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
+		return inactive, nil
+	}
+	username, err := h.username(ctx, f.UserID)
+	if err != nil || username == "" {
+		return inactive, err
+	}
+	iat := f.CreatedAt
+	if !f.RotatedAt.IsZero() {
+		iat = f.RotatedAt
+	}
+	return introspection{
+		Active: true, Scope: f.Scope, ClientID: f.ClientID, Username: username, Subject: f.UserID,
+		Expiry: f.ExpiresAt().Unix(), IssuedAt: iat.Unix(), SessionID: f.ID,
+	}, nil
+}
+
+// username returns "" for a user that no longer exists.
+func (h *introspectHandler) username(ctx context.Context, id string) (string, error) {
+	u, err := h.store.GetUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("introspect: %w", err)
+	}
+	return u.Username, nil
+}
