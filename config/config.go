@@ -50,6 +50,7 @@ type Config struct {
 	Tokens   Tokens         `yaml:"tokens"`
 	Keys     Keys           `yaml:"keys"`
 	Log      Log            `yaml:"log"`
+	Cleanup  Cleanup        `yaml:"cleanup"`
 	Clients  []clients.Spec `yaml:"clients"`
 }
 
@@ -87,6 +88,18 @@ type Keys struct {
 	// before it signs, so that resource servers caching the JWKS know it
 	// by then.
 	RotationDelay time.Duration `yaml:"rotation_delay"`
+}
+
+// Cleanup configures the sweeper that deletes expired state.
+type Cleanup struct {
+	// Interval between sweeps in `serve`; 0 turns the sweeper off (run
+	// `keyturn cleanup` from cron instead).
+	Interval time.Duration `yaml:"interval"`
+	// RevokedRetention is how long a revoked session stays listed before
+	// it is deleted. Sessions past their absolute expiry go at once.
+	RevokedRetention time.Duration `yaml:"revoked_retention"`
+	// BatchSize bounds each DELETE, so a sweep never holds long locks.
+	BatchSize int `yaml:"batch_size"`
 }
 
 // Log configures the server's log.
@@ -146,8 +159,9 @@ func defaults() Config {
 			RefreshIdleTTL:     120 * time.Hour,
 			RefreshAbsoluteTTL: 720 * time.Hour,
 		},
-		Keys: Keys{Algorithm: "ES256", RotationDelay: time.Hour},
-		Log:  Log{Format: "text", Level: "info"},
+		Keys:    Keys{Algorithm: "ES256", RotationDelay: time.Hour},
+		Log:     Log{Format: "text", Level: "info"},
+		Cleanup: Cleanup{Interval: 10 * time.Minute, RevokedRetention: 7 * 24 * time.Hour, BatchSize: 500},
 	}
 }
 
@@ -495,6 +509,15 @@ func (c Config) problems() []problem {
 	}
 	if c.Keys.RotationDelay < 0 {
 		add("keys.rotation_delay", "%s must not be negative", formatDuration(c.Keys.RotationDelay))
+	}
+	if c.Cleanup.Interval < 0 {
+		add("cleanup.interval", "%s must not be negative", formatDuration(c.Cleanup.Interval))
+	}
+	if c.Cleanup.RevokedRetention < 0 {
+		add("cleanup.revoked_retention", "%s must not be negative", formatDuration(c.Cleanup.RevokedRetention))
+	}
+	if c.Cleanup.BatchSize < 1 || c.Cleanup.BatchSize > 100000 {
+		add("cleanup.batch_size", "%d not in [1, 100000]", c.Cleanup.BatchSize)
 	}
 	if !slices.Contains(logFormats, c.Log.Format) {
 		add("log.format", "unknown format %q (want %s)", c.Log.Format, strings.Join(logFormats, ", "))

@@ -202,6 +202,10 @@ clients:
   - id: spa
     public: true
     grant_types: [password]
+cleanup:
+  interval: 0s
+  revoked_retention: 48h
+  batch_size: 100
 `
 
 func TestLoadFile(t *testing.T) {
@@ -225,6 +229,8 @@ func TestLoadFile(t *testing.T) {
 		// rotation_delay: 0s is kept, not replaced by the 1h default.
 		Keys: Keys{Algorithm: "EdDSA", RotationDelay: 0},
 		Log:  Log{Format: "json", Level: "debug"},
+		// interval: 0s turns the sweeper off, and stays 0.
+		Cleanup: Cleanup{Interval: 0, RevokedRetention: 48 * time.Hour, BatchSize: 100},
 		Clients: []clients.Spec{
 			{
 				ID:                "web",
@@ -582,6 +588,10 @@ func TestValidate(t *testing.T) {
 		{"log", func(c *Config) { c.Log = Log{Format: "json", Level: "error"} }, ""},
 		{"log format", func(c *Config) { c.Log.Format = "" }, "log.format: unknown format \"\""},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level: unknown level \"verbose\" (want debug, info, warn, error)"},
+		{"cleanup off", func(c *Config) { c.Cleanup.Interval = 0 }, ""},
+		{"cleanup negative", func(c *Config) { c.Cleanup.Interval = -time.Minute }, "cleanup.interval: -1m must not be negative"},
+		{"retention negative", func(c *Config) { c.Cleanup.RevokedRetention = -time.Hour }, "cleanup.revoked_retention: -1h must not be negative"},
+		{"batch zero", func(c *Config) { c.Cleanup.BatchSize = 0 }, "cleanup.batch_size: 0 not in [1, 100000]"},
 		{"secret", func(c *Config) { c.Secret = Secret(strings.Repeat("k", 32)) }, ""},
 		{"secret short", func(c *Config) { c.Secret = "hunter2" }, "KEYTURN_SECRET: must be at least 32 bytes"},
 		{"clients", func(c *Config) { c.Clients = []clients.Spec{{ID: "a", Public: true}} }, "clients[0].grant_types: at least one"},

@@ -15,7 +15,8 @@ type CleanupOptions struct {
 	// list` and audit) before it is deleted; sessions past their absolute
 	// expiry are deleted at once, since nothing can use them any more.
 	RevokedRetention time.Duration
-	// ThrottleRetention is how long failed-login counters are kept.
+	// ThrottleRetention is how long failed-login counters are kept
+	// (default 24h).
 	ThrottleRetention time.Duration
 	// BatchSize bounds every DELETE, so no sweep holds long locks.
 	BatchSize int
@@ -46,6 +47,9 @@ func NewCleaner(store storage.Store, opts CleanupOptions, log *slog.Logger) *Cle
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ThrottleRetention <= 0 {
+		opts.ThrottleRetention = 24 * time.Hour
 	}
 	return &Cleaner{store: store, opts: opts, log: log}
 }
