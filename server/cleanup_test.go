@@ -17,6 +17,9 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			store := openStore(t, b)
 			ctx := t.Context()
 			now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+			if err := store.CreateUser(ctx, storage.User{ID: "u", Username: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
 			fam := func(id string, absolute, idle, revoked time.Time) {
 				f := storage.Family{ID: id, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
 					CreatedAt: now.Add(-800 * time.Hour), LastUsedAt: now.Add(-800 * time.Hour),

@@ -207,7 +207,9 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		IdleExpiresAt:     now.Add(c.RefreshIdleTTL),
 		AbsoluteExpiresAt: now.Add(c.RefreshAbsoluteTTL),
 	}
-	if err := g.store.CreateFamily(ctx, f); err != nil {
+	if err := g.store.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
+		return nil, errBadCredentials // disabled or deleted since the password check
+	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
 	}
 	resp, err := g.minter.response(ctx, req, req.userID, scope, f.ID, now)

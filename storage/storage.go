@@ -110,7 +110,10 @@ type Throttle struct {
 // for concurrent use. Every time is taken as an argument (no clock inside)
 // and comes back in UTC, at microsecond precision.
 type Store interface {
-	// CreateFamily starts a session. ErrAlreadyExists if the ID is taken.
+	// CreateFamily starts a session. ErrAlreadyExists if the ID is taken;
+	// ErrNotFound if f.UserID (a User.ID) names no enabled user. The user is
+	// checked atomically with the insert, so a concurrent SetUserDisabled or
+	// DeleteUser either revokes the new family or makes this fail.
 	CreateFamily(ctx context.Context, f Family) error
 	// GetFamily returns ErrNotFound for an unknown ID.
 	GetFamily(ctx context.Context, id string) (Family, error)
@@ -121,25 +124,28 @@ type Store interface {
 	// with the same gen, exactly one succeeds. The others get an error and
 	// the family is unchanged: ErrNotFound, ErrFamilyRevoked,
 	// ErrFamilyExpired, or ErrStaleGeneration together with the current
-	// family (checked in that order).
+	// family (checked in that order; a gen above the current one is
+	// stale too).
 	RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (Family, error)
-	// RevokeFamily marks one family revoked with reason. Revoking a revoked
-	// family is a no-op that keeps the first reason. ErrNotFound if unknown.
+	// RevokeFamily marks one family revoked with reason, expired or not.
+	// Revoking a revoked family is a no-op that keeps the first reason.
+	// ErrNotFound if unknown.
 	RevokeFamily(ctx context.Context, id, reason string, now time.Time) error
 	// RevokeFamilies revokes every live family matching the filter (which
 	// must not be empty) and returns how many it revoked.
 	RevokeFamilies(ctx context.Context, filter FamilyFilter, reason string, now time.Time) (int64, error)
 	// ListFamilies returns the families matching the filter, newest first.
 	ListFamilies(ctx context.Context, filter FamilyFilter) ([]Family, error)
-	// DeleteFamilies deletes up to limit families that passed their absolute
-	// expiry before expiredBefore, or were revoked before revokedBefore.
+	// DeleteFamilies deletes up to limit (> 0) families that passed their
+	// absolute expiry before expiredBefore, or were revoked before
+	// revokedBefore. The Delete* methods all take a limit > 0.
 	DeleteFamilies(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int64, error)
 
 	// CreateUser adds a user. ErrAlreadyExists if the username (or ID) is taken.
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
 	GetUserByUsername(ctx context.Context, username string) (User, error)
-	// ListUsers returns all users ordered by username.
+	// ListUsers returns all users ordered by username, by code point.
 	ListUsers(ctx context.Context) ([]User, error)
 	// SetUserDisabled enables or disables a user. Disabling also revokes the
 	// user's live families (ReasonUserDisabled) in the same transaction.
@@ -157,9 +163,11 @@ type Store interface {
 	// DeleteDenials deletes up to limit denylist entries that expired before t.
 	DeleteDenials(ctx context.Context, before time.Time, limit int) (int64, error)
 
+	// CreateSigningKey stores a key. ErrAlreadyExists if the ID is taken.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns all keys ordered by ActivateAt, then ID.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// DeleteSigningKey returns ErrNotFound for an unknown ID.
 	DeleteSigningKey(ctx context.Context, id string) error
 
 	// AddLoginFailure records a failed login for key at now and returns the
@@ -168,7 +176,8 @@ type Store interface {
 	AddLoginFailure(ctx context.Context, key string, now, resetBefore time.Time) (Throttle, error)
 	// GetThrottle returns ErrNotFound for a key with no recorded failure.
 	GetThrottle(ctx context.Context, key string) (Throttle, error)
-	// ResetThrottle forgets a key's failures (after a successful login).
+	// ResetThrottle forgets a key's failures (after a successful login);
+	// an unknown key is no error.
 	ResetThrottle(ctx context.Context, key string) error
 	// DeleteThrottles deletes up to limit keys whose last failure is before t.
 	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)

@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/keyturn/keyturn/migrations"
+	"github.com/keyturn/keyturn/storage"
+)
+
+// CreateFamily starts a session for an enabled user. ErrAlreadyExists if
+// the ID is taken; ErrNotFound if the user does not exist or is disabled.
+//
+// The user is checked in the same transaction, holding a share lock on its
+// row (PostgreSQL; SQLite transactions are serialised), so a concurrent
+// SetUserDisabled or DeleteUser either waits and then revokes the new
+// family, or commits first and makes this fail: a session can never
+// outlive its user's disabling.
+func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
+	if f.Generation > math.MaxInt64 {
+		return fmt.Errorf("create family: generation %d out of range", f.Generation)
+	}
+	row := toFamilyRow(f)
+	lock := ""
+	if s.dialect == migrations.Postgres {
+		lock = " FOR SHARE"
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var ids []string
+		if err := tx.Raw("SELECT id FROM users WHERE id = ? AND NOT disabled"+lock, f.UserID).Scan(&ids).Error; err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return storage.ErrNotFound
+		}
+		return tx.Create(&row).Error
+	})
+	return mapErr("create family", err)
+}
+
+// GetFamily returns ErrNotFound for an unknown ID.
+func (s *Store) GetFamily(ctx context.Context, id string) (storage.Family, error) {
+	f, err := s.getFamily(ctx, id)
+	return f, mapErr("get family", err)
+}
+
+func (s *Store) getFamily(ctx context.Context, id string) (storage.Family, error) {
+	var row familyRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return storage.Family{}, err
+	}
+	return row.family(), nil
+}
+
+// rotateSQL is the whole of a successful rotation: one statement, one round
+// trip, and of any number of concurrent callers with the same generation
+// only one can match (DESIGN.md). Live means now < both expiries.
+const rotateSQL = `UPDATE families
+SET generation = generation + 1, rotated_at = ?, last_used_at = ?, idle_expires_at = ?
+WHERE id = ? AND generation = ? AND revoked_at IS NULL
+  AND idle_expires_at > ? AND absolute_expires_at > ?
+RETURNING ` + familyColumns
+
+// RotateFamily advances the family from gen to gen+1 with one conditional
+// UPDATE … RETURNING. Only when it matches nothing does it read the row, to
+// say why: ErrNotFound, ErrFamilyRevoked, ErrFamilyExpired, or
+// ErrStaleGeneration with the current family.
+func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
+	nowUS := micros(now)
+	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale
+		var rows []familyRow
+		err := s.db.WithContext(ctx).Raw(rotateSQL,
+			nowUS, nowUS, micros(idleExpiresAt),
+			id, int64(gen), nowUS, nowUS,
+		).Scan(&rows).Error
+		if err != nil {
+			return storage.Family{}, mapErr("rotate family", err)
+		}
+		switch len(rows) {
+		case 1:
+			return rows[0].family(), nil
+		case 0:
+		default:
+			return storage.Family{}, fmt.Errorf("rotate family: %d rows updated", len(rows))
+		}
+	}
+
+	f, err := s.getFamily(ctx, id)
+	switch {
+	case err != nil:
+		return storage.Family{}, mapErr("rotate family", err)
+	case f.Revoked():
+		return storage.Family{}, fmt.Errorf("rotate family: %w", storage.ErrFamilyRevoked)
+	case nowUS >= micros(f.IdleExpiresAt) || nowUS >= micros(f.AbsoluteExpiresAt):
+		return storage.Family{}, fmt.Errorf("rotate family: %w", storage.ErrFamilyExpired)
+	case f.Generation == gen:
+		// Unreachable: generation only grows, and revocation and expiry
+		// do not undo themselves. Say so rather than guess.
+		return storage.Family{}, fmt.Errorf("rotate family: generation %d is current and live but did not rotate", gen)
+	default:
+		return f, fmt.Errorf("rotate family: %w", storage.ErrStaleGeneration)
+	}
+}
+
+// RevokeFamily marks one family revoked. Revoking a revoked family keeps
+// the first reason and time. ErrNotFound if unknown.
+func (s *Store) RevokeFamily(ctx context.Context, id, reason string, now time.Time) error {
+	db := s.db.WithContext(ctx)
+	res := db.Exec("UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
+		micros(now), reason, id)
+	if res.Error != nil {
+		return mapErr("revoke family", res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return nil
+	}
+	var n int64
+	if err := db.Model(&familyRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return mapErr("revoke family", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("revoke family: %w", storage.ErrNotFound)
+	}
+	return nil
+}
+
+// errEmptyFilter refuses a bulk revocation that would end every session.
+var errEmptyFilter = errors.New("empty filter: refusing to revoke every family")
+
+// RevokeFamilies revokes every live family matching the filter, which must
+// not be empty, and returns how many it revoked.
+func (s *Store) RevokeFamilies(ctx context.Context, filter storage.FamilyFilter, reason string, now time.Time) (int64, error) {
+	n, err := revokeLiveFamilies(s.db.WithContext(ctx), filter, reason, now)
+	return n, mapErr("revoke families", err)
+}
+
+// revokeLiveFamilies is RevokeFamilies on db, which may be a transaction.
+func revokeLiveFamilies(db *gorm.DB, filter storage.FamilyFilter, reason string, now time.Time) (int64, error) {
+	if filter == (storage.FamilyFilter{}) {
+		return 0, errEmptyFilter
+	}
+	nowUS := micros(now)
+	q := whereFilter(db.Model(&familyRow{}), filter).
+		Where("revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?", nowUS, nowUS)
+	res := q.Updates(map[string]any{"revoked_at": nowUS, "revoke_reason": reason})
+	return res.RowsAffected, res.Error
+}
+
+func whereFilter(q *gorm.DB, filter storage.FamilyFilter) *gorm.DB {
+	if filter.UserID != "" {
+		q = q.Where("user_id = ?", filter.UserID)
+	}
+	if filter.ClientID != "" {
+		q = q.Where("client_id = ?", filter.ClientID)
+	}
+	return q
+}
+
+// ListFamilies returns the families matching the filter, newest first
+// (ties by ID, descending).
+func (s *Store) ListFamilies(ctx context.Context, filter storage.FamilyFilter) ([]storage.Family, error) {
+	var rows []familyRow
+	err := whereFilter(s.db.WithContext(ctx), filter).
+		Order("created_at DESC").Order(s.orderText("id", true)).
+		Find(&rows).Error
+	if err != nil {
+		return nil, mapErr("list families", err)
+	}
+	out := make([]storage.Family, len(rows))
+	for i, r := range rows {
+		out[i] = r.family()
+	}
+	return out, nil
+}
+
+// DeleteFamilies deletes up to limit families whose absolute expiry is
+// before expiredBefore or that were revoked before revokedBefore.
+func (s *Store) DeleteFamilies(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int64, error) {
+	n, err := s.deleteBatch(ctx, "families", "id",
+		"absolute_expires_at < ? OR revoked_at < ?",
+		[]any{micros(expiredBefore), micros(revokedBefore)}, limit)
+	return n, mapErr("delete families", err)
+}

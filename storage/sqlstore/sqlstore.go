@@ -1,0 +1,312 @@
+// Package sqlstore implements storage.Store with GORM on SQLite (the
+// embedded default) and PostgreSQL. The schema comes from the numbered SQL
+// files in package migrations, applied by Migrate; nothing here creates
+// tables from Go types.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/keyturn/keyturn/migrations"
+	"github.com/keyturn/keyturn/storage"
+)
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	// MaxOpenConns caps the connection pool (idle connections are kept up
+	// to the same number). 0 means 10.
+	MaxOpenConns int
+	// Logger receives migration progress. nil discards. SQL statements are
+	// never logged: their arguments can hold password hashes.
+	Logger *slog.Logger
+}
+
+const defaultMaxOpenConns = 10
+
+// Store is a storage.Store backed by SQLite or PostgreSQL. It is safe for
+// concurrent use.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect string // migrations.SQLite or migrations.Postgres
+	log     *slog.Logger
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// sqlitePragmas are applied to every SQLite connection (glebarez/modernc
+// DSN syntax). busy_timeout comes first so that the others wait for locks
+// instead of failing. _txlock=immediate makes every transaction take the
+// write lock at BEGIN: a deferred transaction that reads and then writes can
+// fail with SQLITE_BUSY when it upgrades, whatever the busy timeout.
+const sqlitePragmas = "_pragma=busy_timeout(10000)" +
+	"&_pragma=journal_mode(WAL)" +
+	"&_pragma=foreign_keys(1)" +
+	"&_pragma=synchronous(FULL)" +
+	"&_txlock=immediate"
+
+// Open connects to the database named by rawURL: sqlite://PATH (relative
+// or absolute; the directory must exist, the file is created) or
+// postgres://… / postgresql://… (pgx URL parameters; unknown ones, such as
+// search_path, are sent as runtime parameters). It pings the database and
+// refuses one whose schema is newer than this build's migrations; it does
+// not migrate (see Migrate). Errors name the URL with its password redacted.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	s, err := open(ctx, rawURL, opts)
+	if err != nil {
+		return nil, scrub(fmt.Errorf("open %s: %w", redact(rawURL), err), rawURL)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	dialect, dialector, err := dialectorFor(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		// Storage errors become storage sentinels (see mapErr).
+		TranslateError: true,
+		// Never log SQL: arguments can hold password hashes.
+		Logger: logger.Discard,
+		// Every write is one statement or an explicit transaction.
+		SkipDefaultTransaction: true,
+		// Name the columns instead of SELECT *: a column added by a newer
+		// Keyturn's migration (rolling upgrade) must not change the result
+		// of an older instance's statements.
+		QueryFields: true,
+		// No GORM statement cache: pgx already keeps a per-connection
+		// cache on PostgreSQL, and unlike GORM's it drops a statement whose
+		// plan a schema change broke ("cached plan must not change result
+		// type") instead of failing until restart; GORM's closes evicted
+		// statements (every 24h at least) under concurrent users; and on
+		// SQLite it saved nothing measurable next to each write's fsync.
+		PrepareStmt: false,
+		// We ping with the caller's context below.
+		DisableAutomaticPing: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	n := opts.MaxOpenConns
+	if n <= 0 {
+		n = defaultMaxOpenConns
+	}
+	sqlDB.SetMaxOpenConns(n)
+	sqlDB.SetMaxIdleConns(n)
+
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, log: log}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("ping: %w", err)
+	}
+	current, latest, err := s.SchemaVersion(ctx)
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	if current > latest {
+		sqlDB.Close()
+		return nil, newerSchemaError(current, latest)
+	}
+	return s, nil
+}
+
+func newerSchemaError(current, latest int) error {
+	return fmt.Errorf("database schema version %d is newer than this keyturn (%d); upgrade keyturn", current, latest)
+}
+
+// dialectorFor picks the GORM dialector for a database URL.
+func dialectorFor(rawURL string) (string, gorm.Dialector, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		path := strings.TrimPrefix(rawURL, "sqlite://")
+		switch {
+		case path == "":
+			return "", nil, errors.New("sqlite url has no path")
+		case strings.ContainsAny(path, "?#"):
+			// The driver would read it as DSN parameters.
+			return "", nil, errors.New("sqlite path must not contain '?' or '#'")
+		case path == ":memory:" || strings.HasPrefix(path, "file:"):
+			// Every pooled connection would get its own empty database.
+			return "", nil, errors.New("sqlite path must be a file name")
+		}
+		return migrations.SQLite, sqlite.Open(path + "?" + sqlitePragmas), nil
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		// Parse here so that a malformed URL never reaches an error message
+		// unredacted (url.Error quotes the whole input).
+		if _, err := url.Parse(rawURL); err != nil {
+			return "", nil, errors.New("malformed postgres url")
+		}
+		return migrations.Postgres, postgres.Open(rawURL), nil
+	default:
+		return "", nil, errors.New("unsupported database url: want sqlite://PATH or postgres://…")
+	}
+}
+
+// secretParams are the URL query parameters that hold credentials.
+var secretParams = []string{"password", "sslpassword"}
+
+// redact returns rawURL with its password (userinfo, ?password=,
+// ?sslpassword=) masked, in the same form as config.RedactURL so that
+// callers can recognise it. SQLite URLs hold no credentials.
+func redact(rawURL string) string {
+	if strings.HasPrefix(rawURL, "sqlite://") {
+		return rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return "xxxxx"
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			k, _, _ := strings.Cut(part, "=")
+			if k, err := url.QueryUnescape(k); err == nil && slices.Contains(secretParams, k) {
+				parts[i] = k + "=xxxxx"
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	return u.Redacted()
+}
+
+// scrub makes sure err's message does not contain rawURL's passwords, in
+// case a driver quotes them. The original stays reachable with errors.Is/As.
+func scrub(err error, rawURL string) error {
+	u, perr := url.Parse(rawURL)
+	if perr != nil || strings.HasPrefix(rawURL, "sqlite://") {
+		return err
+	}
+	var secrets []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		secrets = append(secrets, p)
+	}
+	for _, k := range secretParams {
+		if p := u.Query().Get(k); p != "" {
+			secrets = append(secrets, p)
+		}
+	}
+	msg := err.Error()
+	for _, p := range secrets {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+		if e := url.QueryEscape(p); e != p {
+			msg = strings.ReplaceAll(msg, e, "xxxxx")
+		}
+		if e := url.PathEscape(p); e != p {
+			msg = strings.ReplaceAll(msg, e, "xxxxx")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &scrubbedError{msg: msg, err: err}
+}
+
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	return s.sqlDB.Close()
+}
+
+// mapErr turns GORM and driver errors into storage sentinels, wrapped with
+// the operation name.
+func mapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%s: %w", op, storage.ErrAlreadyExists)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+// orderText is an ORDER BY term for a text column that sorts by code point
+// on both databases (SQLite's BINARY collation; PostgreSQL's default
+// collation depends on the cluster's locale).
+func (s *Store) orderText(column string, desc bool) string {
+	t := column
+	if s.dialect == migrations.Postgres {
+		t += ` COLLATE "C"`
+	}
+	if desc {
+		t += " DESC"
+	}
+	return t
+}
+
+// maxDeleteChunk bounds the IN (…) list of one DELETE, well below the
+// databases' limits on bound parameters (32766 on SQLite, 65535 on
+// PostgreSQL).
+const maxDeleteChunk = 500
+
+// deleteBatch deletes up to limit rows of table matching cond (with args):
+// it selects up to limit keys, then deletes those keys in chunks, each its
+// own short statement, so a large backlog never holds long locks. The
+// DELETE repeats cond, so a row that stopped matching in between (a
+// throttle key with a fresh failure) is left alone. keyColumn must be
+// quoted if needed.
+func (s *Store) deleteBatch(ctx context.Context, table, keyColumn, cond string, args []any, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("limit %d: must be positive", limit)
+	}
+	db := s.db.WithContext(ctx)
+	var keys []string
+	sel := "SELECT " + keyColumn + " FROM " + table + " WHERE " + cond + " LIMIT ?"
+	if err := db.Raw(sel, append(args[:len(args):len(args)], limit)...).Scan(&keys).Error; err != nil {
+		return 0, err
+	}
+	var total int64
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), maxDeleteChunk)]
+		keys = keys[len(chunk):]
+		del := "DELETE FROM " + table + " WHERE " + keyColumn + " IN ? AND (" + cond + ")"
+		res := db.Exec(del, append([]any{chunk}, args...)...)
+		if res.Error != nil {
+			return total, res.Error
+		}
+		total += res.RowsAffected
+	}
+	return total, nil
+}
+
+// errNoRow: an INSERT … RETURNING returned nothing.
+var errNoRow = errors.New("statement returned no row")

@@ -1,0 +1,382 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/storagetest"
+)
+
+// openStore opens url, closes it at cleanup, and fails the test on error.
+func openStore(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func migrate(t *testing.T, s *Store) {
+	t.Helper()
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+}
+
+// sqliteURL names a fresh database file under t.TempDir().
+func sqliteURL(t *testing.T) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "keyturn.db")
+}
+
+func openSQLite(t *testing.T) *Store {
+	s := openStore(t, sqliteURL(t))
+	migrate(t, s)
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store { return openSQLite(t) })
+}
+
+// postgresURL returns KEYTURN_TEST_DATABASE_URL or skips the test.
+func postgresURL(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("KEYTURN_TEST_DATABASE_URL")
+	if dsn == "" {
+		t.Skip("set KEYTURN_TEST_DATABASE_URL to run against PostgreSQL (docker compose up -d postgres)")
+	}
+	return dsn
+}
+
+// freshSchema creates an empty schema, dropped at cleanup, and returns a
+// URL whose connections use it (search_path is a runtime parameter).
+func freshSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	admin := openStore(t, dsn)
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "kt_" + hex.EncodeToString(b)
+	if err := admin.db.WithContext(t.Context()).Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		// t.Context is already canceled during cleanup.
+		if err := admin.db.WithContext(context.Background()).Exec("DROP SCHEMA " + schema + " CASCADE").Error; err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openPostgres(t *testing.T, dsn string) *Store {
+	s := openStore(t, freshSchema(t, dsn))
+	migrate(t, s)
+	return s
+}
+
+func TestPostgres(t *testing.T) {
+	dsn := postgresURL(t)
+	storagetest.Run(t, func(t *testing.T) storage.Store { return openPostgres(t, dsn) })
+}
+
+// dialects runs fn against a fresh, unmigrated database URL of each dialect.
+func dialects(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("SQLite", func(t *testing.T) { fn(t, sqliteURL(t)) })
+	t.Run("Postgres", func(t *testing.T) { fn(t, freshSchema(t, postgresURL(t))) })
+}
+
+func TestMigrateTwiceIsNoOp(t *testing.T) {
+	dialects(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		cur, latest, err := s.SchemaVersion(t.Context())
+		if err != nil || cur != 0 || latest < 1 {
+			t.Fatalf("SchemaVersion before = %d, %d, %v", cur, latest, err)
+		}
+		applied, err := s.Migrate(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := versions(latest); !slices.Equal(applied, want) {
+			t.Errorf("first Migrate applied %v, want %v", applied, want)
+		}
+		applied, err = s.Migrate(t.Context())
+		if err != nil || len(applied) != 0 {
+			t.Errorf("second Migrate = %v, %v; want nothing", applied, err)
+		}
+		cur, _, err = s.SchemaVersion(t.Context())
+		if err != nil || cur != latest {
+			t.Errorf("SchemaVersion after = %d, %v; want %d", cur, err, latest)
+		}
+		// A second store on the same database agrees.
+		if applied, err := openStore(t, url).Migrate(t.Context()); err != nil || len(applied) != 0 {
+			t.Errorf("Migrate from another store = %v, %v; want nothing", applied, err)
+		}
+	})
+}
+
+func versions(latest int) []int {
+	var v []int
+	for i := 1; i <= latest; i++ {
+		v = append(v, i)
+	}
+	return v
+}
+
+// TestConcurrentMigrate: instances starting together on a fresh database
+// all succeed, and each migration is applied once.
+func TestConcurrentMigrate(t *testing.T) {
+	dialects(t, func(t *testing.T, url string) {
+		const n = 8
+		stores := make([]*Store, n)
+		for i := range stores {
+			stores[i] = openStore(t, url)
+		}
+		applied := make([][]int, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				<-start
+				applied[i], errs[i] = s.Migrate(t.Context())
+			})
+		}
+		close(start)
+		wg.Wait()
+		var all []int
+		for i := range n {
+			if errs[i] != nil {
+				t.Errorf("Migrate %d: %v", i, errs[i])
+			}
+			all = append(all, applied[i]...)
+		}
+		slices.Sort(all)
+		_, latest, _ := stores[0].SchemaVersion(t.Context())
+		if want := versions(latest); !slices.Equal(all, want) {
+			t.Errorf("applied in total %v, want %v once each", all, want)
+		}
+		var rows int64
+		if err := stores[0].db.Table("schema_migrations").Count(&rows).Error; err != nil || rows != int64(latest) {
+			t.Errorf("schema_migrations has %d rows (%v), want %d", rows, err, latest)
+		}
+	})
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	dialects(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		migrate(t, s)
+		_, latest, err := s.SchemaVersion(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer := latest + 1
+		if err := s.db.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", newer, 0).Error; err != nil {
+			t.Fatal(err)
+		}
+		_, err = Open(t.Context(), url, Options{})
+		want := newerSchemaError(newer, latest).Error()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Open = %v, want an error containing %q", err, want)
+		}
+		if _, err := s.Migrate(t.Context()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Migrate = %v, want an error containing %q", err, want)
+		}
+	})
+}
+
+// TestDuplicateKey checks the driver error translation behind
+// ErrAlreadyExists on each database, primary key and UNIQUE alike.
+func TestDuplicateKey(t *testing.T) {
+	dialects(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		migrate(t, s)
+		ctx := t.Context()
+		at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		u := storage.User{ID: "u1", Username: "ada", PasswordHash: "h", CreatedAt: at, UpdatedAt: at}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		u2 := u
+		u2.Username = "bob"
+		err := s.CreateUser(ctx, u2) // primary key
+		if !errors.Is(err, storage.ErrAlreadyExists) || !strings.HasPrefix(err.Error(), "create user: ") {
+			t.Errorf("CreateUser(same id) = %v", err)
+		}
+		u3 := u
+		u3.ID = "u2"
+		if err := s.CreateUser(ctx, u3); !errors.Is(err, storage.ErrAlreadyExists) { // UNIQUE (username)
+			t.Errorf("CreateUser(same username) = %v", err)
+		}
+		k := storage.SigningKey{ID: "k1", Algorithm: "EdDSA", CreatedAt: at, ActivateAt: at}
+		if err := s.CreateSigningKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateSigningKey(ctx, k); !errors.Is(err, storage.ErrAlreadyExists) {
+			t.Errorf("CreateSigningKey twice = %v", err)
+		}
+	})
+}
+
+func TestOpenRedactsPassword(t *testing.T) {
+	const password = "s3cr3t-Passw0rd"
+	for _, u := range []string{
+		"postgres://keyturn:" + password + "@127.0.0.1:1/keyturn?sslmode=disable&connect_timeout=2",
+		"postgresql://keyturn@127.0.0.1:1/keyturn?sslmode=disable&connect_timeout=2&password=" + password,
+		"postgres://keyturn:" + password + "@[::1:bad/keyturn", // malformed
+	} {
+		_, err := Open(t.Context(), u, Options{})
+		if err == nil {
+			t.Fatalf("Open(%s): no error", redact(u))
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("Open error contains the password: %v", err)
+		}
+		if !strings.Contains(err.Error(), "127.0.0.1") && !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("Open error does not name the database: %v", err)
+		}
+	}
+}
+
+func TestOpenRejectsBadURLs(t *testing.T) {
+	for _, u := range []string{
+		"",
+		"mysql://localhost/keyturn",
+		"sqlite://",
+		"sqlite://:memory:",
+		"sqlite://data.db?mode=ro",
+		"sqlite://" + filepath.Join(t.TempDir(), "missing-dir", "keyturn.db"),
+	} {
+		if s, err := Open(t.Context(), u, Options{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q): no error", u)
+		}
+	}
+}
+
+func TestOpenSQLiteRelativePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, "sqlite://data/keyturn.db")
+	migrate(t, s)
+	if _, err := os.Stat(filepath.Join("data", "keyturn.db")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openSQLite(t)
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"synchronous":  "2", // FULL
+		"busy_timeout": "10000",
+	} {
+		var got string
+		if err := s.db.Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
+
+// TestTimesStoredAsMicroseconds pins the on-disk representation the
+// migrations promise: integers, not driver-formatted text.
+func TestTimesStoredAsMicroseconds(t *testing.T) {
+	check := func(t *testing.T, s *Store) {
+		at := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.FixedZone("X", 3600))
+		if err := s.CreateUser(t.Context(), storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		f := storage.Family{ID: "f", UserID: "u", CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at, AbsoluteExpiresAt: at}
+		if err := s.CreateFamily(t.Context(), f); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			CreatedAt int64
+			RotatedAt *int64
+		}
+		if err := s.db.Raw("SELECT created_at, rotated_at FROM families WHERE id = 'f'").Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got.CreatedAt != at.UnixMicro() || got.RotatedAt != nil {
+			t.Errorf("stored created_at %d rotated_at %v, want %d and NULL", got.CreatedAt, got.RotatedAt, at.UnixMicro())
+		}
+	}
+	t.Run("SQLite", func(t *testing.T) { check(t, openSQLite(t)) })
+	t.Run("Postgres", func(t *testing.T) { check(t, openPostgres(t, postgresURL(t))) })
+}
+
+// TestNewColumnDoesNotBreakRunningStore: during a rolling upgrade a newer
+// instance may add columns while this one runs. Its statements name their
+// columns and no statement plan is pinned, so every call keeps working.
+func TestNewColumnDoesNotBreakRunningStore(t *testing.T) {
+	dialects(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		migrate(t, s)
+		s.sqlDB.SetMaxOpenConns(1) // the connection that cached the statements
+		ctx := t.Context()
+		at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		f := storage.Family{ID: "f", UserID: "u", CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at.Add(time.Hour), AbsoluteExpiresAt: at.Add(time.Hour)}
+		if err := s.CreateFamily(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		calls := func() error {
+			if _, err := s.GetFamily(ctx, "f"); err != nil {
+				return err
+			}
+			if _, err := s.ListFamilies(ctx, storage.FamilyFilter{UserID: f.UserID}); err != nil {
+				return err
+			}
+			if _, err := s.GetUserByUsername(ctx, "ada"); err != nil {
+				return err
+			}
+			_, err := s.ListUsers(ctx)
+			return err
+		}
+		if err := calls(); err != nil {
+			t.Fatal(err)
+		}
+		newer := openStore(t, url)
+		for _, ddl := range []string{
+			"ALTER TABLE families ADD COLUMN device TEXT",
+			"ALTER TABLE users ADD COLUMN email TEXT",
+		} {
+			if err := newer.db.Exec(ddl).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 3 {
+			if err := calls(); err != nil {
+				t.Fatalf("call %d after ALTER TABLE: %v", i, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,108 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/keyturn/keyturn/storage"
+)
+
+// CreateUser adds a user. ErrAlreadyExists if the username or ID is taken.
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	row := toUserRow(u)
+	return mapErr("create user", s.db.WithContext(ctx).Create(&row).Error)
+}
+
+// GetUser returns ErrNotFound for an unknown ID.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	return s.getUser(ctx, "get user", "id = ?", id)
+}
+
+// GetUserByUsername returns ErrNotFound for an unknown username.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (storage.User, error) {
+	return s.getUser(ctx, "get user by username", "username = ?", username)
+}
+
+func (s *Store) getUser(ctx context.Context, op, cond string, arg string) (storage.User, error) {
+	var row userRow
+	if err := s.db.WithContext(ctx).Where(cond, arg).Take(&row).Error; err != nil {
+		return storage.User{}, mapErr(op, err)
+	}
+	return row.user(), nil
+}
+
+// ListUsers returns all users ordered by username, by code point.
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	var rows []userRow
+	if err := s.db.WithContext(ctx).Order(s.orderText("username", false)).Find(&rows).Error; err != nil {
+		return nil, mapErr("list users", err)
+	}
+	out := make([]storage.User, len(rows))
+	for i, r := range rows {
+		out[i] = r.user()
+	}
+	return out, nil
+}
+
+// SetUserDisabled enables or disables a user. Disabling also revokes the
+// user's live families (ReasonUserDisabled) in the same transaction;
+// enabling does not bring them back. ErrNotFound for an unknown username.
+func (s *Store) SetUserDisabled(ctx context.Context, username string, disabled bool, now time.Time) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		id, err := userIDReturning(tx,
+			"UPDATE users SET disabled = ?, updated_at = ? WHERE username = ? RETURNING id",
+			disabled, micros(now), username)
+		if err != nil || !disabled {
+			return err
+		}
+		_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDisabled, now)
+		return err
+	})
+	return mapErr("set user disabled", err)
+}
+
+// SetUserPassword replaces a user's password hash. ErrNotFound for an
+// unknown username.
+func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash string, now time.Time) error {
+	res := s.db.WithContext(ctx).Exec("UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ?",
+		passwordHash, micros(now), username)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("set user password: %w", storage.ErrNotFound)
+	}
+	return mapErr("set user password", res.Error)
+}
+
+// DeleteUser deletes the user and revokes their live families
+// (ReasonUserDeleted) in the same transaction. The families stay, revoked,
+// until DeleteFamilies sweeps them. ErrNotFound for an unknown username.
+func (s *Store) DeleteUser(ctx context.Context, username string, now time.Time) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		id, err := userIDReturning(tx, "DELETE FROM users WHERE username = ? RETURNING id", username)
+		if err != nil {
+			return err
+		}
+		_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDeleted, now)
+		return err
+	})
+	return mapErr("delete user", err)
+}
+
+// userIDReturning runs an UPDATE or DELETE … RETURNING id on users and
+// returns the one ID it touched, or gorm.ErrRecordNotFound.
+func userIDReturning(tx *gorm.DB, sql string, args ...any) (string, error) {
+	var ids []string
+	if err := tx.Raw(sql, args...).Scan(&ids).Error; err != nil {
+		return "", err
+	}
+	switch len(ids) {
+	case 0:
+		return "", gorm.ErrRecordNotFound
+	case 1:
+		return ids[0], nil
+	default:
+		return "", fmt.Errorf("%d users matched", len(ids)) // UNIQUE (username)
+	}
+}

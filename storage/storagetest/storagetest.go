@@ -1,0 +1,1058 @@
+// Package storagetest is the conformance suite for storage.Store: every
+// implementation runs the same cases (STYLE.md §4). It uses only the
+// storage package, fixed times (never time.Now) and no sleeps.
+package storagetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/storage"
+)
+
+// Run runs every case as a subtest. open must return an empty, migrated
+// store and register its Close with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, storage.Store)
+	}{
+		{"FamilyRoundTrip", testFamilyRoundTrip},
+		{"FamilyTimesUTCMicroseconds", testFamilyTimes},
+		{"CreateFamilyDuplicate", testCreateFamilyDuplicate},
+		{"GetFamilyNotFound", testGetFamilyNotFound},
+		{"CreateFamilyNeedsEnabledUser", testCreateFamilyNeedsEnabledUser},
+		{"RotateFamily", testRotate},
+		{"RotateStaleGeneration", testRotateStale},
+		{"RotateRevoked", testRotateRevoked},
+		{"RotateExpiredIdle", testRotateExpiredIdle},
+		{"RotateExpiredAbsolute", testRotateExpiredAbsolute},
+		{"RotateUnknown", testRotateUnknown},
+		{"ConcurrentRotateOneWins", testConcurrentRotate},
+		{"RotateThousandTimes", testRotateMany},
+		{"RevokeFamily", testRevokeFamily},
+		{"RevokeFamilies", testRevokeFamilies},
+		{"ListFamilies", testListFamilies},
+		{"DeleteFamilies", testDeleteFamilies},
+		{"UserRoundTrip", testUserRoundTrip},
+		{"CreateUserDuplicate", testCreateUserDuplicate},
+		{"GetUserNotFound", testGetUserNotFound},
+		{"ListUsers", testListUsers},
+		{"SetUserDisabled", testSetUserDisabled},
+		{"SetUserPassword", testSetUserPassword},
+		{"DeleteUser", testDeleteUser},
+		{"UnknownUsername", testUnknownUsername},
+		{"DenyAccessToken", testDenyAccessToken},
+		{"DeleteDenials", testDeleteDenials},
+		{"SigningKeys", testSigningKeys},
+		{"LoginThrottle", testLoginThrottle},
+		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
+		{"DeleteThrottles", testDeleteThrottles},
+		{"Ping", testPing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+// base is the suite's fixed "now".
+var base = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const (
+	idleTTL     = 24 * time.Hour
+	absoluteTTL = 30 * 24 * time.Hour
+)
+
+// family returns a live, never rotated family created at base.
+func family(id, userID, clientID string) storage.Family {
+	return storage.Family{
+		ID:                id,
+		ClientID:          clientID,
+		UserID:            userID,
+		Scope:             "openid profile",
+		Generation:        0,
+		Salt:              []byte{0x00, 0x01, 0xfe, 0xff, 'k', 't'},
+		KeyID:             "mac-1",
+		CreatedAt:         base,
+		LastUsedAt:        base,
+		IdleExpiresAt:     base.Add(idleTTL),
+		AbsoluteExpiresAt: base.Add(absoluteTTL),
+	}
+}
+
+// createFamily creates f, and its user first if that does not exist yet
+// (named after its ID): a family needs an enabled user.
+func createFamily(t *testing.T, s storage.Store, f storage.Family) {
+	t.Helper()
+	if _, err := s.GetUser(t.Context(), f.UserID); errors.Is(err, storage.ErrNotFound) {
+		createUser(t, s, user(f.UserID, "name-"+f.UserID))
+	}
+	if err := s.CreateFamily(t.Context(), f); err != nil {
+		t.Fatalf("CreateFamily(%s): %v", f.ID, err)
+	}
+}
+
+func getFamily(t *testing.T, s storage.Store, id string) storage.Family {
+	t.Helper()
+	f, err := s.GetFamily(t.Context(), id)
+	if err != nil {
+		t.Fatalf("GetFamily(%s): %v", id, err)
+	}
+	return f
+}
+
+// checkTime reports a time that is not Equal to want or not in UTC.
+func checkTime(t *testing.T, field string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want) {
+		t.Errorf("%s = %v, want %v", field, got, want)
+	}
+	if want.IsZero() != got.IsZero() {
+		t.Errorf("%s: IsZero = %v, want %v", field, got.IsZero(), want.IsZero())
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("%s location = %v, want UTC", field, got.Location())
+	}
+}
+
+// checkFamily compares every field of a family.
+func checkFamily(t *testing.T, got, want storage.Family) {
+	t.Helper()
+	if got.ID != want.ID || got.ClientID != want.ClientID || got.UserID != want.UserID ||
+		got.Scope != want.Scope || got.Generation != want.Generation || got.KeyID != want.KeyID ||
+		got.RevokeReason != want.RevokeReason {
+		t.Errorf("family = %+v\nwant     %+v", got, want)
+	}
+	if !bytes.Equal(got.Salt, want.Salt) {
+		t.Errorf("Salt = %x, want %x", got.Salt, want.Salt)
+	}
+	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
+	checkTime(t, "LastUsedAt", got.LastUsedAt, want.LastUsedAt)
+	checkTime(t, "IdleExpiresAt", got.IdleExpiresAt, want.IdleExpiresAt)
+	checkTime(t, "AbsoluteExpiresAt", got.AbsoluteExpiresAt, want.AbsoluteExpiresAt)
+	checkTime(t, "RotatedAt", got.RotatedAt, want.RotatedAt)
+	checkTime(t, "RevokedAt", got.RevokedAt, want.RevokedAt)
+}
+
+func wantErr(t *testing.T, op string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", op, err, want)
+	}
+}
+
+func testFamilyRoundTrip(t *testing.T, s storage.Store) {
+	fresh := family("fam-fresh", "user-1", "app")
+	createFamily(t, s, fresh)
+	checkFamily(t, getFamily(t, s, fresh.ID), fresh)
+
+	// Every field set, including the nullable times and a large generation.
+	full := family("fam-full", "user-2", "other-app")
+	full.Generation = 1 << 40
+	full.Salt = bytes.Repeat([]byte{0xa5}, 32)
+	full.LastUsedAt = base.Add(time.Hour)
+	full.RotatedAt = base.Add(time.Hour)
+	full.RevokedAt = base.Add(2 * time.Hour)
+	full.RevokeReason = storage.ReasonAdmin
+	createFamily(t, s, full)
+	checkFamily(t, getFamily(t, s, full.ID), full)
+}
+
+func testFamilyTimes(t *testing.T, s storage.Store) {
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	// Microsecond precision, in a non-UTC zone.
+	at := time.Date(2025, 3, 4, 10, 20, 30, 123456000, zone)
+	f := family("fam-zone", "user-1", "app")
+	f.CreatedAt = at
+	f.LastUsedAt = at.Add(time.Microsecond)
+	f.IdleExpiresAt = at.Add(idleTTL)
+	f.AbsoluteExpiresAt = at.Add(absoluteTTL)
+	f.RotatedAt = at.Add(2 * time.Microsecond)
+	createFamily(t, s, f)
+	checkFamily(t, getFamily(t, s, f.ID), f) // checkTime demands UTC
+
+	// Below a microsecond, the store keeps microseconds.
+	sub := family("fam-nanos", "user-1", "app")
+	sub.CreatedAt = time.Date(2025, 3, 4, 10, 20, 30, 123456789, zone)
+	createFamily(t, s, sub)
+	got := getFamily(t, s, sub.ID).CreatedAt
+	if d := got.Sub(sub.CreatedAt); d <= -time.Microsecond || d >= time.Microsecond || got.Nanosecond()%1000 != 0 {
+		t.Errorf("CreatedAt = %v from %v: want it at microsecond precision", got, sub.CreatedAt)
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("CreatedAt location = %v, want UTC", got.Location())
+	}
+
+	// Rotation times come back in UTC too.
+	now := time.Date(2025, 3, 4, 12, 0, 0, 7000, zone)
+	r, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTime(t, "RotatedAt", r.RotatedAt, now)
+	checkTime(t, "IdleExpiresAt", r.IdleExpiresAt, now.Add(idleTTL))
+}
+
+// testCreateFamilyNeedsEnabledUser: no session starts for a user that is
+// gone or disabled, so a login racing a disable cannot outlive it.
+func testCreateFamilyNeedsEnabledUser(t *testing.T, s storage.Store) {
+	wantErr(t, "CreateFamily(unknown user)", s.CreateFamily(t.Context(), family("f1", "nobody", "c")), storage.ErrNotFound)
+	createUser(t, s, user("user-d", "dis"))
+	if err := s.SetUserDisabled(t.Context(), "dis", true, base); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "CreateFamily(disabled user)", s.CreateFamily(t.Context(), family("f2", "user-d", "c")), storage.ErrNotFound)
+	for _, id := range []string{"f1", "f2"} {
+		if _, err := s.GetFamily(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("family %s was created: %v", id, err)
+		}
+	}
+	if err := s.SetUserDisabled(t.Context(), "dis", false, base); err != nil {
+		t.Fatal(err)
+	}
+	createFamily(t, s, family("f3", "user-d", "c"))
+}
+
+func testCreateFamilyDuplicate(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	other := family("fam-1", "user-2", "other-app")
+	createUser(t, s, user("user-2", "other"))
+	wantErr(t, "CreateFamily duplicate", s.CreateFamily(t.Context(), other), storage.ErrAlreadyExists)
+	checkFamily(t, getFamily(t, s, f.ID), f)
+}
+
+func testGetFamilyNotFound(t *testing.T, s storage.Store) {
+	_, err := s.GetFamily(t.Context(), "nope")
+	wantErr(t, "GetFamily", err, storage.ErrNotFound)
+}
+
+func testRotate(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	now := base.Add(time.Hour)
+	idle := now.Add(idleTTL)
+	got, err := s.RotateFamily(t.Context(), f.ID, 0, now, idle)
+	if err != nil {
+		t.Fatalf("RotateFamily: %v", err)
+	}
+	want := f
+	want.Generation = 1
+	want.RotatedAt = now
+	want.LastUsedAt = now
+	want.IdleExpiresAt = idle
+	checkFamily(t, got, want) // AbsoluteExpiresAt unchanged
+	checkFamily(t, getFamily(t, s, f.ID), want)
+
+	// And on from the new generation.
+	now2 := now.Add(time.Hour)
+	got, err = s.RotateFamily(t.Context(), f.ID, 1, now2, now2.Add(idleTTL))
+	if err != nil {
+		t.Fatalf("second RotateFamily: %v", err)
+	}
+	if got.Generation != 2 || !got.RotatedAt.Equal(now2) || !got.AbsoluteExpiresAt.Equal(f.AbsoluteExpiresAt) {
+		t.Errorf("second rotation = %+v", got)
+	}
+}
+
+func testRotateStale(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	now := base.Add(time.Hour)
+	if _, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL)); err != nil {
+		t.Fatal(err)
+	}
+	before := getFamily(t, s, f.ID)
+
+	for _, gen := range []uint64{0, 2, 1 << 63, 1<<64 - 1} { // older, newer, out of range
+		later := now.Add(time.Minute)
+		got, err := s.RotateFamily(t.Context(), f.ID, gen, later, later.Add(idleTTL))
+		wantErr(t, fmt.Sprintf("RotateFamily(gen %d)", gen), err, storage.ErrStaleGeneration)
+		checkFamily(t, got, before) // the current family, for the grace window
+		checkFamily(t, getFamily(t, s, f.ID), before)
+	}
+}
+
+func testRotateRevoked(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	if err := s.RevokeFamily(t.Context(), f.ID, storage.ReasonLogout, base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	before := getFamily(t, s, f.ID)
+	now := base.Add(time.Hour)
+	_, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL))
+	wantErr(t, "RotateFamily(revoked)", err, storage.ErrFamilyRevoked)
+	checkFamily(t, getFamily(t, s, f.ID), before)
+
+	// Revoked wins over expired and stale.
+	late := f.AbsoluteExpiresAt.Add(time.Hour)
+	_, err = s.RotateFamily(t.Context(), f.ID, 7, late, late.Add(idleTTL))
+	wantErr(t, "RotateFamily(revoked, expired, stale)", err, storage.ErrFamilyRevoked)
+}
+
+func testRotateExpiredIdle(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	before := getFamily(t, s, f.ID)
+	for _, now := range []time.Time{f.IdleExpiresAt, f.IdleExpiresAt.Add(time.Microsecond), f.IdleExpiresAt.Add(time.Hour)} {
+		_, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL))
+		wantErr(t, "RotateFamily(idle expired at "+now.String()+")", err, storage.ErrFamilyExpired)
+		// Expired wins over stale.
+		_, err = s.RotateFamily(t.Context(), f.ID, 3, now, now.Add(idleTTL))
+		wantErr(t, "RotateFamily(idle expired, stale)", err, storage.ErrFamilyExpired)
+	}
+	checkFamily(t, getFamily(t, s, f.ID), before)
+
+	// A microsecond before idle expiry it is still live.
+	now := f.IdleExpiresAt.Add(-time.Microsecond)
+	if _, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL)); err != nil {
+		t.Errorf("RotateFamily just before idle expiry: %v", err)
+	}
+}
+
+func testRotateExpiredAbsolute(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	f.IdleExpiresAt = f.AbsoluteExpiresAt.Add(time.Hour) // only absolute expiry matters
+	createFamily(t, s, f)
+	before := getFamily(t, s, f.ID)
+	for _, now := range []time.Time{f.AbsoluteExpiresAt, f.AbsoluteExpiresAt.Add(time.Minute)} {
+		_, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL))
+		wantErr(t, "RotateFamily(absolute expired at "+now.String()+")", err, storage.ErrFamilyExpired)
+	}
+	checkFamily(t, getFamily(t, s, f.ID), before)
+
+	now := f.AbsoluteExpiresAt.Add(-time.Microsecond)
+	got, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL))
+	if err != nil {
+		t.Fatalf("RotateFamily just before absolute expiry: %v", err)
+	}
+	checkTime(t, "AbsoluteExpiresAt", got.AbsoluteExpiresAt, f.AbsoluteExpiresAt)
+}
+
+func testRotateUnknown(t *testing.T, s storage.Store) {
+	_, err := s.RotateFamily(t.Context(), "nope", 0, base, base.Add(idleTTL))
+	wantErr(t, "RotateFamily(unknown)", err, storage.ErrNotFound)
+}
+
+// testConcurrentRotate is why PostgreSQL runs in CI: of N callers rotating
+// from the same generation, exactly one wins.
+func testConcurrentRotate(t *testing.T, s storage.Store) {
+	const n = 20
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	now := base.Add(time.Hour)
+
+	type result struct {
+		f   storage.Family
+		err error
+	}
+	results := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			got, err := s.RotateFamily(t.Context(), f.ID, 0, now, now.Add(idleTTL))
+			results[i] = result{got, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	wins := 0
+	for i, r := range results {
+		switch {
+		case r.err == nil:
+			wins++
+			if r.f.Generation != 1 {
+				t.Errorf("caller %d won with generation %d", i, r.f.Generation)
+			}
+		case errors.Is(r.err, storage.ErrStaleGeneration):
+			if r.f.Generation != 1 {
+				t.Errorf("caller %d: stale with current generation %d, want 1", i, r.f.Generation)
+			}
+		default:
+			t.Errorf("caller %d: %v", i, r.err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d callers won, want exactly 1", wins)
+	}
+	if g := getFamily(t, s, f.ID).Generation; g != 1 {
+		t.Errorf("final generation = %d, want 1", g)
+	}
+}
+
+// testRotateMany checks that a family is one row however often it rotates.
+func testRotateMany(t *testing.T, s storage.Store) {
+	const n = 1000
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	now := base
+	for gen := uint64(0); gen < n; gen++ {
+		now = now.Add(time.Second)
+		if _, err := s.RotateFamily(t.Context(), f.ID, gen, now, now.Add(idleTTL)); err != nil {
+			t.Fatalf("rotation %d: %v", gen, err)
+		}
+	}
+	fams, err := s.ListFamilies(t.Context(), storage.FamilyFilter{UserID: f.UserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fams) != 1 || fams[0].Generation != n {
+		t.Fatalf("after %d rotations: %d families, %+v", n, len(fams), fams)
+	}
+	checkTime(t, "RotatedAt", fams[0].RotatedAt, now)
+	checkTime(t, "AbsoluteExpiresAt", fams[0].AbsoluteExpiresAt, f.AbsoluteExpiresAt)
+}
+
+func testRevokeFamily(t *testing.T, s storage.Store) {
+	f := family("fam-1", "user-1", "app")
+	createFamily(t, s, f)
+	first := base.Add(time.Hour)
+	if err := s.RevokeFamily(t.Context(), f.ID, storage.ReasonLogout, first); err != nil {
+		t.Fatalf("RevokeFamily: %v", err)
+	}
+	want := f
+	want.RevokedAt = first
+	want.RevokeReason = storage.ReasonLogout
+	checkFamily(t, getFamily(t, s, f.ID), want)
+
+	// Again: a no-op keeping the first reason and time.
+	if err := s.RevokeFamily(t.Context(), f.ID, storage.ReasonReuse, first.Add(time.Hour)); err != nil {
+		t.Fatalf("second RevokeFamily: %v", err)
+	}
+	checkFamily(t, getFamily(t, s, f.ID), want)
+
+	// An expired family can still be revoked.
+	old := family("fam-old", "user-1", "app")
+	createFamily(t, s, old)
+	late := old.AbsoluteExpiresAt.Add(time.Hour)
+	if err := s.RevokeFamily(t.Context(), old.ID, storage.ReasonAdmin, late); err != nil {
+		t.Fatalf("RevokeFamily(expired): %v", err)
+	}
+	if got := getFamily(t, s, old.ID); !got.RevokedAt.Equal(late) || got.RevokeReason != storage.ReasonAdmin {
+		t.Errorf("expired family after revoke = %+v", got)
+	}
+
+	wantErr(t, "RevokeFamily(unknown)", s.RevokeFamily(t.Context(), "nope", storage.ReasonLogout, first), storage.ErrNotFound)
+}
+
+func testRevokeFamilies(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	now := base.Add(time.Hour)
+	earlier := base.Add(time.Minute)
+	createFamily(t, s, family("u1-a", "user-1", "app-a"))
+	createFamily(t, s, family("u1-b", "user-1", "app-b"))
+	createFamily(t, s, family("u2-a", "user-2", "app-a"))
+	createFamily(t, s, family("u3-b", "user-3", "app-b"))
+	revoked := family("u1-a-revoked", "user-1", "app-a")
+	revoked.RevokedAt = earlier
+	revoked.RevokeReason = storage.ReasonLogout
+	createFamily(t, s, revoked)
+	expired := family("u1-a-expired", "user-1", "app-a")
+	expired.IdleExpiresAt = now // idle expiry == now: not live
+	createFamily(t, s, expired)
+
+	// Empty filter: refused, nothing revoked.
+	if n, err := s.RevokeFamilies(ctx, storage.FamilyFilter{}, storage.ReasonAdmin, now); err == nil {
+		t.Errorf("RevokeFamilies(empty filter) = %d, nil; want an error", n)
+	}
+	if f := getFamily(t, s, "u3-b"); f.Revoked() {
+		t.Fatal("empty filter revoked a family")
+	}
+
+	// By user: only the live ones count.
+	n, err := s.RevokeFamilies(ctx, storage.FamilyFilter{UserID: "user-1"}, storage.ReasonAdmin, now)
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeFamilies(user-1) = %d, %v; want 2", n, err)
+	}
+	for _, id := range []string{"u1-a", "u1-b"} {
+		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonAdmin {
+			t.Errorf("%s: RevokedAt %v reason %q", id, f.RevokedAt, f.RevokeReason)
+		}
+	}
+	if f := getFamily(t, s, revoked.ID); !f.RevokedAt.Equal(earlier) || f.RevokeReason != storage.ReasonLogout {
+		t.Errorf("already revoked family changed: %+v", f)
+	}
+	if f := getFamily(t, s, expired.ID); f.Revoked() {
+		t.Errorf("expired family revoked: %+v", f)
+	}
+	for _, id := range []string{"u2-a", "u3-b"} {
+		if getFamily(t, s, id).Revoked() {
+			t.Errorf("%s of another user revoked", id)
+		}
+	}
+
+	// By client.
+	n, err = s.RevokeFamilies(ctx, storage.FamilyFilter{ClientID: "app-a"}, storage.ReasonAdmin, now)
+	if err != nil || n != 1 {
+		t.Fatalf("RevokeFamilies(app-a) = %d, %v; want 1", n, err)
+	}
+	if !getFamily(t, s, "u2-a").Revoked() || getFamily(t, s, "u3-b").Revoked() {
+		t.Error("RevokeFamilies(app-a) revoked the wrong families")
+	}
+
+	// Both fields: the intersection.
+	createFamily(t, s, family("u3-a", "user-3", "app-a"))
+	n, err = s.RevokeFamilies(ctx, storage.FamilyFilter{UserID: "user-3", ClientID: "app-a"}, storage.ReasonAdmin, now)
+	if err != nil || n != 1 {
+		t.Fatalf("RevokeFamilies(user-3, app-a) = %d, %v; want 1", n, err)
+	}
+	if getFamily(t, s, "u3-b").Revoked() {
+		t.Error("RevokeFamilies(user-3, app-a) revoked user-3's app-b family")
+	}
+
+	// Nothing left to revoke.
+	n, err = s.RevokeFamilies(ctx, storage.FamilyFilter{UserID: "user-1"}, storage.ReasonAdmin, now)
+	if err != nil || n != 0 {
+		t.Errorf("RevokeFamilies(user-1) again = %d, %v; want 0", n, err)
+	}
+}
+
+func ids(fams []storage.Family) []string {
+	out := make([]string, len(fams))
+	for i, f := range fams {
+		out[i] = f.ID
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func testListFamilies(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	add := func(id, user, client string, created time.Duration) {
+		f := family(id, user, client)
+		f.CreatedAt = base.Add(created)
+		createFamily(t, s, f)
+	}
+	add("f1", "user-1", "app-a", 1*time.Hour)
+	add("f2", "user-1", "app-b", 3*time.Hour)
+	add("f3", "user-2", "app-a", 2*time.Hour)
+	add("f4", "user-1", "app-a", 4*time.Hour)
+
+	tests := []struct {
+		filter storage.FamilyFilter
+		want   []string
+	}{
+		{storage.FamilyFilter{}, []string{"f4", "f2", "f3", "f1"}},
+		{storage.FamilyFilter{UserID: "user-1"}, []string{"f4", "f2", "f1"}},
+		{storage.FamilyFilter{ClientID: "app-a"}, []string{"f4", "f3", "f1"}},
+		{storage.FamilyFilter{UserID: "user-1", ClientID: "app-a"}, []string{"f4", "f1"}},
+		{storage.FamilyFilter{UserID: "nobody"}, []string{}},
+	}
+	for _, tt := range tests {
+		got, err := s.ListFamilies(ctx, tt.filter)
+		if err != nil {
+			t.Fatalf("ListFamilies(%+v): %v", tt.filter, err)
+		}
+		if !equalStrings(ids(got), tt.want) {
+			t.Errorf("ListFamilies(%+v) = %v, want %v", tt.filter, ids(got), tt.want)
+		}
+	}
+
+	// Listed families are whole.
+	got, err := s.ListFamilies(ctx, storage.FamilyFilter{UserID: "user-2"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ListFamilies(user-2) = %v, %v", got, err)
+	}
+	want := family("f3", "user-2", "app-a")
+	want.CreatedAt = base.Add(2 * time.Hour)
+	checkFamily(t, got[0], want)
+}
+
+func testDeleteFamilies(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	expiredBefore := base.Add(40 * 24 * time.Hour)
+	revokedBefore := base.Add(2 * time.Hour)
+	add := func(id string, absolute time.Time, revoked time.Time) {
+		f := family(id, "user-1", "app")
+		f.AbsoluteExpiresAt = absolute
+		f.IdleExpiresAt = absolute
+		f.RevokedAt = revoked
+		if !revoked.IsZero() {
+			f.RevokeReason = storage.ReasonLogout
+		}
+		createFamily(t, s, f)
+	}
+	add("expired", expiredBefore.Add(-time.Microsecond), time.Time{})
+	add("revoked", base.Add(60*24*time.Hour), revokedBefore.Add(-time.Hour))
+	add("expired-and-revoked", base.Add(time.Hour), base)
+	add("live", base.Add(60*24*time.Hour), time.Time{})
+	add("expires-at-cutoff", expiredBefore, time.Time{})               // not before: kept
+	add("revoked-at-cutoff", base.Add(60*24*time.Hour), revokedBefore) // not before: kept
+	add("revoked-recently", base.Add(60*24*time.Hour), revokedBefore.Add(time.Hour))
+
+	if _, err := s.DeleteFamilies(ctx, expiredBefore, revokedBefore, 0); err == nil {
+		t.Error("DeleteFamilies(limit 0): no error")
+	}
+	var total int64
+	for _, limit := range []int{2, 2} {
+		n, err := s.DeleteFamilies(ctx, expiredBefore, revokedBefore, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(n) > limit {
+			t.Fatalf("DeleteFamilies(limit %d) = %d", limit, n)
+		}
+		total += n
+	}
+	if total != 3 {
+		t.Errorf("deleted %d families, want 3", total)
+	}
+	if n, err := s.DeleteFamilies(ctx, expiredBefore, revokedBefore, 100); err != nil || n != 0 {
+		t.Errorf("DeleteFamilies once done = %d, %v; want 0", n, err)
+	}
+	got, err := s.ListFamilies(ctx, storage.FamilyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	for _, f := range got {
+		left[f.ID] = true
+	}
+	for _, id := range []string{"live", "expires-at-cutoff", "revoked-at-cutoff", "revoked-recently"} {
+		if !left[id] {
+			t.Errorf("%s was deleted", id)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("left %v, want 4 families", ids(got))
+	}
+}
+
+func user(id, username string) storage.User {
+	return storage.User{
+		ID:           id,
+		Username:     username,
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		CreatedAt:    base,
+		UpdatedAt:    base,
+	}
+}
+
+func createUser(t *testing.T, s storage.Store, u storage.User) {
+	t.Helper()
+	if err := s.CreateUser(t.Context(), u); err != nil {
+		t.Fatalf("CreateUser(%s): %v", u.Username, err)
+	}
+}
+
+func checkUser(t *testing.T, got, want storage.User) {
+	t.Helper()
+	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash || got.Disabled != want.Disabled {
+		t.Errorf("user = %+v\nwant   %+v", got, want)
+	}
+	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
+	checkTime(t, "UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+}
+
+func getUser(t *testing.T, s storage.Store, username string) storage.User {
+	t.Helper()
+	u, err := s.GetUserByUsername(t.Context(), username)
+	if err != nil {
+		t.Fatalf("GetUserByUsername(%s): %v", username, err)
+	}
+	return u
+}
+
+func testUserRoundTrip(t *testing.T, s storage.Store) {
+	zone := time.FixedZone("UTC-7", -7*3600)
+	u := user("user-1", "ada")
+	u.CreatedAt = time.Date(2024, 12, 31, 17, 0, 0, 1000, zone)
+	u.UpdatedAt = u.CreatedAt.Add(time.Hour)
+	createUser(t, s, u)
+	got, err := s.GetUser(t.Context(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkUser(t, got, u)
+	checkUser(t, getUser(t, s, "ada"), u)
+
+	d := user("user-2", "dis")
+	d.Disabled = true
+	createUser(t, s, d)
+	checkUser(t, getUser(t, s, "dis"), d)
+}
+
+func testCreateUserDuplicate(t *testing.T, s storage.Store) {
+	createUser(t, s, user("user-1", "ada"))
+	wantErr(t, "CreateUser(same username)", s.CreateUser(t.Context(), user("user-2", "ada")), storage.ErrAlreadyExists)
+	wantErr(t, "CreateUser(same ID)", s.CreateUser(t.Context(), user("user-1", "bob")), storage.ErrAlreadyExists)
+	if _, err := s.GetUser(t.Context(), "user-2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("duplicate was stored: %v", err)
+	}
+}
+
+func testGetUserNotFound(t *testing.T, s storage.Store) {
+	createUser(t, s, user("user-1", "ada"))
+	_, err := s.GetUser(t.Context(), "ada") // a username is not an ID
+	wantErr(t, "GetUser", err, storage.ErrNotFound)
+	_, err = s.GetUserByUsername(t.Context(), "user-1")
+	wantErr(t, "GetUserByUsername", err, storage.ErrNotFound)
+	_, err = s.GetUserByUsername(t.Context(), "Ada")
+	wantErr(t, "GetUserByUsername(other case)", err, storage.ErrNotFound)
+}
+
+func testListUsers(t *testing.T, s storage.Store) {
+	got, err := s.ListUsers(t.Context())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("ListUsers(empty) = %v, %v", got, err)
+	}
+	// By code point, on every database: upper case before lower case.
+	for i, name := range []string{"carol", "bob", "Zed", "alice", "bobby"} {
+		createUser(t, s, user(fmt.Sprintf("user-%d", i), name))
+	}
+	got, err = s.ListUsers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range got {
+		names = append(names, u.Username)
+	}
+	if want := []string{"Zed", "alice", "bob", "bobby", "carol"}; !equalStrings(names, want) {
+		t.Errorf("ListUsers = %v, want %v", names, want)
+	}
+}
+
+func testSetUserDisabled(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	u := user("user-1", "ada")
+	createUser(t, s, u)
+	createUser(t, s, user("user-2", "bob"))
+	createFamily(t, s, family("live-a", "user-1", "app-a"))
+	createFamily(t, s, family("live-b", "user-1", "app-b"))
+	loggedOut := family("logged-out", "user-1", "app-a")
+	loggedOut.RevokedAt = base.Add(time.Minute)
+	loggedOut.RevokeReason = storage.ReasonLogout
+	createFamily(t, s, loggedOut)
+	createFamily(t, s, family("bobs", "user-2", "app-a"))
+
+	now := base.Add(time.Hour)
+	if err := s.SetUserDisabled(ctx, "ada", true, now); err != nil {
+		t.Fatalf("SetUserDisabled(true): %v", err)
+	}
+	want := u
+	want.Disabled = true
+	want.UpdatedAt = now
+	checkUser(t, getUser(t, s, "ada"), want)
+	for _, id := range []string{"live-a", "live-b"} {
+		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonUserDisabled {
+			t.Errorf("%s after disable: RevokedAt %v reason %q", id, f.RevokedAt, f.RevokeReason)
+		}
+	}
+	if f := getFamily(t, s, loggedOut.ID); f.RevokeReason != storage.ReasonLogout {
+		t.Errorf("logged-out family reason = %q, want %q", f.RevokeReason, storage.ReasonLogout)
+	}
+	if getFamily(t, s, "bobs").Revoked() {
+		t.Error("disabling ada revoked bob's family")
+	}
+	_, err := s.RotateFamily(ctx, "live-a", 0, now, now.Add(idleTTL))
+	wantErr(t, "RotateFamily after disable", err, storage.ErrFamilyRevoked)
+
+	// Enabling does not bring sessions back.
+	later := now.Add(time.Hour)
+	if err := s.SetUserDisabled(ctx, "ada", false, later); err != nil {
+		t.Fatalf("SetUserDisabled(false): %v", err)
+	}
+	want.Disabled = false
+	want.UpdatedAt = later
+	checkUser(t, getUser(t, s, "ada"), want)
+	if f := getFamily(t, s, "live-a"); !f.Revoked() || f.RevokeReason != storage.ReasonUserDisabled {
+		t.Errorf("live-a after enable = %+v", f)
+	}
+}
+
+func testSetUserPassword(t *testing.T, s storage.Store) {
+	u := user("user-1", "ada")
+	createUser(t, s, u)
+	createFamily(t, s, family("fam-1", "user-1", "app"))
+	now := base.Add(time.Hour)
+	if err := s.SetUserPassword(t.Context(), "ada", "$argon2id$new", now); err != nil {
+		t.Fatal(err)
+	}
+	want := u
+	want.PasswordHash = "$argon2id$new"
+	want.UpdatedAt = now
+	checkUser(t, getUser(t, s, "ada"), want)
+}
+
+func testDeleteUser(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createUser(t, s, user("user-1", "ada"))
+	createUser(t, s, user("user-2", "bob"))
+	createFamily(t, s, family("ada-1", "user-1", "app-a"))
+	createFamily(t, s, family("ada-2", "user-1", "app-b"))
+	createFamily(t, s, family("bob-1", "user-2", "app-a"))
+
+	now := base.Add(time.Hour)
+	if err := s.DeleteUser(ctx, "ada", now); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	_, err := s.GetUserByUsername(ctx, "ada")
+	wantErr(t, "GetUserByUsername(deleted)", err, storage.ErrNotFound)
+	_, err = s.GetUser(ctx, "user-1")
+	wantErr(t, "GetUser(deleted)", err, storage.ErrNotFound)
+	for _, id := range []string{"ada-1", "ada-2"} {
+		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonUserDeleted {
+			t.Errorf("%s after delete: RevokedAt %v reason %q", id, f.RevokedAt, f.RevokeReason)
+		}
+	}
+	if getFamily(t, s, "bob-1").Revoked() {
+		t.Error("deleting ada revoked bob's family")
+	}
+	wantErr(t, "DeleteUser again", s.DeleteUser(ctx, "ada", now), storage.ErrNotFound)
+
+	// The username is free again.
+	createUser(t, s, user("user-3", "ada"))
+}
+
+func testUnknownUsername(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createUser(t, s, user("user-1", "ada"))
+	wantErr(t, "SetUserDisabled(true)", s.SetUserDisabled(ctx, "nobody", true, base), storage.ErrNotFound)
+	wantErr(t, "SetUserDisabled(false)", s.SetUserDisabled(ctx, "nobody", false, base), storage.ErrNotFound)
+	wantErr(t, "SetUserPassword", s.SetUserPassword(ctx, "nobody", "x", base), storage.ErrNotFound)
+	wantErr(t, "DeleteUser", s.DeleteUser(ctx, "nobody", base), storage.ErrNotFound)
+	wantErr(t, "DeleteUser(by ID)", s.DeleteUser(ctx, "user-1", base), storage.ErrNotFound)
+	checkUser(t, getUser(t, s, "ada"), user("user-1", "ada"))
+}
+
+func testDenyAccessToken(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	exp := base.Add(15 * time.Minute)
+	if err := s.DenyAccessToken(ctx, "jti-1", exp); err != nil {
+		t.Fatalf("DenyAccessToken: %v", err)
+	}
+	if err := s.DenyAccessToken(ctx, "jti-1", exp.Add(time.Hour)); err != nil {
+		t.Fatalf("DenyAccessToken twice: %v", err)
+	}
+	for jti, want := range map[string]bool{"jti-1": true, "jti-2": false, "": false} {
+		got, err := s.AccessTokenDenied(ctx, jti)
+		if err != nil || got != want {
+			t.Errorf("AccessTokenDenied(%q) = %v, %v; want %v", jti, got, err, want)
+		}
+	}
+}
+
+func testDeleteDenials(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	cutoff := base.Add(time.Hour)
+	for jti, exp := range map[string]time.Time{
+		"old-1":     base,
+		"old-2":     base.Add(30 * time.Minute),
+		"old-3":     cutoff.Add(-time.Microsecond),
+		"at-cutoff": cutoff,
+		"current":   cutoff.Add(time.Hour),
+	} {
+		if err := s.DenyAccessToken(ctx, jti, exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteDenials(ctx, cutoff, 0); err == nil {
+		t.Error("DeleteDenials(limit 0): no error")
+	}
+	n, err := s.DeleteDenials(ctx, cutoff, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteDenials(limit 2) = %d, %v; want 2", n, err)
+	}
+	n, err = s.DeleteDenials(ctx, cutoff, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteDenials(limit 10) = %d, %v; want 1", n, err)
+	}
+	for jti, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "current": true} {
+		if got, err := s.AccessTokenDenied(ctx, jti); err != nil || got != want {
+			t.Errorf("AccessTokenDenied(%s) = %v, %v; want %v", jti, got, err, want)
+		}
+	}
+}
+
+func testSigningKeys(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	zone := time.FixedZone("UTC+1", 3600)
+	key := func(id string, activate time.Duration) storage.SigningKey {
+		return storage.SigningKey{
+			ID:               id,
+			Algorithm:        "ES256",
+			PublicJWK:        []byte(`{"kty":"EC","crv":"P-256","kid":"` + id + `"}`),
+			PrivateEncrypted: []byte{0x00, 0xff, 0x10, byte(len(id))},
+			CreatedAt:        base.In(zone),
+			ActivateAt:       base.Add(activate).In(zone),
+		}
+	}
+	keys := []storage.SigningKey{key("k-late", 2*time.Hour), key("k-b", time.Hour), key("k-a", time.Hour), key("k-first", 0)}
+	for _, k := range keys {
+		if err := s.CreateSigningKey(ctx, k); err != nil {
+			t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
+		}
+	}
+	wantErr(t, "CreateSigningKey(duplicate)", s.CreateSigningKey(ctx, key("k-a", 5*time.Hour)), storage.ErrAlreadyExists)
+
+	list := func() []storage.SigningKey {
+		t.Helper()
+		got, err := s.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := list()
+	want := []storage.SigningKey{keys[3], keys[2], keys[1], keys[0]} // ActivateAt, then ID
+	if len(got) != len(want) {
+		t.Fatalf("ListSigningKeys = %d keys, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Algorithm != w.Algorithm || !bytes.Equal(g.PublicJWK, w.PublicJWK) || !bytes.Equal(g.PrivateEncrypted, w.PrivateEncrypted) {
+			t.Errorf("key %d = %+v, want %+v", i, g, w)
+		}
+		checkTime(t, "CreatedAt", g.CreatedAt, w.CreatedAt)
+		checkTime(t, "ActivateAt", g.ActivateAt, w.ActivateAt)
+	}
+
+	if err := s.DeleteSigningKey(ctx, "k-b"); err != nil {
+		t.Fatalf("DeleteSigningKey: %v", err)
+	}
+	var left []string
+	for _, k := range list() {
+		left = append(left, k.ID)
+	}
+	if w := []string{"k-first", "k-a", "k-late"}; !equalStrings(left, w) {
+		t.Errorf("after delete: %v, want %v", left, w)
+	}
+	wantErr(t, "DeleteSigningKey(unknown)", s.DeleteSigningKey(ctx, "k-b"), storage.ErrNotFound)
+}
+
+func testLoginThrottle(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	const window = 15 * time.Minute
+	add := func(key string, now time.Time) storage.Throttle {
+		t.Helper()
+		th, err := s.AddLoginFailure(ctx, key, now, now.Add(-window))
+		if err != nil {
+			t.Fatalf("AddLoginFailure(%s): %v", key, err)
+		}
+		return th
+	}
+	check := func(got storage.Throttle, key string, failures int, last time.Time) {
+		t.Helper()
+		if got.Key != key || got.Failures != failures {
+			t.Errorf("throttle = %+v, want key %s failures %d", got, key, failures)
+		}
+		checkTime(t, "LastFailureAt", got.LastFailureAt, last)
+	}
+
+	_, err := s.GetThrottle(ctx, "user:ada")
+	wantErr(t, "GetThrottle(none)", err, storage.ErrNotFound)
+
+	for i := 1; i <= 3; i++ {
+		now := base.Add(time.Duration(i) * time.Minute)
+		check(add("user:ada", now), "user:ada", i, now)
+	}
+	check(add("ip:192.0.2.1", base), "ip:192.0.2.1", 1, base) // keys are independent
+	got, err := s.GetThrottle(ctx, "user:ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(got, "user:ada", 3, base.Add(3*time.Minute))
+
+	// Exactly at the reset cutoff still counts; after it, back to one.
+	last := base.Add(3 * time.Minute)
+	check(add("user:ada", last.Add(window)), "user:ada", 4, last.Add(window))
+	last = last.Add(window)
+	later := last.Add(window + time.Microsecond)
+	check(add("user:ada", later), "user:ada", 1, later)
+
+	if err := s.ResetThrottle(ctx, "user:ada"); err != nil {
+		t.Fatalf("ResetThrottle: %v", err)
+	}
+	_, err = s.GetThrottle(ctx, "user:ada")
+	wantErr(t, "GetThrottle after reset", err, storage.ErrNotFound)
+	if err := s.ResetThrottle(ctx, "user:nobody"); err != nil {
+		t.Errorf("ResetThrottle(unknown): %v", err)
+	}
+	if _, err := s.GetThrottle(ctx, "ip:192.0.2.1"); err != nil {
+		t.Errorf("reset of one key touched another: %v", err)
+	}
+	check(add("user:ada", later), "user:ada", 1, later)
+}
+
+// testConcurrentLoginFailures: failures counted by any number of instances
+// at once all count.
+func testConcurrentLoginFailures(t *testing.T, s storage.Store) {
+	const n = 20
+	now := base.Add(time.Minute)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.AddLoginFailure(t.Context(), "user:ada", now, base)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	got, err := s.GetThrottle(t.Context(), "user:ada")
+	if err != nil || got.Failures != n {
+		t.Errorf("GetThrottle = %+v, %v; want %d failures", got, err, n)
+	}
+}
+
+func testDeleteThrottles(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	cutoff := base.Add(time.Hour)
+	for key, at := range map[string]time.Time{
+		"old-1":     base,
+		"old-2":     base.Add(time.Minute),
+		"old-3":     cutoff.Add(-time.Microsecond),
+		"at-cutoff": cutoff,
+		"recent":    cutoff.Add(time.Minute),
+	} {
+		if _, err := s.AddLoginFailure(ctx, key, at, at.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteThrottles(ctx, cutoff, -1); err == nil {
+		t.Error("DeleteThrottles(limit -1): no error")
+	}
+	n, err := s.DeleteThrottles(ctx, cutoff, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteThrottles(limit 2) = %d, %v; want 2", n, err)
+	}
+	n, err = s.DeleteThrottles(ctx, cutoff, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteThrottles(limit 10) = %d, %v; want 1", n, err)
+	}
+	for key, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "recent": true} {
+		_, err := s.GetThrottle(ctx, key)
+		if got := err == nil; got != want || (err != nil && !errors.Is(err, storage.ErrNotFound)) {
+			t.Errorf("GetThrottle(%s) err = %v; want kept = %v", key, err, want)
+		}
+	}
+}
+
+func testPing(t *testing.T, s storage.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
