@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,8 @@ import (
 // DefaultFile is the file Load reads when given no path, if it exists.
 const DefaultFile = "keyturn.yaml"
 
-// MinSecretLen is the least number of bytes KEYTURN_SECRET may hold.
+// MinSecretLen is the least number of bytes a master secret may hold (as
+// server.NewKeys requires).
 const MinSecretLen = 32
 
 // Config is the whole configuration. Its YAML tags are the file's schema.
@@ -473,8 +475,10 @@ func (c Config) problems() []problem {
 	if c.DataDir == "" {
 		add("data_dir", "required")
 	}
-	if c.Secret != "" && len(c.Secret) < MinSecretLen {
-		add("KEYTURN_SECRET", "must be at least %d bytes", MinSecretLen)
+	if c.Secret != "" {
+		if _, err := DecodeSecret([]byte(c.Secret)); err != nil {
+			add("KEYTURN_SECRET", "%v", err)
+		}
 	}
 	if msg := checkDatabaseURL(c.Database.URL); msg != "" {
 		add("database.url", "%s", msg)
@@ -660,4 +664,22 @@ func formatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// DecodeSecret decodes a master secret (KEYTURN_SECRET or the secret file). It accepts base64 (standard or URL alphabet, padded or not) of
+// at least MinSecretLen bytes, or at least that many raw bytes.
+// Surrounding whitespace is ignored.
+func DecodeSecret(raw []byte) ([]byte, error) {
+	s := strings.TrimSpace(string(raw))
+	for _, enc := range []*base64.Encoding{
+		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
+	} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) >= MinSecretLen {
+			return b, nil
+		}
+	}
+	if len(s) >= MinSecretLen {
+		return []byte(s), nil
+	}
+	return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (e.g. `openssl rand -base64 32`)", MinSecretLen)
 }

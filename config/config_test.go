@@ -420,7 +420,7 @@ clients:
 		"clients[0].secret_hash: not a hash",
 		"clients[1].id: duplicate of clients[0]",
 		"KEYTURN_REFRESH_REUSE_GRACE: \"soon\" is not a duration",
-		"KEYTURN_SECRET: must be at least 32 bytes",
+		"KEYTURN_SECRET: too short: need at least 32 random bytes",
 	)
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("an error shows a secret:\n%v", err)
@@ -505,7 +505,7 @@ func TestEnvInvalid(t *testing.T) {
 		{"KEYTURN_KEYS_ALGORITHM", "none", "keys.algorithm (KEYTURN_KEYS_ALGORITHM):"},
 		{"KEYTURN_LOG_FORMAT", "logfmt", "log.format (KEYTURN_LOG_FORMAT):"},
 		{"KEYTURN_LOG_LEVEL", "INFO", "log.level (KEYTURN_LOG_LEVEL):"},
-		{"KEYTURN_SECRET", "hunter2", "KEYTURN_SECRET: must be at least 32 bytes"},
+		{"KEYTURN_SECRET", "hunter2", "KEYTURN_SECRET: too short: need at least 32 random bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -593,7 +593,7 @@ func TestValidate(t *testing.T) {
 		{"retention negative", func(c *Config) { c.Cleanup.RevokedRetention = -time.Hour }, "cleanup.revoked_retention: -1h must not be negative"},
 		{"batch zero", func(c *Config) { c.Cleanup.BatchSize = 0 }, "cleanup.batch_size: 0 not in [1, 100000]"},
 		{"secret", func(c *Config) { c.Secret = Secret(strings.Repeat("k", 32)) }, ""},
-		{"secret short", func(c *Config) { c.Secret = "hunter2" }, "KEYTURN_SECRET: must be at least 32 bytes"},
+		{"secret short", func(c *Config) { c.Secret = "hunter2" }, "KEYTURN_SECRET: too short: need at least 32 random bytes"},
 		{"clients", func(c *Config) { c.Clients = []clients.Spec{{ID: "a", Public: true}} }, "clients[0].grant_types: at least one"},
 	}
 	for _, tt := range tests {
@@ -666,5 +666,41 @@ func TestSecretRedacts(t *testing.T) {
 	}
 	if string(c.Secret) != value {
 		t.Fatal("string(Secret) does not return the value")
+	}
+}
+
+func TestDecodeSecret(t *testing.T) {
+	raw := "0123456789abcdef0123456789abcdef!" // 33 bytes, not base64
+	tests := []struct {
+		name    string
+		in      string
+		wantLen int // 0: error
+	}{
+		{"std padded", "+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/8=\n", 32},
+		{"std unpadded", "+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/8", 32},
+		{"url padded", "_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-8=", 32},
+		{"url unpadded", " _-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-8\r\n", 32},
+		{"long base64", strings.Repeat("A", 88), 66},
+		{"raw bytes", raw + "\n", len(raw)},
+		{"short base64", "c2hvcnQ=", 0},
+		{"short raw", "short!", 0},
+		{"empty", "  \n", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeSecret([]byte(tt.in))
+			if tt.wantLen == 0 {
+				if err == nil {
+					t.Fatalf("DecodeSecret(%q) = %x, want error", tt.in, got)
+				}
+				return
+			}
+			if err != nil || len(got) != tt.wantLen {
+				t.Fatalf("DecodeSecret(%q) = %d bytes, %v; want %d", tt.in, len(got), err, tt.wantLen)
+			}
+		})
+	}
+	if got, _ := DecodeSecret([]byte(raw)); string(got) != raw {
+		t.Errorf("raw secret decoded to %q", got)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/glebarez/sqlite"
@@ -62,11 +61,12 @@ const sqlitePragmas = "_pragma=busy_timeout(10000)" +
 // postgres://… / postgresql://… (pgx URL parameters; unknown ones, such as
 // search_path, are sent as runtime parameters). It pings the database and
 // refuses one whose schema is newer than this build's migrations; it does
-// not migrate (see Migrate). Errors name the URL with its password redacted.
+// not migrate (see Migrate). Errors do not repeat the URL (the caller names
+// it, redacted, once) and never contain its passwords.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	s, err := open(ctx, rawURL, opts)
 	if err != nil {
-		return nil, scrub(fmt.Errorf("open %s: %w", redact(rawURL), err), rawURL)
+		return nil, scrub(fmt.Errorf("open database: %w", err), rawURL)
 	}
 	return s, nil
 }
@@ -166,30 +166,6 @@ func dialectorFor(rawURL string) (string, gorm.Dialector, error) {
 
 // secretParams are the URL query parameters that hold credentials.
 var secretParams = []string{"password", "sslpassword"}
-
-// redact returns rawURL with its password (userinfo, ?password=,
-// ?sslpassword=) masked, in the same form as config.RedactURL so that
-// callers can recognise it. SQLite URLs hold no credentials.
-func redact(rawURL string) string {
-	if strings.HasPrefix(rawURL, "sqlite://") {
-		return rawURL
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return "xxxxx"
-	}
-	if u.RawQuery != "" {
-		parts := strings.Split(u.RawQuery, "&")
-		for i, part := range parts {
-			k, _, _ := strings.Cut(part, "=")
-			if k, err := url.QueryUnescape(k); err == nil && slices.Contains(secretParams, k) {
-				parts[i] = k + "=xxxxx"
-			}
-		}
-		u.RawQuery = strings.Join(parts, "&")
-	}
-	return u.Redacted()
-}
 
 // scrub makes sure err's message does not contain rawURL's passwords, in
 // case a driver quotes them. The original stays reachable with errors.Is/As.

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
+)
+
+func (e *env) cleanupCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cleanup",
+		Short: "Delete expired sessions, denylist entries and login throttles once",
+		Long: `Delete what serve's sweeper deletes every cleanup.interval: sessions past
+their absolute expiry or revoked longer than cleanup.revoked_retention ago,
+denylisted access-token ids past their expiry, and stale login throttles.
+For running from cron with cleanup.interval: 0.`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			a, err := e.load()
+			if err != nil {
+				return err
+			}
+			store, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			res, err := a.cleaner(store).Sweep(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles\n",
+				res.Families, res.Denials, res.Throttles)
+			return nil
+		}),
+	}
+}
+
+// cleaner is the sweeper serve runs and cleanup runs once.
+func (a *app) cleaner(store storage.Store) *server.Cleaner {
+	return server.NewCleaner(store, server.CleanupOptions{
+		RevokedRetention: a.cfg.Cleanup.RevokedRetention,
+		BatchSize:        a.cfg.Cleanup.BatchSize,
+	}, a.log)
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/config"
+	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
+)
+
+// HTTP server limits. Token requests are small form posts; nothing the
+// server answers is slow or large.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 15 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+	shutdownTimeout   = 10 * time.Second
+)
+
+func (e *env) serveCommand() *cobra.Command {
+	var demo bool
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Long: `Run the authorization server until SIGINT or SIGTERM.
+
+The database schema is migrated on start. Every cleanup.interval, expired
+sessions, denylist entries and login throttles are deleted (0: never; run
+'keyturn cleanup' from cron instead). With SQLite and no KEYTURN_SECRET,
+the master secret is generated into secret_file on first start; with
+PostgreSQL it must be given (all instances share it).
+
+--demo adds a client "demo" (in memory, for this run only) and a user "demo"
+with a new random password, and prints both with curl commands to try them.`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error { return e.serve(cmd.Context(), demo) }),
+	}
+	c.Flags().BoolVar(&demo, "demo", false, "add a demo client and user and print how to use them")
+	return c
+}
+
+func (e *env) serve(ctx context.Context, demo bool) error {
+	a, err := e.load()
+	if err != nil {
+		return err
+	}
+	var creds *demoCredentials
+	if demo {
+		if creds, err = addDemoClient(&a.cfg); err != nil {
+			return err
+		}
+	}
+	// Everything the config and environment can get wrong fails before the
+	// database is touched.
+	reg, err := clients.New(a.cfg.Clients, a.cfg.ClientDefaults(), e.lookupEnv)
+	if err != nil {
+		return usageError(err)
+	}
+	secret, err := a.masterSecret(true)
+	if err != nil {
+		return err
+	}
+	store, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if creds != nil {
+		if err := ensureDemoUser(ctx, store, creds); err != nil {
+			return err
+		}
+		a.log.Warn("demo mode: client and user \"demo\" are enabled; do not use in production")
+	}
+	keys, err := a.keys(ctx, store, secret)
+	if err != nil {
+		return err
+	}
+	handler, err := server.New(server.Options{
+		Issuer:  a.cfg.Issuer,
+		Store:   store,
+		Clients: reg,
+		Keys:    keys,
+		Logger:  a.log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	// Listen before serving so that a busy port is one clear error, and
+	// so that the log shows the actual address (listen: 127.0.0.1:0).
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.Listen)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err // "bind: address already in use", without the address again
+		}
+		return fmt.Errorf("cannot listen on %s: %w", a.cfg.Listen, err)
+	}
+	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer, "clients", reg.IDs())
+	if creds != nil {
+		printDemo(e.stdout, a.cfg.Issuer, creds)
+	}
+
+	// The sweeper stops with ctx; the store is closed only after it has.
+	var sweeping sync.WaitGroup
+	defer sweeping.Wait()
+	sweepCtx, stopSweeping := context.WithCancel(ctx)
+	defer stopSweeping()
+	if a.cfg.Cleanup.Interval > 0 {
+		sweeping.Go(func() { a.cleaner(store).Run(sweepCtx, a.cfg.Cleanup.Interval) })
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// demoCredentials are the demo client's and user's plaintext credentials.
+// They exist only in this process (and on stdout, once); the config gets
+// the secret's hash and the database the password's.
+type demoCredentials struct {
+	ClientID, ClientSecret string
+	Username, Password     string
+}
+
+const demoName = "demo"
+
+// addDemoClient appends the demo client to cfg.Clients.
+func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
+	if slices.ContainsFunc(cfg.Clients, func(s clients.Spec) bool { return s.ID == demoName }) {
+		return nil, usageErrorf("--demo: the config already has a client %q; remove it or run without --demo", demoName)
+	}
+	secret, hash, err := clients.Generate()
+	if err != nil {
+		return nil, err
+	}
+	password, err := randomToken(18)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Clients = append(cfg.Clients, clients.Spec{
+		ID:            demoName,
+		SecretHash:    hash,
+		GrantTypes:    []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
+		Scopes:        []string{"read", "write"},
+		DefaultScopes: []string{"read"},
+		Introspect:    true,
+	})
+	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password}, nil
+}
+
+// ensureDemoUser creates the demo user with the demo password, or resets
+// and enables it if it exists.
+func ensureDemoUser(ctx context.Context, store storage.Store, creds *demoCredentials) error {
+	hash, err := passhash.Hash(creds.Password, passhash.Default)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	_, err = store.GetUserByUsername(ctx, creds.Username)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return createUser(ctx, store, creds.Username, hash, now)
+	case err != nil:
+		return fmt.Errorf("demo user: %w", err)
+	}
+	if err := store.SetUserPassword(ctx, creds.Username, hash, now); err != nil {
+		return fmt.Errorf("demo user: %w", err)
+	}
+	if err := store.SetUserDisabled(ctx, creds.Username, false, now); err != nil {
+		return fmt.Errorf("demo user: %w", err)
+	}
+	return nil
+}
+
+// printDemo prints the demo credentials and copy-pasteable curl commands.
+// The secret and password are base64url, so they need no escaping in
+// -u or in a form value.
+func printDemo(w io.Writer, issuer string, c *demoCredentials) {
+	base := strings.TrimSuffix(issuer, "/")
+	token := base + server.PathToken
+	auth := c.ClientID + ":" + c.ClientSecret
+	fmt.Fprintf(w, `
+Keyturn demo. The client exists until this server stops; the user's password
+changes on every start with --demo. Both are shown only here.
+
+  issuer:         %s
+  client id:      %s
+  client secret:  %s
+  username:       %s
+  password:       %s
+
+Log in (password grant):
+  curl -s -u %s -d grant_type=password -d username=%s -d 'password=%s' %s
+
+Refresh (put the refresh_token from the login in REFRESH_TOKEN):
+  curl -s -u %s -d grant_type=refresh_token -d refresh_token=REFRESH_TOKEN %s
+
+Client credentials grant:
+  curl -s -u %s -d grant_type=client_credentials %s
+
+Metadata and signing keys:
+  curl -s %s%s
+  curl -s %s%s
+
+`, issuer, c.ClientID, c.ClientSecret, c.Username, c.Password,
+		auth, c.Username, c.Password, token,
+		auth, token,
+		auth, token,
+		base, server.PathMetadata,
+		base, server.PathJWKS)
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/keyturn/keyturn/storage/sqlstore"
+)
+
+func TestUsers(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		r := c.want(exitOK, "correct horse\n", "users", "create", "--username", "ada", "--password-stdin")
+		if !strings.Contains(r.stdout, `created user "ada"`) {
+			t.Errorf("create: stdout %q", r.stdout)
+		}
+		c.checkPassword("ada", "correct horse")
+
+		r = c.want(exitOK, "", "users", "list")
+		row := listRow(t, r.stdout, "ada")
+		if len(row) != 4 || row[2] != "false" {
+			t.Errorf("list: row %q, want username, id, disabled=false, created", row)
+		}
+
+		r = c.want(exitUsage, "other\n", "users", "create", "--username", "ada", "--password-stdin")
+		wantOneLine(t, r.stderr, `keyturn: user "ada" already exists`)
+
+		for _, args := range [][]string{
+			{"users", "disable", "--username", "nobody"},
+			{"users", "enable", "--username", "nobody"},
+			{"users", "delete", "--username", "nobody"},
+			{"users", "set-password", "--username", "nobody", "--password-stdin"},
+		} {
+			r = c.want(exitUsage, "pw\n", args...)
+			wantOneLine(t, r.stderr, `keyturn: no user "nobody"`)
+		}
+
+		c.want(exitOK, "", "users", "disable", "--username", "ada")
+		if row := listRow(t, c.want(exitOK, "", "users", "list").stdout, "ada"); row[2] != "true" {
+			t.Errorf("after disable: row %q", row)
+		}
+		c.want(exitOK, "", "users", "enable", "--username", "ada")
+		if row := listRow(t, c.want(exitOK, "", "users", "list").stdout, "ada"); row[2] != "false" {
+			t.Errorf("after enable: row %q", row)
+		}
+
+		// Only the trailing line ending goes; inner and leading spaces stay.
+		c.want(exitOK, " new pass \r\nsecond line\n", "users", "set-password", "--username", "ada", "--password-stdin")
+		c.checkPassword("ada", " new pass ")
+
+		c.want(exitOK, "", "users", "delete", "--username", "ada")
+		if out := c.want(exitOK, "", "users", "list").stdout; strings.Contains(out, "ada") {
+			t.Errorf("after delete, list shows ada:\n%s", out)
+		}
+	})
+}
+
+func TestUsersPasswordMistakes(t *testing.T) {
+	c := newCLI(t, "")
+	for _, stdin := range []string{"", "\n", "\r\n"} {
+		r := c.want(exitUsage, stdin, "users", "create", "--username", "ada", "--password-stdin")
+		wantOneLine(t, r.stderr, "keyturn: empty password on standard input")
+	}
+	r := c.want(exitUsage, "pw\n", "users", "create", "--username", "ada")
+	wantOneLine(t, r.stderr, "keyturn: --password-stdin is required: the password is read from standard input, never from an argument")
+	r = c.want(exitUsage, "pw\n", "users", "create", "--password-stdin")
+	wantOneLine(t, r.stderr, `keyturn: required flag(s) "username" not set`)
+	c.want(exitUsage, "pw\n", "users", "create", "--username", "", "--password-stdin")
+	// Nothing was created.
+	if out := c.want(exitOK, "", "users", "list").stdout; strings.Count(out, "\n") != 1 {
+		t.Errorf("list after failed creates:\n%s", out)
+	}
+}
+
+// TestPasswordNeverAnArgument checks that no form of password argument is
+// accepted, and that the error does not echo the password.
+func TestPasswordNeverAnArgument(t *testing.T) {
+	c := newCLI(t, "")
+	const pw = "hunter2-SECRET"
+	for _, args := range [][]string{
+		{"users", "create", "--username", "ada", "--password", pw},
+		{"users", "create", "--username", "ada", "--password=" + pw},
+		{"users", "create", "--username", "ada", "-p", pw},
+		{"users", "create", "--username", "ada", "-p" + pw},
+		{"users", "create", "--username", "ada", "--password-stdin=" + pw},
+		{"users", "create", "--username", "ada", pw},
+		{"users", "set-password", "--username", "ada", "--password", pw},
+		{"users", "set-password", "--username", "ada", pw},
+		{"clients", "hash-secret", pw},
+	} {
+		r := c.run("", args...)
+		if r.code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, r.code, exitUsage)
+		}
+		if strings.Contains(r.stdout+r.stderr, pw) {
+			t.Errorf("%q: output echoes the password:\n%s%s", args, r.stdout, r.stderr)
+		}
+		if n := strings.Count(r.stderr, "\n"); n != 1 || !strings.HasPrefix(r.stderr, "keyturn: ") {
+			t.Errorf("%q: stderr %q, want one keyturn: line", args, r.stderr)
+		}
+	}
+	if out := c.want(exitOK, "", "users", "list").stdout; strings.Contains(out, "ada") {
+		t.Errorf("a user was created:\n%s", out)
+	}
+}
+
+// store opens the database the commands use, for checking what they did.
+func (c *cli) store() *sqlstore.Store {
+	c.t.Helper()
+	a, err := (&env{configPath: c.config, lookupEnv: c.lookupEnv, stderr: io.Discard}).load()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	store, err := sqlstore.Open(c.t.Context(), a.cfg.DatabaseURL(), sqlstore.Options{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// checkPassword asserts that username's stored hash verifies password.
+func (c *cli) checkPassword(username, password string) {
+	c.t.Helper()
+	u, err := c.store().GetUserByUsername(c.t.Context(), username)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if ok, err := passhash.Verify(u.PasswordHash, password); err != nil || !ok {
+		c.t.Errorf("password of %q: Verify(%q) = %v, %v; want true", username, password, ok, err)
+	}
+}
+
+// listRow returns the fields of the row of a table whose first column is
+// key, after checking the header.
+func listRow(t *testing.T, table, key string) []string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "USERNAME") && !strings.HasPrefix(lines[0], "KID") {
+		t.Fatalf("table without header:\n%s", table)
+	}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == key {
+			return f
+		}
+	}
+	t.Fatalf("no row %q in:\n%s", key, table)
+	return nil
+}
+
+// wantOneLine asserts that stderr is exactly the line want.
+func wantOneLine(t *testing.T, stderr, want string) {
+	t.Helper()
+	if stderr != want+"\n" {
+		t.Errorf("stderr = %q, want %q", stderr, want+"\n")
+	}
+}
