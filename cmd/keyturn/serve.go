@@ -238,6 +238,12 @@ Refresh (put the refresh_token from the login in REFRESH_TOKEN):
 Client credentials grant:
   curl -s -u %s -d grant_type=client_credentials %s
 
+Introspect an access token (the demo client may; RFC 7662):
+  curl -s -u %s -d token=ACCESS_TOKEN %s%s
+
+Log out (revoke the refresh token and its whole session; RFC 7009):
+  curl -s -u %s -d token=REFRESH_TOKEN %s%s
+
 Metadata and signing keys:
   curl -s %s%s
   curl -s %s%s
@@ -246,6 +252,8 @@ Metadata and signing keys:
 		auth, c.Username, c.Password, token,
 		auth, token,
 		auth, token,
+		auth, base, server.PathIntrospect,
+		auth, base, server.PathRevoke,
 		base, server.PathMetadata,
 		base, server.PathJWKS)
 }
