@@ -228,7 +228,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 	if (s.RefreshIdleTTL == nil) != (s.RefreshAbsoluteTTL == nil) &&
 		c.RefreshAbsoluteTTL > 0 && c.RefreshIdleTTL > c.RefreshAbsoluteTTL {
 		errs = append(errs, fmt.Errorf("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			at, formatDuration(c.RefreshIdleTTL), formatDuration(c.RefreshAbsoluteTTL)))
+			at, FormatDuration(c.RefreshIdleTTL), FormatDuration(c.RefreshAbsoluteTTL)))
 	}
 	switch {
 	case s.Public:
@@ -412,7 +412,7 @@ func validate(specs []Spec) []error {
 		errs = append(errs, checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace)...)
 		if s.RefreshIdleTTL != nil && s.RefreshAbsoluteTTL != nil && *s.RefreshAbsoluteTTL > 0 && *s.RefreshIdleTTL > *s.RefreshAbsoluteTTL {
 			add("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-				at, formatDuration(*s.RefreshIdleTTL), formatDuration(*s.RefreshAbsoluteTTL))
+				at, FormatDuration(*s.RefreshIdleTTL), FormatDuration(*s.RefreshAbsoluteTTL))
 		}
 	}
 	return errs
@@ -422,7 +422,7 @@ func validateDefaults(d Defaults) []error {
 	errs := checkTTLs("defaults", &d.AccessTokenTTL, &d.RefreshIdleTTL, &d.RefreshAbsoluteTTL, &d.RefreshReuseGrace)
 	if d.RefreshAbsoluteTTL > 0 && d.RefreshIdleTTL > d.RefreshAbsoluteTTL {
 		errs = append(errs, fmt.Errorf("defaults.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			formatDuration(d.RefreshIdleTTL), formatDuration(d.RefreshAbsoluteTTL)))
+			FormatDuration(d.RefreshIdleTTL), FormatDuration(d.RefreshAbsoluteTTL)))
 	}
 	for j, a := range d.Audience {
 		if a == "" {
@@ -436,16 +436,16 @@ func validateDefaults(d Defaults) []error {
 func checkTTLs(at string, access, idle, absolute, grace *time.Duration) []error {
 	var errs []error
 	if access != nil && (*access <= 0 || *access > MaxAccessTokenTTL) {
-		errs = append(errs, fmt.Errorf("%s.access_token_ttl: %s not in (0, %s]", at, formatDuration(*access), formatDuration(MaxAccessTokenTTL)))
+		errs = append(errs, fmt.Errorf("%s.access_token_ttl: %s not in (0, %s]", at, FormatDuration(*access), FormatDuration(MaxAccessTokenTTL)))
 	}
 	if idle != nil && *idle <= 0 {
-		errs = append(errs, fmt.Errorf("%s.refresh_idle_ttl: %s must be positive", at, formatDuration(*idle)))
+		errs = append(errs, fmt.Errorf("%s.refresh_idle_ttl: %s must be positive", at, FormatDuration(*idle)))
 	}
 	if absolute != nil && *absolute <= 0 {
-		errs = append(errs, fmt.Errorf("%s.refresh_absolute_ttl: %s must be positive", at, formatDuration(*absolute)))
+		errs = append(errs, fmt.Errorf("%s.refresh_absolute_ttl: %s must be positive", at, FormatDuration(*absolute)))
 	}
 	if grace != nil && (*grace < 0 || *grace > MaxRefreshReuseGrace) {
-		errs = append(errs, fmt.Errorf("%s.refresh_reuse_grace: %s not in [0, %s]", at, formatDuration(*grace), formatDuration(MaxRefreshReuseGrace)))
+		errs = append(errs, fmt.Errorf("%s.refresh_reuse_grace: %s not in [0, %s]", at, FormatDuration(*grace), FormatDuration(MaxRefreshReuseGrace)))
 	}
 	return errs
 }
@@ -491,9 +491,9 @@ func validEnvName(s string) bool {
 	return true
 }
 
-// formatDuration prints d without trailing zero units: "200h", not
-// "200h0m0s".
-func formatDuration(d time.Duration) string {
+// FormatDuration prints d without trailing zero units: "200h", not
+// "200h0m0s", as config errors quote durations.
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]

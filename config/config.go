@@ -489,18 +489,18 @@ func (c Config) problems() []problem {
 
 	t := c.Tokens
 	if t.AccessTokenTTL <= 0 || t.AccessTokenTTL > clients.MaxAccessTokenTTL {
-		add("tokens.access_token_ttl", "%s not in (0, %s]", formatDuration(t.AccessTokenTTL), formatDuration(clients.MaxAccessTokenTTL))
+		add("tokens.access_token_ttl", "%s not in (0, %s]", clients.FormatDuration(t.AccessTokenTTL), clients.FormatDuration(clients.MaxAccessTokenTTL))
 	}
 	if t.RefreshIdleTTL <= 0 {
-		add("tokens.refresh_idle_ttl", "%s must be positive", formatDuration(t.RefreshIdleTTL))
+		add("tokens.refresh_idle_ttl", "%s must be positive", clients.FormatDuration(t.RefreshIdleTTL))
 	}
 	if t.RefreshAbsoluteTTL < t.RefreshIdleTTL {
-		add("tokens.refresh_absolute_ttl", "%s is less than refresh_idle_ttl %s", formatDuration(t.RefreshAbsoluteTTL), formatDuration(t.RefreshIdleTTL))
+		add("tokens.refresh_absolute_ttl", "%s is less than refresh_idle_ttl %s", clients.FormatDuration(t.RefreshAbsoluteTTL), clients.FormatDuration(t.RefreshIdleTTL))
 	} else if t.RefreshAbsoluteTTL <= 0 {
-		add("tokens.refresh_absolute_ttl", "%s must be positive", formatDuration(t.RefreshAbsoluteTTL))
+		add("tokens.refresh_absolute_ttl", "%s must be positive", clients.FormatDuration(t.RefreshAbsoluteTTL))
 	}
 	if t.RefreshReuseGrace < 0 || t.RefreshReuseGrace > clients.MaxRefreshReuseGrace {
-		add("tokens.refresh_reuse_grace", "%s not in [0, %s]", formatDuration(t.RefreshReuseGrace), formatDuration(clients.MaxRefreshReuseGrace))
+		add("tokens.refresh_reuse_grace", "%s not in [0, %s]", clients.FormatDuration(t.RefreshReuseGrace), clients.FormatDuration(clients.MaxRefreshReuseGrace))
 	}
 	for i, a := range t.Audience {
 		if a == "" {
@@ -512,13 +512,13 @@ func (c Config) problems() []problem {
 		add("keys.algorithm", "unknown algorithm %q (want %s)", c.Keys.Algorithm, strings.Join(algorithms, ", "))
 	}
 	if c.Keys.RotationDelay < 0 {
-		add("keys.rotation_delay", "%s must not be negative", formatDuration(c.Keys.RotationDelay))
+		add("keys.rotation_delay", "%s must not be negative", clients.FormatDuration(c.Keys.RotationDelay))
 	}
 	if c.Cleanup.Interval < 0 {
-		add("cleanup.interval", "%s must not be negative", formatDuration(c.Cleanup.Interval))
+		add("cleanup.interval", "%s must not be negative", clients.FormatDuration(c.Cleanup.Interval))
 	}
 	if c.Cleanup.RevokedRetention < 0 {
-		add("cleanup.revoked_retention", "%s must not be negative", formatDuration(c.Cleanup.RevokedRetention))
+		add("cleanup.revoked_retention", "%s must not be negative", clients.FormatDuration(c.Cleanup.RevokedRetention))
 	}
 	if c.Cleanup.BatchSize < 1 || c.Cleanup.BatchSize > 100000 {
 		add("cleanup.batch_size", "%d not in [1, 100000]", c.Cleanup.BatchSize)
@@ -653,21 +653,9 @@ func (c Config) ClientDefaults() clients.Defaults {
 	}
 }
 
-// formatDuration prints d without trailing zero units: "720h", not
-// "720h0m0s".
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
-// DecodeSecret decodes a master secret (KEYTURN_SECRET or the secret file). It accepts base64 (standard or URL alphabet, padded or not) of
-// at least MinSecretLen bytes, or at least that many raw bytes.
+// DecodeSecret decodes a master secret (KEYTURN_SECRET or the secret
+// file). It accepts base64 (standard or URL alphabet, padded or not) of at
+// least MinSecretLen bytes, or at least that many raw bytes.
 // Surrounding whitespace is ignored.
 func DecodeSecret(raw []byte) ([]byte, error) {
 	s := strings.TrimSpace(string(raw))

@@ -76,6 +76,16 @@ func (a *app) openStore(ctx context.Context) (*sqlstore.Store, error) {
 	return store, err
 }
 
+// withStore opens (and migrates) the store, runs fn and closes the store.
+func (a *app) withStore(ctx context.Context, fn func(ctx context.Context, store storage.Store) error) error {
+	store, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(ctx, store)
+}
+
 // migrate opens the database (creating SQLite's file, see createPrivate), applies
 // the migrations it lacks (sqlstore logs each) and returns their versions.
 func (a *app) migrate(ctx context.Context) (*sqlstore.Store, []int, error) {

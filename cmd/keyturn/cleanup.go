@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -19,22 +20,15 @@ denylisted access-token ids past their expiry, and stale login throttles.
 For running from cron with cleanup.interval: 0.`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			a, err := e.load()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			res, err := a.cleaner(store).Sweep(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles\n",
-				res.Families, res.Denials, res.Throttles)
-			return nil
+			return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
+				res, err := a.cleaner(store).Sweep(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles\n",
+					res.Families, res.Denials, res.Throttles)
+				return nil
+			})
 		}),
 	}
 }

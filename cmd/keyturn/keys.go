@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
 )
 
 // The keys commands need the master secret, as serve does, but never
@@ -65,14 +66,11 @@ func (e *env) withKeys(ctx context.Context, fn func(context.Context, *server.Key
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	keys, err := a.keys(ctx, store, secret)
-	if err != nil {
-		return err
-	}
-	return fn(ctx, keys)
+	return a.withStore(ctx, func(ctx context.Context, store storage.Store) error {
+		keys, err := a.keys(ctx, store, secret)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, keys)
+	})
 }

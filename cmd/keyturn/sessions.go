@@ -160,10 +160,5 @@ func (e *env) withStore(ctx context.Context, fn func(ctx context.Context, a *app
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	return fn(ctx, a, store)
+	return a.withStore(ctx, func(ctx context.Context, store storage.Store) error { return fn(ctx, a, store) })
 }

@@ -71,21 +71,14 @@ func (e *env) userCommand(name, short string, withPassword bool, op userOp) *cob
 				return err
 			}
 		}
-		a, err := e.load()
-		if err != nil {
-			return err
-		}
-		store, err := a.openStore(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		msg, err := op(cmd.Context(), store, username, hash, time.Now().UTC())
-		if err != nil {
-			return userError(username, err)
-		}
-		fmt.Fprintln(e.stdout, msg)
-		return nil
+		return e.withStore(cmd.Context(), func(ctx context.Context, _ *app, store storage.Store) error {
+			msg, err := op(ctx, store, username, hash, time.Now().UTC())
+			if err != nil {
+				return userError(username, err)
+			}
+			fmt.Fprintln(e.stdout, msg)
+			return nil
+		})
 	})
 	c.Flags().StringVar(&username, "username", "", "the user's `NAME`")
 	c.MarkFlagRequired("username")
@@ -178,25 +171,18 @@ func (e *env) usersListCommand() *cobra.Command {
 		Short: "List users",
 		Args:  noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			a, err := e.load()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			users, err := store.ListUsers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USERNAME\tID\tDISABLED\tCREATED")
-			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", u.Username, u.ID, u.Disabled, formatTime(u.CreatedAt))
-			}
-			return tw.Flush()
+			return e.withStore(cmd.Context(), func(ctx context.Context, _ *app, store storage.Store) error {
+				users, err := store.ListUsers(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USERNAME\tID\tDISABLED\tCREATED")
+				for _, u := range users {
+					fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", u.Username, u.ID, u.Disabled, formatTime(u.CreatedAt))
+				}
+				return tw.Flush()
+			})
 		}),
 	}
 }
