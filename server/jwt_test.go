@@ -208,6 +208,10 @@ func TestGolangOAuth2Client(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := ts.verifyAccessToken(tok.AccessToken)
+	// The resource server checks the audience is its own (RFC 9068 §4).
+	if err := c.Claims.ValidateWithLeeway(jwt.Expected{AnyAudience: jwt.Audience{"https://api.example.com"}, Time: ts.clock.Now()}, 0); err != nil {
+		t.Fatalf("aud: %v", err)
+	}
 	if c.Scope != "read write" || tok.RefreshToken == "" {
 		t.Fatalf("token %+v claims %+v", tok, c)
 	}

@@ -59,7 +59,9 @@ func TestSessions(t *testing.T) {
 		if r := c.want(exitOK, "", "sessions", "revoke", "--user", "bob"); !strings.Contains(r.stdout, "revoked 1 sessions") {
 			t.Fatalf("revoke --user: %q", r.stdout)
 		}
-		c.want(exitOK, "", "users", "disable", "--username", "ada") // nothing left to revoke, and says so quietly
+		if r := c.want(exitOK, "", "users", "disable", "--username", "ada"); !strings.Contains(r.stderr, `"reason":"user_disabled"`) {
+			t.Fatalf("users disable does not log why sessions end: %q", r.stderr)
+		}
 		for _, fam := range []string{"fam-ada-web", "fam-ada-app", "fam-bob-web", "fam-bob-app"} {
 			f, err := store.GetFamily(ctx, fam)
 			if err != nil || f.RevokeReason != storage.ReasonAdmin {

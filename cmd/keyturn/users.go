@@ -36,6 +36,10 @@ func (e *env) usersCommand() *cobra.Command {
 	)
 }
 
+// sessionsEnded names the subcommands that revoke the user's sessions, and
+// the reason the sessions record (logged too).
+var sessionsEnded = map[string]string{"disable": storage.ReasonUserDisabled, "delete": storage.ReasonUserDeleted}
+
 // userOp is what a users subcommand does to one user, given the store,
 // the username and (for the commands that take one) the password hash.
 type userOp func(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, error)
@@ -71,10 +75,13 @@ func (e *env) userCommand(name, short string, withPassword bool, op userOp) *cob
 				return err
 			}
 		}
-		return e.withStore(cmd.Context(), func(ctx context.Context, _ *app, store storage.Store) error {
+		return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
 			msg, err := op(ctx, store, username, hash, time.Now().UTC())
 			if err != nil {
 				return userError(username, err)
+			}
+			if reason, ok := sessionsEnded[name]; ok {
+				a.log.Warn("user's sessions revoked", "username", username, "reason", reason)
 			}
 			fmt.Fprintln(e.stdout, msg)
 			return nil
