@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -53,6 +54,8 @@ type Config struct {
 	Keys     Keys           `yaml:"keys"`
 	Log      Log            `yaml:"log"`
 	Cleanup  Cleanup        `yaml:"cleanup"`
+	Login    Login          `yaml:"login"`
+	TLS      TLS            `yaml:"tls"`
 	Clients  []clients.Spec `yaml:"clients"`
 }
 
@@ -62,12 +65,16 @@ type Database struct {
 	// means SQLite under the data directory (see Config.DatabaseURL).
 	URL          string `yaml:"url"`
 	MaxOpenConns int    `yaml:"max_open_conns"`
+	// Timeout is how long a request waits for the database before it
+	// answers 503 (so an outage fails fast instead of piling requests up).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // LogValue logs the database settings with any password in the URL
 // redacted.
 func (d Database) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("url", RedactURL(d.URL)), slog.Int("max_open_conns", d.MaxOpenConns))
+	return slog.GroupValue(slog.String("url", RedactURL(d.URL)), slog.Int("max_open_conns", d.MaxOpenConns),
+		slog.Duration("timeout", d.Timeout))
 }
 
 // Tokens are the server-wide token settings; each client may override
@@ -102,6 +109,53 @@ type Cleanup struct {
 	RevokedRetention time.Duration `yaml:"revoked_retention"`
 	// BatchSize bounds each DELETE, so a sweep never holds long locks.
 	BatchSize int `yaml:"batch_size"`
+}
+
+// Login protects the password grant (RFC 6749 §4.3.2: brute force).
+type Login struct {
+	// MaxConcurrentHashes bounds argon2id checks at once per instance
+	// (each holds ~19 MiB); 0 means the number of CPUs.
+	MaxConcurrentHashes int `yaml:"max_concurrent_hashes"`
+	// MaxQueuedHashes bounds logins waiting for a hash; beyond it the
+	// server answers 503 with Retry-After. 0 means 8 per hash slot.
+	MaxQueuedHashes int `yaml:"max_queued_hashes"`
+	// FreeFailures failed logins per username and per source address cost
+	// nothing; each further one doubles the wait from BaseDelay up to
+	// MaxDelay (429 with Retry-After). Failures older than FailureWindow
+	// are forgotten. MaxDelay is also the longest anyone can lock a user out.
+	FreeFailures  int           `yaml:"free_failures"`
+	BaseDelay     time.Duration `yaml:"base_delay"`
+	MaxDelay      time.Duration `yaml:"max_delay"`
+	FailureWindow time.Duration `yaml:"failure_window"`
+	// TrustedProxies are CIDRs (or addresses) of proxies whose
+	// X-Forwarded-For names the client's address; others are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedPrefixes parses TrustedProxies (validated by Validate).
+func (l Login) TrustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range l.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix accepts a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
+}
+
+// TLS makes serve listen with TLS. Both files or neither.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Log configures the server's log.
@@ -155,7 +209,7 @@ func defaults() Config {
 		Issuer:   "http://127.0.0.1:8080",
 		Listen:   "127.0.0.1:8080",
 		DataDir:  "./data",
-		Database: Database{MaxOpenConns: 16},
+		Database: Database{MaxOpenConns: 16, Timeout: 5 * time.Second},
 		Tokens: Tokens{
 			AccessTokenTTL:     15 * time.Minute,
 			RefreshIdleTTL:     120 * time.Hour,
@@ -164,6 +218,9 @@ func defaults() Config {
 		Keys:    Keys{Algorithm: "ES256", RotationDelay: time.Hour},
 		Log:     Log{Format: "text", Level: "info"},
 		Cleanup: Cleanup{Interval: 10 * time.Minute, RevokedRetention: 7 * 24 * time.Hour, BatchSize: 500},
+		Login: Login{
+			FreeFailures: 5, BaseDelay: time.Second, MaxDelay: 15 * time.Minute, FailureWindow: time.Hour,
+		},
 	}
 }
 
@@ -187,6 +244,8 @@ func (c *Config) fillDerived() {
 //	KEYTURN_REFRESH_ABSOLUTE_TTL  tokens.refresh_absolute_ttl
 //	KEYTURN_REFRESH_REUSE_GRACE   tokens.refresh_reuse_grace
 //	KEYTURN_KEYS_ALGORITHM        keys.algorithm
+//	KEYTURN_TLS_CERT_FILE         tls.cert_file
+//	KEYTURN_TLS_KEY_FILE          tls.key_file
 //	KEYTURN_LOG_FORMAT            log.format
 //	KEYTURN_LOG_LEVEL             log.level
 //
@@ -208,6 +267,8 @@ var envVars = []struct {
 	{"KEYTURN_REFRESH_ABSOLUTE_TTL", "tokens.refresh_absolute_ttl", durationVar(func(c *Config) *time.Duration { return &c.Tokens.RefreshAbsoluteTTL })},
 	{"KEYTURN_REFRESH_REUSE_GRACE", "tokens.refresh_reuse_grace", durationVar(func(c *Config) *time.Duration { return &c.Tokens.RefreshReuseGrace })},
 	{"KEYTURN_KEYS_ALGORITHM", "keys.algorithm", func(c *Config, v string) error { c.Keys.Algorithm = v; return nil }},
+	{"KEYTURN_TLS_CERT_FILE", "tls.cert_file", func(c *Config, v string) error { c.TLS.CertFile = v; return nil }},
+	{"KEYTURN_TLS_KEY_FILE", "tls.key_file", func(c *Config, v string) error { c.TLS.KeyFile = v; return nil }},
 	{"KEYTURN_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"KEYTURN_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 }
@@ -513,6 +574,36 @@ func (c Config) problems() []problem {
 	}
 	if c.Keys.RotationDelay < 0 {
 		add("keys.rotation_delay", "%s must not be negative", clients.FormatDuration(c.Keys.RotationDelay))
+	}
+	if c.Database.Timeout <= 0 || c.Database.Timeout > time.Minute {
+		add("database.timeout", "%s not in (0, 1m]", clients.FormatDuration(c.Database.Timeout))
+	}
+	l := c.Login
+	if l.MaxConcurrentHashes < 0 {
+		add("login.max_concurrent_hashes", "%d must not be negative", l.MaxConcurrentHashes)
+	}
+	if l.MaxQueuedHashes < 0 {
+		add("login.max_queued_hashes", "%d must not be negative", l.MaxQueuedHashes)
+	}
+	if l.FreeFailures < 1 {
+		add("login.free_failures", "%d must be at least 1", l.FreeFailures)
+	}
+	if l.BaseDelay <= 0 {
+		add("login.base_delay", "%s must be positive", clients.FormatDuration(l.BaseDelay))
+	}
+	if l.MaxDelay < l.BaseDelay {
+		add("login.max_delay", "%s is less than base_delay %s", clients.FormatDuration(l.MaxDelay), clients.FormatDuration(l.BaseDelay))
+	}
+	if l.FailureWindow <= 0 {
+		add("login.failure_window", "%s must be positive", clients.FormatDuration(l.FailureWindow))
+	}
+	for i, p := range l.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			add(fmt.Sprintf("login.trusted_proxies[%d]", i), "%q is not an address or CIDR", p)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls", "cert_file and key_file go together")
 	}
 	if c.Cleanup.Interval < 0 {
 		add("cleanup.interval", "%s must not be negative", clients.FormatDuration(c.Cleanup.Interval))

@@ -179,6 +179,18 @@ secret_file: /run/secrets/keyturn
 database:
   url: postgres://keyturn:pw@db:5432/keyturn?sslmode=disable
   max_open_conns: 32
+  timeout: 2s
+login:
+  max_concurrent_hashes: 4
+  max_queued_hashes: 10
+  free_failures: 3
+  base_delay: 2s
+  max_delay: 5m
+  failure_window: 30m
+  trusted_proxies: [10.0.0.0/8, 192.168.1.1]
+tls:
+  cert_file: /etc/keyturn/tls.crt
+  key_file: /etc/keyturn/tls.key
 tokens:
   access_token_ttl: 5m
   refresh_idle_ttl: 1h30m
@@ -218,7 +230,10 @@ func TestLoadFile(t *testing.T) {
 		Listen:     "0.0.0.0:8443",
 		DataDir:    "/var/lib/keyturn",
 		SecretFile: "/run/secrets/keyturn",
-		Database:   Database{URL: "postgres://keyturn:pw@db:5432/keyturn?sslmode=disable", MaxOpenConns: 32},
+		Database:   Database{URL: "postgres://keyturn:pw@db:5432/keyturn?sslmode=disable", MaxOpenConns: 32, Timeout: 2 * time.Second},
+		Login: Login{MaxConcurrentHashes: 4, MaxQueuedHashes: 10, FreeFailures: 3, BaseDelay: 2 * time.Second,
+			MaxDelay: 5 * time.Minute, FailureWindow: 30 * time.Minute, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"}},
+		TLS: TLS{CertFile: "/etc/keyturn/tls.crt", KeyFile: "/etc/keyturn/tls.key"},
 		Tokens: Tokens{
 			AccessTokenTTL:     5 * time.Minute,
 			RefreshIdleTTL:     90 * time.Minute,
@@ -589,6 +604,12 @@ func TestValidate(t *testing.T) {
 		{"log format", func(c *Config) { c.Log.Format = "" }, "log.format: unknown format \"\""},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level: unknown level \"verbose\" (want debug, info, warn, error)"},
 		{"cleanup off", func(c *Config) { c.Cleanup.Interval = 0 }, ""},
+		{"db timeout", func(c *Config) { c.Database.Timeout = 0 }, "database.timeout: 0s not in (0, 1m]"},
+		{"free failures", func(c *Config) { c.Login.FreeFailures = 0 }, "login.free_failures: 0 must be at least 1"},
+		{"max delay", func(c *Config) { c.Login.MaxDelay = time.Millisecond }, "login.max_delay: 1ms is less than base_delay 1s"},
+		{"window", func(c *Config) { c.Login.FailureWindow = 0 }, "login.failure_window: 0s must be positive"},
+		{"proxies", func(c *Config) { c.Login.TrustedProxies = []string{"10.0.0.0/8", "::1", "proxy.example"} }, "login.trusted_proxies[2]: \"proxy.example\" is not an address or CIDR"},
+		{"tls half", func(c *Config) { c.TLS.CertFile = "x.crt" }, "tls: cert_file and key_file go together"},
 		{"cleanup negative", func(c *Config) { c.Cleanup.Interval = -time.Minute }, "cleanup.interval: -1m must not be negative"},
 		{"retention negative", func(c *Config) { c.Cleanup.RevokedRetention = -time.Hour }, "cleanup.revoked_retention: -1h must not be negative"},
 		{"batch zero", func(c *Config) { c.Cleanup.BatchSize = 0 }, "cleanup.batch_size: 0 not in [1, 100000]"},
@@ -702,5 +723,18 @@ func TestDecodeSecret(t *testing.T) {
 	}
 	if got, _ := DecodeSecret([]byte(raw)); string(got) != raw {
 		t.Errorf("raw secret decoded to %q", got)
+	}
+}
+
+func TestTrustedPrefixes(t *testing.T) {
+	got := Login{TrustedProxies: []string{"10.1.2.3/8", "192.168.1.1", "::ffff:127.0.0.1", "fd00::/8"}}.TrustedPrefixes()
+	want := []string{"10.0.0.0/8", "192.168.1.1/32", "127.0.0.1/32", "fd00::/8"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("prefix %d = %s, want %s", i, got[i], want[i])
+		}
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/storage"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2). Handlers return it;
@@ -51,6 +55,29 @@ func errMethodNotAllowed(allow string) *Error {
 	return e
 }
 
+// errTemporarilyUnavailable is 503 with Retry-After: overload or a database
+// outage. RFC 6749 registers temporarily_unavailable for the authorization
+// endpoint only; we use it here too (STANDARDS.md §11 decision 10).
+func errTemporarilyUnavailable(desc string, retryAfter time.Duration) *Error {
+	return withRetryAfter(oauthError(http.StatusServiceUnavailable, "temporarily_unavailable", desc), retryAfter)
+}
+
+// errTooManyAttempts is 429 with Retry-After (RFC 6585 §4): login throttled.
+func errTooManyAttempts(retryAfter time.Duration) *Error {
+	return withRetryAfter(oauthError(http.StatusTooManyRequests, "temporarily_unavailable",
+		"too many failed logins; retry later"), retryAfter)
+}
+
+// withRetryAfter sets Retry-After to d, rounded up to whole seconds (RFC 9110 §10.2.3).
+func withRetryAfter(e *Error, d time.Duration) *Error {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	e.header = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
+	return e
+}
+
 func errNotFound() *Error { return oauthError(http.StatusNotFound, "not_found", "no such endpoint") }
 
 // withCause attaches an internal cause for the log; it is never sent.
@@ -65,7 +92,12 @@ func (e *Error) withCause(err error) *Error {
 // the wire.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var oe *Error
-	if !errors.As(err, &oe) {
+	if errors.Is(err, storage.ErrUnavailable) && !errors.As(err, &oe) {
+		// The database is down or slow: a retryable 503, not a 500, and
+		// quickly (every request has a deadline; see Options.RequestTimeout).
+		log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
+		oe = errTemporarilyUnavailable("the service is temporarily unavailable; retry later", time.Second)
+	} else if !errors.As(err, &oe) {
 		log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: "server_error", status: http.StatusInternalServerError}
 	} else if oe.cause != nil {

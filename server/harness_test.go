@@ -123,7 +123,12 @@ func openStore(t *testing.T, b backend) storage.Store {
 // newTestServer runs the real router over a real store with the test clients.
 func newTestServer(t *testing.T, b backend) *testServer {
 	t.Helper()
-	store := openStore(t, b)
+	return newTestServerOn(t, openStore(t, b), nil)
+}
+
+// newTestServerOn serves store; adjust, if not nil, changes the options.
+func newTestServerOn(t *testing.T, store storage.Store, adjust func(*server.Options)) *testServer {
+	t.Helper()
 	clock := newClock()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -141,15 +146,21 @@ func newTestServer(t *testing.T, b backend) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{
+	opts := server.Options{
 		Issuer: testIssuer, Store: store, Clients: reg, Keys: keys, Logger: log, Now: clock.Now,
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: httptest.NewServer(srv), t: t, store: store, clock: clock, keys: keys, logs: logs}
 	t.Cleanup(ts.Close)
-	ts.addUser("ada", userPass)
+	if _, err := store.GetUserByUsername(t.Context(), "ada"); err != nil {
+		ts.addUser("ada", userPass)
+	}
 	return ts
 }
 
@@ -178,6 +189,7 @@ type call struct {
 	method string
 	path   string
 	auth   string // Authorization header
+	xff    string // X-Forwarded-For header
 	ctype  string // Content-Type; default form
 	form   url.Values
 	body   string // raw body, instead of form
@@ -214,6 +226,9 @@ func (ts *testServer) do(c call) reply {
 	req.Header.Set("Content-Type", c.ctype)
 	if c.auth != "" {
 		req.Header.Set("Authorization", c.auth)
+	}
+	if c.xff != "" {
+		req.Header.Set("X-Forwarded-For", c.xff)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

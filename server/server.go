@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,8 @@ const (
 	PathIntrospect = "/oauth2/introspect"
 	PathMetadata   = "/.well-known/oauth-authorization-server"
 	PathJWKS       = "/.well-known/jwks.json"
+	PathHealth     = "/healthz" // the process is alive
+	PathReady      = "/readyz"  // and can serve: database, schema, signing key
 )
 
 // Options are the server's dependencies and settings.
@@ -36,9 +39,14 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
-	// MaxConcurrentHashes bounds argon2id password checks running at once
-	// (default: the number of CPUs).
-	MaxConcurrentHashes int
+	// Login protects the password grant: throttling and hash bounds.
+	Login LoginOptions
+	// RequestTimeout bounds each request's wait for the database (default
+	// 5s): when it is down or hanging, requests answer 503 instead of piling up.
+	RequestTimeout time.Duration
+	// Ready reports whether the server can serve (database reachable,
+	// schema current); default Store.Ping. /readyz also checks the keys.
+	Ready func(ctx context.Context) error
 }
 
 // Server is the HTTP handler of the authorization server.
@@ -54,10 +62,14 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.MaxConcurrentHashes <= 0 {
-		o.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
+	o.Login = o.Login.withDefaults(runtime.GOMAXPROCS(0))
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
 	}
-	users, err := newUserAuth(o.Store, o.MaxConcurrentHashes)
+	if o.Ready == nil {
+		o.Ready = o.Store.Ping
+	}
+	users, err := newUserAuth(o.Store, o.Login, o.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -70,13 +82,15 @@ func New(o Options) (*Server, error) {
 	s := &Server{}
 	s.handler = routes(routeDeps{
 		token: &tokenHandler{
-			clients: o.Clients, grants: grants, log: o.Logger,
+			clients: o.Clients, grants: grants, log: o.Logger, trusted: o.Login.TrustedProxies,
 			lib: newTokenLib(grants, users.authenticate),
 		},
 		revoke:     &revokeHandler{clients: o.Clients, store: o.Store, keys: o.Keys, now: o.Now, log: o.Logger},
 		introspect: &introspectHandler{clients: o.Clients, store: o.Store, keys: o.Keys, now: o.Now, log: o.Logger},
 		metadata:   newMetadataHandler(o.Issuer, o.Clients),
 		jwks:       &jwksHandler{keys: o.Keys, log: o.Logger},
+		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: o.Logger},
+		timeout:    o.RequestTimeout,
 		log:        o.Logger,
 	})
 	return s, nil
@@ -91,6 +105,8 @@ type routeDeps struct {
 	introspect http.Handler
 	metadata   http.Handler
 	jwks       http.Handler
+	ready      http.Handler
+	timeout    time.Duration
 	log        *slog.Logger
 }
 
@@ -98,11 +114,13 @@ type routeDeps struct {
 func routes(d routeDeps) http.Handler {
 	r := mux.NewRouter()
 	// POST-only endpoints answer 405 themselves, with a JSON body.
-	r.Handle(PathToken, d.token)
-	r.Handle(PathRevoke, d.revoke)
-	r.Handle(PathIntrospect, d.introspect)
+	r.Handle(PathToken, withTimeout(d.timeout, d.token))
+	r.Handle(PathRevoke, withTimeout(d.timeout, d.revoke))
+	r.Handle(PathIntrospect, withTimeout(d.timeout, d.introspect))
 	r.Handle(PathMetadata, d.metadata).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathJWKS, d.jwks).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathJWKS, withTimeout(d.timeout, d.jwks)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(PathHealth, health).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathReady, d.ready).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errNotFound())
 	})
@@ -110,4 +128,44 @@ func routes(d routeDeps) http.Handler {
 		writeError(w, r, d.log, errMethodNotAllowed(strings.Join([]string{http.MethodGet, http.MethodHead}, ", ")))
 	})
 	return r
+}
+
+// withTimeout gives each request a deadline for its database work: an
+// unreachable or hanging database then answers 503 quickly (storage maps
+// the deadline to ErrUnavailable) instead of piling requests up.
+func withTimeout(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// health answers 200 while the process serves HTTP at all (liveness).
+func health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyHandler answers 200 when the server can serve tokens: the database
+// answers with a current schema and a signing key is loaded; else 503, with
+// the cause in the log only.
+type readyHandler struct {
+	ready func(ctx context.Context) error
+	keys  *Keys
+	log   *slog.Logger
+}
+
+func (h *readyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := h.ready(ctx)
+	if err == nil {
+		_, err = h.keys.signer(ctx)
+	}
+	if err != nil {
+		h.log.WarnContext(ctx, "not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -21,10 +22,11 @@ import (
 type tokenRequest struct {
 	client       *clients.Client
 	grantType    string
-	scope        []string // requested scope; nil when the parameter is absent
-	resources    []string // RFC 8707 resource parameters
-	userID       string   // password grant: the authenticated user
-	refreshToken string   // refresh_token grant: the presented token
+	scope        []string   // requested scope; nil when the parameter is absent
+	resources    []string   // RFC 8707 resource parameters
+	addr         netip.Addr // the source address, for login throttling
+	userID       string     // password grant: the authenticated user
+	refreshToken string     // refresh_token grant: the presented token
 }
 
 type tokenRequestKey struct{}
@@ -62,6 +64,7 @@ type tokenHandler struct {
 	clients *clients.Registry
 	grants  map[string]grant
 	lib     *tokenLib
+	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
 	log     *slog.Logger
 }
 
@@ -105,7 +108,7 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 			return nil, errInvalidRequest("missing " + p)
 		}
 	}
-	req := &tokenRequest{client: client, grantType: gt, resources: form["resource"]}
+	req := &tokenRequest{client: client, grantType: gt, resources: form["resource"], addr: clientAddr(r, h.trusted)}
 	if s := form.Get("scope"); s != "" {
 		req.scope = scopeList(s)
 	}
@@ -220,26 +223,40 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 }
 
 // userAuth checks resource-owner passwords for the password grant. Every
-// failure is one invalid_grant, and an unknown user costs the same hash as
-// a wrong password, so neither answers nor timing enumerate users.
+// bad-credential failure is one invalid_grant, and an unknown user costs
+// the same hash as a wrong password, so neither answers nor timing
+// enumerate users. Throttled attempts are refused before any hashing.
 type userAuth struct {
-	store storage.Store
-	// hashing bounds concurrent argon2id hashes: each holds ~19 MiB.
-	hashing   chan struct{}
+	store     storage.Store
+	throttle  *throttle
+	hashing   *hashSlots
 	dummyHash string
 }
 
-func newUserAuth(store storage.Store, maxConcurrent int) (*userAuth, error) {
+func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time) (*userAuth, error) {
 	dummy, err := passhash.Hash(newID(), passhash.Default)
 	if err != nil {
 		return nil, err
 	}
-	return &userAuth{store: store, hashing: make(chan struct{}, maxConcurrent), dummyHash: dummy}, nil
+	return &userAuth{
+		store:     store,
+		throttle:  &throttle{store: store, opts: opts, now: now},
+		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
+		dummyHash: dummy,
+	}, nil
 }
 
 var errBadCredentials = errInvalidGrant("invalid username or password")
 
 func (a *userAuth) authenticate(ctx context.Context, username, password string) (string, error) {
+	var addr netip.Addr
+	if req := tokenRequestFrom(ctx); req != nil {
+		addr = req.addr
+	}
+	userKey, addrKey := throttleKeys(username, addr)
+	if err := a.throttle.check(ctx, userKey, addrKey); err != nil {
+		return "", err
+	}
 	u, err := a.store.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("password grant: %w", err)
@@ -248,18 +265,25 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	if err != nil {
 		hash = a.dummyHash
 	}
-	select {
-	case a.hashing <- struct{}{}:
-	case <-ctx.Done():
-		return "", ctx.Err()
+	release, herr := a.hashing.acquire(ctx)
+	if herr != nil {
+		return "", herr
 	}
 	ok, verr := passhash.Verify(hash, password)
-	<-a.hashing
+	release()
 	if verr != nil {
 		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
 	}
 	if err != nil || !ok || u.Disabled {
+		if err := a.throttle.failed(ctx, userKey, addrKey); err != nil {
+			return "", err
+		}
 		return "", errBadCredentials
+	}
+	// A successful login clears the username's counter; the address's
+	// stays, or an attacker could reset it with an account of their own.
+	if err := a.store.ResetThrottle(ctx, userKey); err != nil {
+		return "", fmt.Errorf("password grant: %w", err)
 	}
 	return u.ID, nil
 }

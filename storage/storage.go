@@ -22,6 +22,10 @@ var (
 	ErrFamilyRevoked = errors.New("session revoked")
 	// ErrFamilyExpired: the family is past its idle or absolute expiry.
 	ErrFamilyExpired = errors.New("session expired")
+	// ErrUnavailable: the database could not be reached or did not answer
+	// in time. The operation may or may not have happened; retrying later
+	// is the caller's remedy (the server answers 503).
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // Revocation reasons recorded on a family.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/keyturn/keyturn/storage/sqlstore"
 )
 
 // HTTP server limits. Token requests are small form posts; nothing the
@@ -76,6 +78,10 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
+	tlsConfig, err := loadTLS(a.cfg.TLS)
+	if err != nil {
+		return err
+	}
 	store, err := a.openStore(ctx)
 	if err != nil {
 		return err
@@ -91,12 +97,20 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
+	l := a.cfg.Login
 	handler, err := server.New(server.Options{
 		Issuer:  a.cfg.Issuer,
 		Store:   store,
 		Clients: reg,
 		Keys:    keys,
 		Logger:  a.log,
+		Login: server.LoginOptions{
+			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
+			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
+		},
+		RequestTimeout: a.cfg.Database.Timeout,
+		Ready:          schemaCurrent(store),
 	})
 	if err != nil {
 		return err
@@ -109,6 +123,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 	// Listen before serving so that a busy port is one clear error, and
 	// so that the log shows the actual address (listen: 127.0.0.1:0).
@@ -120,7 +135,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		}
 		return fmt.Errorf("cannot listen on %s: %w", a.cfg.Listen, err)
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer, "clients", reg.IDs())
+	a.log.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "issuer", a.cfg.Issuer, "clients", reg.IDs())
 	if creds != nil {
 		printDemo(e.stdout, a.cfg.Issuer, creds)
 	}
@@ -135,7 +150,13 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	}
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			served <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -256,4 +277,32 @@ Metadata and signing keys:
 		auth, base, server.PathRevoke,
 		base, server.PathMetadata,
 		base, server.PathJWKS)
+}
+
+// schemaCurrent is the readiness check: the database answers and its
+// schema is the one this binary migrates to.
+func schemaCurrent(store *sqlstore.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		current, latest, err := store.SchemaVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if current != latest {
+			return fmt.Errorf("database schema version %d, want %d", current, latest)
+		}
+		return nil
+	}
+}
+
+// loadTLS loads the certificate for listening with TLS (nil: plain HTTP,
+// for a TLS-terminating proxy in front). TLS 1.2 is the floor (RFC 9325).
+func loadTLS(c config.TLS) (*tls.Config, error) {
+	if c.CertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, usageErrorf("tls: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }

@@ -7,16 +7,22 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 
+	litedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/keyturn/keyturn/migrations"
 	"github.com/keyturn/keyturn/storage"
@@ -226,6 +232,8 @@ func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case unavailable(err):
+		return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
@@ -233,6 +241,31 @@ func mapErr(op string, err error) error {
 	default:
 		return fmt.Errorf("%s: %w", op, err)
 	}
+}
+
+// unavailable reports whether err means the database could not be reached
+// or did not answer in time, as opposed to refusing the statement: a dial
+// or I/O failure, a dropped or bad connection, a deadline, a PostgreSQL
+// connection exception (SQLSTATE class 08), shutdown or overload (57P0x,
+// 53300), or SQLite still locked after its busy timeout.
+func unavailable(err error) bool {
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var liteErr *litedriver.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, sql.ErrConnDone), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &connectErr), errors.As(err, &netErr), pgconn.Timeout(err):
+		return true
+	case errors.As(err, &pgErr):
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+	case errors.As(err, &liteErr):
+		return liteErr.Code()&0xff == sqlite3.SQLITE_BUSY || liteErr.Code()&0xff == sqlite3.SQLITE_LOCKED
+	}
+	// pgx reports a connection closed under it without a typed error.
+	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection reset by peer")
 }
 
 // orderText is an ORDER BY term for a text column that sorts by code point
