@@ -40,6 +40,12 @@ type Config struct {
 	// Issuer is the authorization server's issuer identifier (RFC 8414 §2).
 	Issuer string `yaml:"issuer"`
 	Listen string `yaml:"listen"`
+	// AdminListen, if set, serves /metrics, /healthz and /readyz on a
+	// listener of their own (and not on Listen).
+	AdminListen string `yaml:"admin_listen"`
+	// ShutdownTimeout is how long serve lets in-flight requests finish
+	// after SIGTERM or SIGINT.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// DataDir holds generated key material and the default SQLite file.
 	DataDir string `yaml:"data_dir"`
 	// SecretFile holds the master secret (at least 32 bytes, base64 or
@@ -206,10 +212,11 @@ func Default() Config {
 // defaults are the defaults that do not depend on other settings.
 func defaults() Config {
 	return Config{
-		Issuer:   "http://127.0.0.1:8080",
-		Listen:   "127.0.0.1:8080",
-		DataDir:  "./data",
-		Database: Database{MaxOpenConns: 16, Timeout: 5 * time.Second},
+		Issuer:          "http://127.0.0.1:8080",
+		Listen:          "127.0.0.1:8080",
+		ShutdownTimeout: 15 * time.Second,
+		DataDir:         "./data",
+		Database:        Database{MaxOpenConns: 16, Timeout: 5 * time.Second},
 		Tokens: Tokens{
 			AccessTokenTTL:     15 * time.Minute,
 			RefreshIdleTTL:     120 * time.Hour,
@@ -235,6 +242,7 @@ func (c *Config) fillDerived() {
 //
 //	KEYTURN_ISSUER                issuer
 //	KEYTURN_LISTEN                listen
+//	KEYTURN_ADMIN_LISTEN          admin_listen
 //	KEYTURN_DATA_DIR              data_dir
 //	KEYTURN_DATABASE_URL          database.url
 //	KEYTURN_SECRET                the master secret (environment only)
@@ -258,6 +266,7 @@ var envVars = []struct {
 }{
 	{"KEYTURN_ISSUER", "issuer", func(c *Config, v string) error { c.Issuer = v; return nil }},
 	{"KEYTURN_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"KEYTURN_ADMIN_LISTEN", "admin_listen", func(c *Config, v string) error { c.AdminListen = v; return nil }},
 	{"KEYTURN_DATA_DIR", "data_dir", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"KEYTURN_DATABASE_URL", "database.url", func(c *Config, v string) error { c.Database.URL = v; return nil }},
 	{"KEYTURN_SECRET", "KEYTURN_SECRET", func(c *Config, v string) error { c.Secret = Secret(v); return nil }},
@@ -532,6 +541,16 @@ func (c Config) problems() []problem {
 	}
 	if msg := checkListen(c.Listen); msg != "" {
 		add("listen", "%s", msg)
+	}
+	if c.AdminListen != "" {
+		if msg := checkListen(c.AdminListen); msg != "" {
+			add("admin_listen", "%s", msg)
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			add("admin_listen", "%q is also listen", c.AdminListen)
+		}
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
+		add("shutdown_timeout", "%s not in (0, 10m]", clients.FormatDuration(c.ShutdownTimeout))
 	}
 	if c.DataDir == "" {
 		add("data_dir", "required")

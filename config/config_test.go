@@ -174,6 +174,8 @@ func TestLoadEmptyFile(t *testing.T) {
 const fullFile = `
 issuer: https://auth.example.com
 listen: 0.0.0.0:8443
+admin_listen: 127.0.0.1:9090
+shutdown_timeout: 30s
 data_dir: /var/lib/keyturn
 secret_file: /run/secrets/keyturn
 database:
@@ -226,11 +228,13 @@ func TestLoadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Issuer:     "https://auth.example.com",
-		Listen:     "0.0.0.0:8443",
-		DataDir:    "/var/lib/keyturn",
-		SecretFile: "/run/secrets/keyturn",
-		Database:   Database{URL: "postgres://keyturn:pw@db:5432/keyturn?sslmode=disable", MaxOpenConns: 32, Timeout: 2 * time.Second},
+		Issuer:          "https://auth.example.com",
+		Listen:          "0.0.0.0:8443",
+		AdminListen:     "127.0.0.1:9090",
+		ShutdownTimeout: 30 * time.Second,
+		DataDir:         "/var/lib/keyturn",
+		SecretFile:      "/run/secrets/keyturn",
+		Database:        Database{URL: "postgres://keyturn:pw@db:5432/keyturn?sslmode=disable", MaxOpenConns: 32, Timeout: 2 * time.Second},
 		Login: Login{MaxConcurrentHashes: 4, MaxQueuedHashes: 10, FreeFailures: 3, BaseDelay: 2 * time.Second,
 			MaxDelay: 5 * time.Minute, FailureWindow: 30 * time.Minute, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"}},
 		TLS: TLS{CertFile: "/etc/keyturn/tls.crt", KeyFile: "/etc/keyturn/tls.key"},
@@ -605,6 +609,10 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level: unknown level \"verbose\" (want debug, info, warn, error)"},
 		{"cleanup off", func(c *Config) { c.Cleanup.Interval = 0 }, ""},
 		{"db timeout", func(c *Config) { c.Database.Timeout = 0 }, "database.timeout: 0s not in (0, 1m]"},
+		{"admin listen", func(c *Config) { c.AdminListen = "127.0.0.1:9090" }, ""},
+		{"admin listen bad", func(c *Config) { c.AdminListen = "nope" }, "admin_listen: \"nope\" is not host:port"},
+		{"admin listen same", func(c *Config) { c.AdminListen = c.Listen }, "admin_listen: \"127.0.0.1:8080\" is also listen"},
+		{"shutdown", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s not in (0, 10m]"},
 		{"free failures", func(c *Config) { c.Login.FreeFailures = 0 }, "login.free_failures: 0 must be at least 1"},
 		{"max delay", func(c *Config) { c.Login.MaxDelay = time.Millisecond }, "login.max_delay: 1ms is less than base_delay 1s"},
 		{"window", func(c *Config) { c.Login.FailureWindow = 0 }, "login.failure_window: 0s must be positive"},

@@ -103,6 +103,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	} else if oe.cause != nil {
 		log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", oe.Code, "err", oe.cause)
 	}
+	infoFrom(r.Context()).errorCode = oe.Code
 	h := w.Header()
 	for k, v := range oe.header {
 		h[k] = v

@@ -97,6 +97,7 @@ type testServer struct {
 	clock *testClock
 	keys  *server.Keys
 	logs  *syncBuffer
+	srv   *server.Server
 }
 
 const testIssuer = "https://auth.example.com"
@@ -156,7 +157,7 @@ func newTestServerOn(t *testing.T, store storage.Store, adjust func(*server.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Server: httptest.NewServer(srv), t: t, store: store, clock: clock, keys: keys, logs: logs}
+	ts := &testServer{Server: httptest.NewServer(srv), t: t, store: store, clock: clock, keys: keys, logs: logs, srv: srv}
 	t.Cleanup(ts.Close)
 	if _, err := store.GetUserByUsername(t.Context(), "ada"); err != nil {
 		ts.addUser("ada", userPass)

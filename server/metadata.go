@@ -30,12 +30,13 @@ type metadata struct {
 	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
 }
 
+// metadataHandler serves the document rendered for the current clients.
 type metadataHandler struct {
-	body []byte
+	clients *clientSet
 }
 
-// newMetadataHandler renders the document once: clients are read-only.
-func newMetadataHandler(issuer string, reg *clients.Registry) *metadataHandler {
+// renderMetadata renders the document for a registry.
+func renderMetadata(issuer string, reg *clients.Registry) []byte {
 	m := metadata{
 		Issuer:                issuer,
 		TokenEndpoint:         issuer + PathToken,
@@ -68,13 +69,13 @@ func newMetadataHandler(issuer string, reg *clients.Registry) *metadataHandler {
 	}
 	m.RevocationEndpointAuthMethodsSupported = m.TokenEndpointAuthMethodsSupported
 	body, _ := json.MarshalIndent(m, "", "  ")
-	return &metadataHandler{body: append(body, '\n')}
+	return append(body, '\n')
 }
 
 func (h *metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(h.body)
+	_, _ = w.Write(*h.clients.metadata.Load())
 }
 
 func sortedKeys(m map[string]bool) []string {

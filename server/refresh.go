@@ -14,24 +14,42 @@ import (
 // refreshGrant is the refresh_token grant (RFC 6749 §6) with rotation and
 // reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md).
 type refreshGrant struct {
-	store  storage.Store
-	keys   *Keys
-	minter *minter
-	now    func() time.Time
-	log    *slog.Logger
+	store   storage.Store
+	keys    *Keys
+	minter  *minter
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
 }
 
 func (refreshGrant) required() []string { return []string{"refresh_token"} }
 
+// errRefreshInvalid is the one answer for every refresh token that cannot
+// be used, whatever the reason: the reason is for metrics and logs only.
+var errRefreshInvalid = errInvalidGrant("the refresh token is invalid, expired or revoked")
+
+// refused counts a refused refresh by outcome and answers invalid_grant.
+func (g refreshGrant) refused(outcome string) error {
+	g.metrics.refresh.WithLabelValues(outcome).Inc()
+	return errRefreshInvalid
+}
+
+// liveOutcome says why a family that is not live refuses.
+func liveOutcome(f storage.Family) string {
+	if f.Revoked() {
+		return refreshRevoked
+	}
+	return refreshExpired
+}
+
 func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
-	invalid := errInvalidGrant("the refresh token is invalid, expired or revoked")
 	tok, err := parseRefreshToken(req.refreshToken)
 	if err != nil {
-		return nil, invalid
+		return nil, g.refused(refreshInvalid)
 	}
 	f, err := g.store.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, invalid
+		return nil, g.refused(refreshInvalid)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
@@ -41,17 +59,17 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	// access token's sid) could log its owner out.
 	if !g.keys.verifyRefresh(f, tok) {
 		g.log.InfoContext(ctx, "refresh token with a bad mac", "client_id", req.client.ID, "family_id", f.ID)
-		return nil, invalid
+		return nil, g.refused(refreshInvalid)
 	}
 	// RFC 6749 §6 / §10.4: a refresh token is bound to the client it was issued to.
 	if f.ClientID != req.client.ID {
 		g.log.WarnContext(ctx, "refresh token presented by another client",
 			"client_id", req.client.ID, "owner_client_id", f.ClientID, "family_id", f.ID)
-		return nil, invalid
+		return nil, g.refused(refreshInvalid)
 	}
 	now := g.now().UTC()
 	if !f.Live(now) {
-		return nil, invalid
+		return nil, g.refused(liveOutcome(f))
 	}
 	// RFC 6749 §6: the scope may be narrowed, never widened; the session keeps its scope.
 	c := req.client
@@ -72,13 +90,18 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 		next, err := g.store.RotateFamily(ctx, f.ID, f.Generation, now, now.Add(c.RefreshIdleTTL))
 		switch {
 		case err == nil:
+			g.metrics.refresh.WithLabelValues(refreshRotated).Inc()
 			return g.respond(ctx, req, next, scope, now)
 		case errors.Is(err, storage.ErrStaleGeneration):
 			// A concurrent request with the same token won the rotation:
 			// from here on ours is a rotated token like any other.
 			return g.stale(ctx, req, next, tok, scope, now)
-		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrFamilyRevoked), errors.Is(err, storage.ErrFamilyExpired):
-			return nil, invalid
+		case errors.Is(err, storage.ErrFamilyRevoked):
+			return nil, g.refused(refreshRevoked)
+		case errors.Is(err, storage.ErrFamilyExpired):
+			return nil, g.refused(refreshExpired)
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, g.refused(refreshInvalid)
 		default:
 			return nil, fmt.Errorf("refresh: %w", err)
 		}
@@ -88,7 +111,7 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 		// A genuine token from the future: the database was restored from
 		// an older backup. Refuse it; revoking would not make it safer.
 		g.log.WarnContext(ctx, "refresh token newer than its session", "client_id", c.ID, "family_id", f.ID)
-		return nil, invalid
+		return nil, g.refused(refreshInvalid)
 	}
 }
 
@@ -99,6 +122,7 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, scope []string, now time.Time) (*tokenResponse, error) {
 	grace := req.client.RefreshReuseGrace
 	if grace > 0 && tok.Generation+1 == f.Generation && now.Before(f.RotatedAt.Add(grace)) {
+		g.metrics.refresh.WithLabelValues(refreshGraceRetry).Inc()
 		return g.respond(ctx, req, f, scope, now)
 	}
 	if err := g.store.RevokeFamily(ctx, f.ID, storage.ReasonReuse, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -107,7 +131,7 @@ func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Fa
 	g.log.WarnContext(ctx, "refresh token reused; family revoked",
 		"client_id", req.client.ID, "family_id", f.ID, "reason", storage.ReasonReuse,
 		"presented_generation", tok.Generation, "current_generation", f.Generation)
-	return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
+	return nil, g.refused(refreshReuse)
 }
 
 // respond issues a fresh access token and the refresh token of f's current generation.

@@ -20,7 +20,7 @@ import (
 // lives on (RFC 7009 §2.1 makes revoking the grant optional; STANDARDS.md
 // §11 decision 6).
 type revokeHandler struct {
-	clients *clients.Registry
+	clients *clientSet
 	store   storage.Store
 	keys    *Keys
 	now     func() time.Time
@@ -53,10 +53,11 @@ func (h *revokeHandler) parse(w http.ResponseWriter, r *http.Request) (revokeReq
 	if err != nil {
 		return revokeRequest{}, err
 	}
-	client, err := authenticateClient(r, form, h.clients)
+	client, err := authenticateClient(r, form, h.clients.registry())
 	if err != nil {
 		return revokeRequest{}, err
 	}
+	infoFrom(r.Context()).clientID = client.ID
 	token := form.Get("token")
 	if token == "" {
 		return revokeRequest{}, errInvalidRequest("missing token")
@@ -141,7 +142,7 @@ func (h *revokeHandler) revokeAccess(ctx context.Context, req revokeRequest) err
 // what offline JWT checks cannot: an access token whose session was revoked
 // or expired is inactive at once, though its signature and exp are fine.
 type introspectHandler struct {
-	clients *clients.Registry
+	clients *clientSet
 	store   storage.Store
 	keys    *Keys
 	now     func() time.Time
@@ -181,10 +182,11 @@ func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *introspectHandler) introspect(r *http.Request, form url.Values) (introspection, error) {
-	client, err := authenticateClient(r, form, h.clients)
+	client, err := authenticateClient(r, form, h.clients.registry())
 	if err != nil {
 		return inactive, err
 	}
+	infoFrom(r.Context()).clientID = client.ID
 	// RFC 7662 §2.1 requires authorization of the caller; §4: only
 	// registered resource servers may learn about tokens.
 	if client.Public || !client.Introspect {
@@ -210,7 +212,7 @@ func (h *introspectHandler) access(ctx context.Context, token string) (introspec
 	if !now.Before(time.Unix(c.Expiry, 0)) {
 		return inactive, nil
 	}
-	if _, ok := h.clients.Get(c.ClientID); !ok {
+	if _, ok := h.clients.registry().Get(c.ClientID); !ok {
 		return inactive, nil // the client was removed from the configuration
 	}
 	denied, err := h.store.AccessTokenDenied(ctx, c.ID)

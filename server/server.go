@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ const (
 	PathIntrospect = "/oauth2/introspect"
 	PathMetadata   = "/.well-known/oauth-authorization-server"
 	PathJWKS       = "/.well-known/jwks.json"
+	PathMetrics    = "/metrics" // Prometheus exposition
 	PathHealth     = "/healthz" // the process is alive
 	PathReady      = "/readyz"  // and can serve: database, schema, signing key
 )
@@ -47,11 +49,19 @@ type Options struct {
 	// Ready reports whether the server can serve (database reachable,
 	// schema current); default Store.Ping. /readyz also checks the keys.
 	Ready func(ctx context.Context) error
+	// DB, if set, adds the connection pool's statistics to /metrics.
+	DB *sql.DB
+	// SeparateAdmin leaves /metrics, /healthz and /readyz off the public
+	// handler; serve them from AdminHandler on a listener of their own.
+	SeparateAdmin bool
 }
 
-// Server is the HTTP handler of the authorization server.
+// Server is the authorization server's HTTP surface.
 type Server struct {
-	handler http.Handler
+	public  http.Handler
+	admin   http.Handler
+	clients *clientSet
+	log     *slog.Logger
 }
 
 // New builds the server and its routes.
@@ -69,35 +79,58 @@ func New(o Options) (*Server, error) {
 	if o.Ready == nil {
 		o.Ready = o.Store.Ping
 	}
-	users, err := newUserAuth(o.Store, o.Login, o.Now)
+	log := slog.New(requestIDHandler{o.Logger.Handler()})
+	met := newMetrics(o.Keys, o.DB)
+	users, err := newUserAuth(o.Store, o.Login, o.Now, met)
 	if err != nil {
 		return nil, err
 	}
+	cs := newClientSet(o.Issuer, o.Clients)
 	m := &minter{issuer: o.Issuer, keys: o.Keys}
 	grants := map[string]grant{
 		clients.GrantPassword:          passwordGrant{store: o.Store, keys: o.Keys, minter: m, now: o.Now},
-		clients.GrantRefreshToken:      refreshGrant{store: o.Store, keys: o.Keys, minter: m, now: o.Now, log: o.Logger},
+		clients.GrantRefreshToken:      refreshGrant{store: o.Store, keys: o.Keys, minter: m, now: o.Now, log: log, metrics: met},
 		clients.GrantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
-	s := &Server{}
-	s.handler = routes(routeDeps{
+	d := routeDeps{
 		token: &tokenHandler{
-			clients: o.Clients, grants: grants, log: o.Logger, trusted: o.Login.TrustedProxies,
+			clients: cs, grants: grants, log: log, trusted: o.Login.TrustedProxies,
 			lib: newTokenLib(grants, users.authenticate),
 		},
-		revoke:     &revokeHandler{clients: o.Clients, store: o.Store, keys: o.Keys, now: o.Now, log: o.Logger},
-		introspect: &introspectHandler{clients: o.Clients, store: o.Store, keys: o.Keys, now: o.Now, log: o.Logger},
-		metadata:   newMetadataHandler(o.Issuer, o.Clients),
-		jwks:       &jwksHandler{keys: o.Keys, log: o.Logger},
-		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: o.Logger},
+		revoke:     &revokeHandler{clients: cs, store: o.Store, keys: o.Keys, now: o.Now, log: log},
+		introspect: &introspectHandler{clients: cs, store: o.Store, keys: o.Keys, now: o.Now, log: log},
+		metadata:   &metadataHandler{clients: cs},
+		jwks:       &jwksHandler{keys: o.Keys, log: log},
+		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
+		metrics:    met,
 		timeout:    o.RequestTimeout,
-		log:        o.Logger,
-	})
+		log:        log,
+	}
+	s := &Server{clients: cs, log: log, admin: adminRoutes(d)}
+	if o.SeparateAdmin {
+		s.public = routes(d, nil)
+	} else {
+		s.public = routes(d, s.admin)
+	}
 	return s, nil
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// ServeHTTP serves the public endpoints (and, unless Options.SeparateAdmin,
+// the admin ones).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.ServeHTTP(w, r) }
+
+// AdminHandler serves /metrics, /healthz and /readyz, for a listener of
+// their own (Options.SeparateAdmin).
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// SetClients swaps in a new client registry (a configuration reload): every
+// request sees the old registry or the new one whole. Tokens of a client
+// that is gone stop refreshing (the client cannot authenticate) and
+// introspect inactive.
+func (s *Server) SetClients(reg *clients.Registry) {
+	s.clients.set(reg)
+	s.log.Info("clients reloaded", "clients", reg.IDs())
+}
 
 type routeDeps struct {
 	token      http.Handler
@@ -106,28 +139,49 @@ type routeDeps struct {
 	metadata   http.Handler
 	jwks       http.Handler
 	ready      http.Handler
+	metrics    *metrics
 	timeout    time.Duration
 	log        *slog.Logger
 }
 
-// routes is the whole HTTP surface, top to bottom.
-func routes(d routeDeps) http.Handler {
+// routes is the whole public HTTP surface, top to bottom; admin, if not
+// nil, serves the admin paths on the same listener.
+func routes(d routeDeps, admin http.Handler) http.Handler {
 	r := mux.NewRouter()
+	in := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, d.metrics, d.log, h) }
 	// POST-only endpoints answer 405 themselves, with a JSON body.
-	r.Handle(PathToken, withTimeout(d.timeout, d.token))
-	r.Handle(PathRevoke, withTimeout(d.timeout, d.revoke))
-	r.Handle(PathIntrospect, withTimeout(d.timeout, d.introspect))
-	r.Handle(PathMetadata, d.metadata).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathJWKS, withTimeout(d.timeout, d.jwks)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathToken, in("token", withTimeout(d.timeout, d.token)))
+	r.Handle(PathRevoke, in("revoke", withTimeout(d.timeout, d.revoke)))
+	r.Handle(PathIntrospect, in("introspect", withTimeout(d.timeout, d.introspect)))
+	r.Handle(PathMetadata, in("metadata", d.metadata)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathJWKS, in("jwks", withTimeout(d.timeout, d.jwks))).Methods(http.MethodGet, http.MethodHead)
+	if admin != nil {
+		for _, p := range []string{PathMetrics, PathHealth, PathReady} {
+			r.Handle(p, admin)
+		}
+	}
+	notFound(r, d)
+	return r
+}
+
+// adminRoutes serves the operator's endpoints. They are not instrumented:
+// scrapes and probes would drown the request metrics and the access log.
+func adminRoutes(d routeDeps) http.Handler {
+	r := mux.NewRouter()
+	r.Handle(PathMetrics, d.metrics.handler()).Methods(http.MethodGet)
 	r.HandleFunc(PathHealth, health).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReady, d.ready).Methods(http.MethodGet, http.MethodHead)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound(r, d)
+	return r
+}
+
+func notFound(r *mux.Router, d routeDeps) {
+	r.NotFoundHandler = instrument("other", d.metrics, d.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errNotFound())
-	})
+	}))
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errMethodNotAllowed(strings.Join([]string{http.MethodGet, http.MethodHead}, ", ")))
 	})
-	return r
 }
 
 // withTimeout gives each request a deadline for its database work: an

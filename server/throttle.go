@@ -100,7 +100,7 @@ func (t *throttle) check(ctx context.Context, keys ...string) error {
 		}
 	}
 	if wait > 0 {
-		return errTooManyAttempts(wait)
+		return fmt.Errorf("%w: %w", errTooMany, errTooManyAttempts(wait))
 	}
 	return nil
 }
@@ -117,6 +117,10 @@ func (t *throttle) blockedUntil(th storage.Throttle, now time.Time) time.Time {
 	}
 	return th.LastFailureAt.Add(d)
 }
+
+// errTooMany marks a throttled login (for metrics); the *Error beside it
+// is the answer.
+var errTooMany = errors.New("login throttled")
 
 // failed records a failed login against every key.
 func (t *throttle) failed(ctx context.Context, keys ...string) error {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
@@ -61,7 +63,7 @@ type grant interface {
 
 // tokenHandler serves POST /oauth2/token (RFC 6749 §3.2).
 type tokenHandler struct {
-	clients *clients.Registry
+	clients *clientSet
 	grants  map[string]grant
 	lib     *tokenLib
 	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
@@ -89,12 +91,17 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 	if err != nil {
 		return nil, err
 	}
-	client, err := authenticateClient(r, form, h.clients)
+	info := infoFrom(r.Context())
+	gt := form.Get("grant_type")
+	g, known := h.grants[gt]
+	if info.grantType = gt; !known {
+		info.grantType = "unknown" // a bounded metrics label
+	}
+	client, err := authenticateClient(r, form, h.clients.registry())
 	if err != nil {
 		return nil, err
 	}
-	gt := form.Get("grant_type")
-	g, known := h.grants[gt]
+	info.clientID = client.ID
 	switch {
 	case gt == "":
 		return nil, errInvalidRequest("missing grant_type")
@@ -231,9 +238,10 @@ type userAuth struct {
 	throttle  *throttle
 	hashing   *hashSlots
 	dummyHash string
+	logins    *prometheus.CounterVec
 }
 
-func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time) (*userAuth, error) {
+func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time, m *metrics) (*userAuth, error) {
 	dummy, err := passhash.Hash(newID(), passhash.Default)
 	if err != nil {
 		return nil, err
@@ -243,6 +251,7 @@ func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time) (
 		throttle:  &throttle{store: store, opts: opts, now: now},
 		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
 		dummyHash: dummy,
+		logins:    m.logins,
 	}, nil
 }
 
@@ -255,6 +264,9 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	}
 	userKey, addrKey := throttleKeys(username, addr)
 	if err := a.throttle.check(ctx, userKey, addrKey); err != nil {
+		if errors.Is(err, errTooMany) {
+			a.logins.WithLabelValues(loginThrottled).Inc()
+		}
 		return "", err
 	}
 	u, err := a.store.GetUserByUsername(ctx, username)
@@ -267,6 +279,7 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	}
 	release, herr := a.hashing.acquire(ctx)
 	if herr != nil {
+		a.logins.WithLabelValues(loginShed).Inc()
 		return "", herr
 	}
 	ok, verr := passhash.Verify(hash, password)
@@ -275,6 +288,7 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
 	}
 	if err != nil || !ok || u.Disabled {
+		a.logins.WithLabelValues(loginFailed).Inc()
 		if err := a.throttle.failed(ctx, userKey, addrKey); err != nil {
 			return "", err
 		}
@@ -285,6 +299,7 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	if err := a.store.ResetThrottle(ctx, userKey); err != nil {
 		return "", fmt.Errorf("password grant: %w", err)
 	}
+	a.logins.WithLabelValues(loginOK).Inc()
 	return u.ID, nil
 }
 

@@ -29,6 +29,7 @@ type env struct {
 	stderr     io.Writer
 	lookupEnv  func(string) (string, bool)
 	configPath string
+	hangup     <-chan os.Signal // SIGHUP: serve reloads the clients
 }
 
 // app is a loaded config and the logger built from it.

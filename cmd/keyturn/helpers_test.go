@@ -25,6 +25,7 @@ type cli struct {
 	dir    string
 	config string            // path of the config file
 	env    map[string]string // the environment run sees
+	hangup chan os.Signal    // what serve, started by start, takes as SIGHUP
 }
 
 // forEachDatabase runs fn against a fresh SQLite database and, when
@@ -45,7 +46,7 @@ func forEachDatabase(t *testing.T, fn func(t *testing.T, c *cli)) {
 func newCLI(t *testing.T, dbURL string) *cli {
 	t.Helper()
 	dir := t.TempDir()
-	c := &cli{t: t, dir: dir, config: filepath.Join(dir, "keyturn.yaml"), env: map[string]string{}}
+	c := &cli{t: t, dir: dir, config: filepath.Join(dir, "keyturn.yaml"), env: map[string]string{}, hangup: make(chan os.Signal, 1)}
 	yaml := fmt.Sprintf(`issuer: http://127.0.0.1:8080
 listen: 127.0.0.1:0
 data_dir: %s
@@ -106,10 +107,10 @@ func (c *cli) start(args ...string) (stdout, stderr *syncBuffer, stop func() int
 	env := maps.Clone(c.env)
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, args, strings.NewReader(""), stdout, stderr, func(k string) (string, bool) {
+		done <- runWith(ctx, args, strings.NewReader(""), stdout, stderr, func(k string) (string, bool) {
 			v, ok := env[k]
 			return v, ok
-		})
+		}, c.hangup)
 	}()
 	var once sync.Once
 	var code int

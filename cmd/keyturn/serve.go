@@ -32,7 +32,6 @@ const (
 	writeTimeout      = 15 * time.Second
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
-	shutdownTimeout   = 10 * time.Second
 )
 
 func (e *env) serveCommand() *cobra.Command {
@@ -111,68 +110,143 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		},
 		RequestTimeout: a.cfg.Database.Timeout,
 		Ready:          schemaCurrent(store),
+		DB:             store.DB(),
+		SeparateAdmin:  a.cfg.AdminListen != "",
 	})
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsConfig,
-	}
 	// Listen before serving so that a busy port is one clear error, and
 	// so that the log shows the actual address (listen: 127.0.0.1:0).
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.Listen)
-	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) {
-			err = oe.Err // "bind: address already in use", without the address again
-		}
-		return fmt.Errorf("cannot listen on %s: %w", a.cfg.Listen, err)
+	listeners := []*listener{{what: "listening", addr: a.cfg.Listen, handler: handler, tls: tlsConfig}}
+	if a.cfg.AdminListen != "" {
+		listeners = append(listeners, &listener{what: "admin listening", addr: a.cfg.AdminListen, handler: handler.AdminHandler()})
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "issuer", a.cfg.Issuer, "clients", reg.IDs())
+	for _, l := range listeners {
+		if err := l.listen(ctx, a.log); err != nil {
+			return err
+		}
+		defer l.ln.Close()
+	}
+	a.log.Info("listening", "addr", listeners[0].ln.Addr().String(), "tls", tlsConfig != nil,
+		"issuer", a.cfg.Issuer, "clients", reg.IDs())
+	if len(listeners) > 1 {
+		a.log.Info("admin listening", "addr", listeners[1].ln.Addr().String())
+	}
 	if creds != nil {
 		printDemo(e.stdout, a.cfg.Issuer, creds)
 	}
 
-	// The sweeper stops with ctx; the store is closed only after it has.
-	var sweeping sync.WaitGroup
-	defer sweeping.Wait()
-	sweepCtx, stopSweeping := context.WithCancel(ctx)
-	defer stopSweeping()
+	// The sweeper and the reloader stop with ctx; the store is closed only
+	// after they have.
+	var background sync.WaitGroup
+	defer background.Wait()
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
 	if a.cfg.Cleanup.Interval > 0 {
-		sweeping.Go(func() { a.cleaner(store).Run(sweepCtx, a.cfg.Cleanup.Interval) })
+		background.Go(func() { a.cleaner(store).Run(bgCtx, a.cfg.Cleanup.Interval) })
 	}
+	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, creds) })
 
-	served := make(chan error, 1)
-	go func() {
-		if tlsConfig != nil {
-			served <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
-			return
-		}
-		served <- srv.Serve(ln)
-	}()
+	served := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { served <- l.serve() }()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	// Stop accepting, let in-flight requests finish within the deadline.
+	a.log.Info("shutting down", "deadline", a.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	var errs []error
+	for _, l := range listeners {
+		if err := l.srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for range listeners {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// listener is one HTTP listener of serve: the public one, or the admin one.
+type listener struct {
+	what    string
+	addr    string
+	handler http.Handler
+	tls     *tls.Config
+	ln      net.Listener
+	srv     *http.Server
+}
+
+func (l *listener) listen(ctx context.Context, log *slog.Logger) error {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", l.addr)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err // "bind: address already in use", without the address again
+		}
+		return fmt.Errorf("cannot listen on %s: %w", l.addr, err)
+	}
+	l.ln = ln
+	l.srv = &http.Server{
+		Handler:           l.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         l.tls,
+	}
+	return nil
+}
+
+func (l *listener) serve() error {
+	if l.tls != nil {
+		return l.srv.ServeTLS(l.ln, "", "") // the certificate is in TLSConfig
+	}
+	return l.srv.Serve(l.ln)
+}
+
+// reloadClients re-reads the configuration on every SIGHUP and swaps in
+// its clients. A file with any problem changes nothing: every problem is
+// logged and the running clients stay. Only the clients are reloaded;
+// other settings need a restart.
+func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.Server, demo *demoCredentials) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.hangup:
+		}
+		cfg, err := config.Load(e.configPath, e.lookupEnv)
+		var reg *clients.Registry
+		if err == nil && demo != nil {
+			cfg.Clients = append(cfg.Clients, demo.spec)
+		}
+		if err == nil {
+			reg, err = clients.New(cfg.Clients, cfg.ClientDefaults(), e.lookupEnv)
+		}
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				log.Error("reload refused", "problem", line)
+			}
+			log.Error("reload refused; the current clients stay")
+			continue
+		}
+		srv.SetClients(reg)
+	}
 }
 
 // demoCredentials are the demo client's and user's plaintext credentials.
@@ -181,6 +255,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 type demoCredentials struct {
 	ClientID, ClientSecret string
 	Username, Password     string
+	spec                   clients.Spec // re-added on reload
 }
 
 const demoName = "demo"
@@ -198,15 +273,16 @@ func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Clients = append(cfg.Clients, clients.Spec{
+	spec := clients.Spec{
 		ID:            demoName,
 		SecretHash:    hash,
 		GrantTypes:    []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
 		Scopes:        []string{"read", "write"},
 		DefaultScopes: []string{"read"},
 		Introspect:    true,
-	})
-	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password}, nil
+	}
+	cfg.Clients = append(cfg.Clients, spec)
+	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password, spec: spec}, nil
 }
 
 // ensureDemoUser creates the demo user with the demo password, or resets

@@ -221,6 +221,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// DB is the connection pool, for its statistics (metrics); statements go
+// through the Store's methods.
+func (s *Store) DB() *sql.DB { return s.sqlDB }
+
 // Close closes the connection pool.
 func (s *Store) Close() error {
 	return s.sqlDB.Close()

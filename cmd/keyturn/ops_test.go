@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/server"
+)
+
+// opsConfig is a config with two confidential clients named in ids, each
+// with secret "<id>-secret", the password and refresh grants.
+func (c *cli) opsConfig(extra string, ids ...string) {
+	c.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "issuer: http://127.0.0.1:8080\nlisten: 127.0.0.1:0\ndata_dir: %s/data\nlog:\n  format: json\n%s", c.dir, extra)
+	b.WriteString("clients:\n")
+	for _, id := range ids {
+		d := sha256.Sum256([]byte(id + "-secret"))
+		fmt.Fprintf(&b, "  - id: %s\n    secret_hash: sha256:%s\n    grant_types: [password, refresh_token]\n    scopes: [read]\n    default_scopes: [read]\n",
+			id, base64.RawURLEncoding.EncodeToString(d[:]))
+	}
+	c.writeConfig(b.String())
+}
+
+// listeningAddr waits for a log line with msg and returns its addr.
+func listeningAddr(t *testing.T, stderr *syncBuffer, msg string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^\{.*"msg":"` + msg + `".*\}$`)
+	line := re.FindString(stderr.waitFor(t, "the "+msg+" log line", re.MatchString))
+	var e struct{ Addr string }
+	if err := json.Unmarshal([]byte(line), &e); err != nil || e.Addr == "" {
+		t.Fatalf("log line %q: %v", line, err)
+	}
+	return e.Addr
+}
+
+func login(t *testing.T, addr, client string) (int, map[string]any) {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {"pw"}}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+server.PathToken, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(client, client+"-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// TestServeReloadsClientsOnSIGHUP: a good file changes what clients may
+// do; a bad one changes nothing and every problem is logged.
+func TestServeReloadsClientsOnSIGHUP(t *testing.T) {
+	c := newCLI(t, "")
+	c.opsConfig("", "alpha")
+	c.want(exitOK, "pw\n", "users", "create", "--username", "ada", "--password-stdin")
+	_, stderr, stop := c.start("serve")
+	defer stop()
+	addr := listeningAddr(t, stderr, "listening")
+	if code, body := login(t, addr, "alpha"); code != 200 {
+		t.Fatalf("alpha: %d %v", code, body)
+	}
+
+	c.opsConfig("", "beta") // alpha removed, beta added
+	c.hangup <- syscall.SIGHUP
+	stderr.waitFor(t, "the reload", func(s string) bool { return strings.Contains(s, `"msg":"clients reloaded"`) })
+	if code, _ := login(t, addr, "beta"); code != 200 {
+		t.Fatalf("beta after reload: %d", code)
+	}
+	if code, body := login(t, addr, "alpha"); code != 401 || body["error"] != "invalid_client" {
+		t.Fatalf("removed alpha: %d %v", code, body)
+	}
+
+	c.writeConfig("issuer: http://127.0.0.1:8080\nlisten: 127.0.0.1:0\ntypo_key: 1\nclients:\n  - id: gamma\n    grant_types: [implicit]\n")
+	c.hangup <- syscall.SIGHUP
+	logs := stderr.waitFor(t, "the refusal", func(s string) bool { return strings.Contains(s, "the current clients stay") })
+	for _, want := range []string{"typo_key: unknown key", `clients[0].grant_types[0]: unknown grant type`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("refused reload does not log %q:\n%s", want, logs)
+		}
+	}
+	if code, _ := login(t, addr, "beta"); code != 200 {
+		t.Fatalf("beta after a refused reload: %d", code)
+	}
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestServeGracefulShutdown: SIGTERM while a refresh is in flight (its
+// body half sent) stops accepting but lets that refresh complete.
+func TestServeGracefulShutdown(t *testing.T) {
+	c := newCLI(t, "")
+	c.opsConfig("", "alpha")
+	c.want(exitOK, "pw\n", "users", "create", "--username", "ada", "--password-stdin")
+	_, stderr, stop := c.start("serve")
+	addr := listeningAddr(t, stderr, "listening")
+	_, tok := login(t, addr, "alpha")
+	rt, _ := tok["refresh_token"].(string)
+	if rt == "" {
+		t.Fatalf("login: %v", tok)
+	}
+
+	body := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+		server.PathToken, addr, base64.StdEncoding.EncodeToString([]byte("alpha:alpha-secret")), len(body), body[:10])
+
+	// Wait until the server is inside the handler (reading the body).
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(metricsOf(t, addr), "keyturn_http_requests_in_flight 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh never reached its handler")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for a state, not timing the test
+	}
+
+	stopped := make(chan int, 1)
+	go func() { stopped <- stop() }() // SIGTERM
+	stderr.waitFor(t, "shutdown to begin", func(s string) bool { return strings.Contains(s, `"msg":"shutting down"`) })
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break // no longer accepting
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections while shutting down")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case code := <-stopped:
+		t.Fatalf("serve exited (%d) with a request in flight", code)
+	default:
+	}
+
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	if resp.StatusCode != 200 || got["refresh_token"] == nil || got["refresh_token"] == rt {
+		t.Fatalf("in-flight refresh: %d %v", resp.StatusCode, got)
+	}
+	if code := <-stopped; code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestServeAdminListener: with admin_listen, /metrics, /healthz and /readyz
+// move to their own listener.
+func TestServeAdminListener(t *testing.T) {
+	c := newCLI(t, "")
+	c.opsConfig("admin_listen: 127.0.0.1:0\n", "alpha")
+	_, stderr, stop := c.start("serve")
+	defer stop()
+	public := listeningAddr(t, stderr, "listening")
+	admin := listeningAddr(t, stderr, "admin listening")
+	status := func(addr, path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, p := range []string{server.PathMetrics, server.PathHealth, server.PathReady} {
+		if s := status(admin, p); s != 200 {
+			t.Errorf("admin %s = %d", p, s)
+		}
+		if s := status(public, p); s != 404 {
+			t.Errorf("public %s = %d, want 404", p, s)
+		}
+	}
+	if s := status(public, server.PathMetadata); s != 200 {
+		t.Errorf("public metadata = %d", s)
+	}
+}
+
+func metricsOf(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + server.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// requestInfo is what one request learns about itself as it goes, for its
+// access-log line and metrics: filled by the handlers, read by instrument.
+type requestInfo struct {
+	id        string
+	clientID  string // once authenticated
+	grantType string // token endpoint: a known grant type, or "unknown"
+	errorCode string // the OAuth error answered, if any
+}
+
+type requestInfoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	if info == nil {
+		return &requestInfo{} // outside instrument (unit tests): a scratch record
+	}
+	return info
+}
+
+// requestID returns the request's id, "" outside a request.
+func requestID(ctx context.Context) string {
+	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	if info == nil {
+		return ""
+	}
+	return info.id
+}
+
+// maxRequestIDLen bounds a caller-chosen X-Request-ID.
+const maxRequestIDLen = 128
+
+// incomingRequestID keeps a caller's X-Request-ID when it is short and
+// printable ASCII (it goes into logs), else makes a new one.
+func incomingRequestID(r *http.Request) string {
+	id := r.Header.Get("X-Request-ID")
+	if id == "" || len(id) > maxRequestIDLen {
+		return newID()
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return newID()
+		}
+	}
+	return id
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// instrument wraps an endpoint: request id (taken from X-Request-ID or
+// made, and echoed), one access-log line, and the request metrics. The
+// log line never holds a secret: no query, form, header or token.
+func instrument(endpoint string, m *metrics, log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now() // latency is wall-clock, not the injectable token clock
+		info := &requestInfo{id: incomingRequestID(r)}
+		w.Header().Set("X-Request-ID", info.id)
+		sw := &statusWriter{ResponseWriter: w}
+		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
+		m.inFlight.Inc()
+		h.ServeHTTP(sw, r.WithContext(ctx))
+		m.inFlight.Dec()
+		took := time.Since(start)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		outcome := "ok"
+		if info.errorCode != "" {
+			outcome = info.errorCode
+		} else if sw.status >= 400 {
+			outcome = "error"
+		}
+		m.requests.WithLabelValues(endpoint, info.grantType, outcome).Inc()
+		m.duration.WithLabelValues(endpoint, info.grantType).Observe(took.Seconds())
+		attrs := []slog.Attr{
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+		}
+		if info.clientID != "" {
+			attrs = append(attrs, slog.String("client_id", info.clientID))
+		}
+		if info.grantType != "" {
+			attrs = append(attrs, slog.String("grant_type", info.grantType))
+		}
+		if info.errorCode != "" {
+			attrs = append(attrs, slog.String("error", info.errorCode))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	})
+}
+
+// requestIDHandler adds the request id to every record logged with a
+// request's context, so a reuse warning can be matched to its access line.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := requestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of their own.
+// Every label has a bounded set of values: endpoints, grant types, OAuth
+// error codes and fixed outcome names; never a user, client or token.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec // endpoint, grant_type, outcome
+	inFlight prometheus.Gauge
+	duration *prometheus.HistogramVec // endpoint, grant_type
+	refresh  *prometheus.CounterVec   // outcome
+	logins   *prometheus.CounterVec   // outcome
+}
+
+// Refresh outcomes.
+const (
+	refreshRotated    = "rotated"
+	refreshGraceRetry = "grace_retry"
+	refreshReuse      = "reuse_detected"
+	refreshExpired    = "expired"
+	refreshRevoked    = "revoked"
+	refreshInvalid    = "invalid" // malformed, unknown, forged, another client's
+)
+
+// Login (password grant) outcomes.
+const (
+	loginOK        = "ok"
+	loginFailed    = "invalid_credentials"
+	loginThrottled = "throttled"
+	loginShed      = "shed"
+)
+
+func newMetrics(keys *Keys, db *sql.DB) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyturn_http_requests_total",
+			Help: "HTTP requests by endpoint, grant type and outcome (ok, or the OAuth error code).",
+		}, []string{"endpoint", "grant_type", "outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyturn_http_requests_in_flight",
+			Help: "Requests being served now.",
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keyturn_http_request_duration_seconds",
+			Help:    "HTTP request latency by endpoint and grant type.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"endpoint", "grant_type"}),
+		refresh: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyturn_refresh_total",
+			Help: "Refresh-token grants by outcome: rotated, grace_retry, reuse_detected, expired, revoked, invalid.",
+		}, []string{"outcome"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyturn_password_logins_total",
+			Help: "Password-grant logins by outcome: ok, invalid_credentials, throttled (429), shed (503).",
+		}, []string{"outcome"}),
+	}
+	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&keyCollector{keys: keys},
+	)
+	if db != nil {
+		// go_sql_* pool statistics: open, in use, idle, waits.
+		m.registry.MustRegister(collectors.NewDBStatsCollector(db, "keyturn"))
+	}
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// keyCollector reports the signing keys from the Keys cache (a scrape
+// never queries the database).
+type keyCollector struct {
+	keys *Keys
+}
+
+var (
+	keyAgeDesc = prometheus.NewDesc("keyturn_signing_key_age_seconds",
+		"Seconds since the signing key now in use started signing.", nil, nil)
+	keyCountDesc = prometheus.NewDesc("keyturn_signing_keys_published",
+		"Signing keys published in the JWKS.", nil, nil)
+)
+
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keyAgeDesc; ch <- keyCountDesc }
+
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if sk, err := c.keys.signer(ctx); err == nil {
+		age := c.keys.opts.Now().Sub(sk.row.ActivateAt).Seconds()
+		ch <- prometheus.MustNewConstMetric(keyAgeDesc, prometheus.GaugeValue, age)
+	}
+	if pub, err := c.keys.Published(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(keyCountDesc, prometheus.GaugeValue, float64(len(pub)))
+	}
+}
