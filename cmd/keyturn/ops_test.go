@@ -211,3 +211,23 @@ func metricsOf(t *testing.T, addr string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestProbe: `keyturn probe` exits 0 against a ready server and 1 when
+// nothing answers (the container health check).
+func TestProbe(t *testing.T) {
+	c := newCLI(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c.opsConfig(fmt.Sprintf("admin_listen: 127.0.0.1:%d\n", port), "alpha")
+	c.want(exitFailure, "", "probe")
+	_, stderr, stop := c.start("serve")
+	defer stop()
+	listeningAddr(t, stderr, "admin listening")
+	if r := c.want(exitOK, "", "probe"); !strings.Contains(r.stdout, "ready") {
+		t.Fatalf("probe: %+v", r)
+	}
+}

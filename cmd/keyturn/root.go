@@ -119,6 +119,7 @@ SQLite database under ./data.`,
 		e.clientsCommand(),
 		e.configCommand(),
 		e.keysCommand(),
+		e.probeCommand(),
 	)
 	return root
 }
