@@ -56,7 +56,7 @@ func parseRefreshToken(s string) (refreshToken, error) {
 	if len(parts) != 4 || parts[0] != refreshPrefix || len(parts[1]) != 22 {
 		return refreshToken{}, errMalformedToken
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(parts[1]); err != nil {
+	if !canonicalBase64(parts[1]) {
 		return refreshToken{}, errMalformedToken
 	}
 	// Canonical decimal only: no sign, no leading zeros, so one token has one spelling.
@@ -69,10 +69,19 @@ func parseRefreshToken(s string) (refreshToken, error) {
 		return refreshToken{}, errMalformedToken
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(parts[3])
-	if err != nil || len(mac) != sha256.Size {
+	if err != nil || len(mac) != sha256.Size || !canonicalBase64(parts[3]) {
 		return refreshToken{}, errMalformedToken
 	}
 	return refreshToken{FamilyID: parts[1], Generation: gen, MAC: mac}, nil
+}
+
+// canonicalBase64 reports whether s is base64url without padding in its
+// one canonical spelling. The decoder alone would accept CR and LF anywhere
+// and ignore the unused low bits of the last character, so that one token
+// could be presented in several spellings (found by FuzzParseRefreshToken).
+func canonicalBase64(s string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && base64.RawURLEncoding.EncodeToString(b) == s
 }
 
 // refreshMAC is HMAC-SHA256(mac_key, family_id ‖ generation ‖ salt).

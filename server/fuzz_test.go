@@ -1,0 +1,402 @@
+package server
+
+// Fuzz targets for everything that reads attacker-controlled bytes before a
+// client has authenticated: the refresh-token parser, HTTP Basic decoding,
+// the token endpoint's form handling, and the token parameter of
+// revocation and introspection. `go test` runs them over their seeds (the
+// f.Add calls and testdata/fuzz/<FuzzName>/); `go test -fuzz=FuzzX` explores.
+// Each builds its server once, before f.Fuzz, so an iteration costs one
+// request.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
+)
+
+// fuzzMAC is a syntactically valid MAC (32 bytes, base64url).
+var fuzzMAC = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
+
+func FuzzParseRefreshToken(f *testing.F) {
+	for _, s := range []string{
+		"",
+		"ktr1",
+		"ktr1...",
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.0." + fuzzMAC,
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.18446744073709551615." + fuzzMAC,
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.18446744073709551616." + fuzzMAC, // overflows uint64
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.007." + fuzzMAC,
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.-1." + fuzzMAC,
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.+1." + fuzzMAC,
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + "=",
+		"ktr1.AAAAAAAAAAAAAAAAAAAAA=.1." + fuzzMAC,
+		"ktr2.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC,
+		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + ".x",
+		"ktr1.\xff\xfe.1." + fuzzMAC,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := parseRefreshToken(s)
+		if err != nil {
+			if !errors.Is(err, errMalformedToken) {
+				t.Fatalf("parseRefreshToken(%q): error %v, want errMalformedToken", s, err)
+			}
+			return
+		}
+		// One token, one spelling: what is accepted re-encodes to itself,
+		// so a token cannot be presented in several forms.
+		again := refreshPrefix + "." + tok.FamilyID + "." + strconv.FormatUint(tok.Generation, 10) + "." +
+			base64.RawURLEncoding.EncodeToString(tok.MAC)
+		if again != s {
+			t.Fatalf("parseRefreshToken(%q) accepted a token that re-encodes as %q", s, again)
+		}
+		if len(tok.MAC) != sha256.Size {
+			t.Fatalf("parseRefreshToken(%q): MAC of %d bytes", s, len(tok.MAC))
+		}
+		// Family IDs are newID()s: 16 bytes, canonical base64url.
+		if id, err := base64.RawURLEncoding.DecodeString(tok.FamilyID); err != nil || len(id) != 16 ||
+			base64.RawURLEncoding.EncodeToString(id) != tok.FamilyID {
+			t.Fatalf("parseRefreshToken(%q) accepted family id %q", s, tok.FamilyID)
+		}
+	})
+}
+
+func FuzzDecodeBasic(f *testing.F) {
+	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, s := range []string{
+		"",
+		"Basic",
+		"Basic ",
+		"Basic " + enc("web:secret"),
+		"basic   " + enc("web:s%3Ac%2Br%2Ft"),
+		"BASIC " + enc("web:"),
+		"Basic " + enc(":secret"),
+		"Basic " + enc("nocolon"),
+		"Basic " + enc("web:%"),
+		"Basic " + enc("%zz:secret"),
+		"Basic " + enc("w%00b:secret"),
+		"Basic " + enc("web:%ff%fe"),
+		"Basic " + enc("\xff:\xfe"),
+		"Basic !!!",
+		"Basic " + enc("web:secret") + "=",
+		"Bearer abc",
+		"Basic\t" + enc("web:secret"),
+		"Digest username=web",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		id, _, err := decodeBasic(header)
+		if err != nil {
+			var oe *Error
+			if !errors.As(err, &oe) || oe.Code != "invalid_client" || oe.Status() != http.StatusUnauthorized {
+				t.Fatalf("decodeBasic(%q): %#v, want *Error invalid_client 401", header, err)
+			}
+			return
+		}
+		if id == "" {
+			t.Fatalf("decodeBasic(%q) accepted an empty client id", header)
+		}
+	})
+}
+
+// fuzzServer is a real server over a fresh SQLite store: client "web"
+// (confidential, password and refresh_token, may introspect), client "svc"
+// (client_credentials only) and user "ada".
+type fuzzServer struct {
+	srv   *Server
+	store storage.Store
+	keys  *Keys
+}
+
+const (
+	fuzzWebSecret = "web:s+c/r%t"
+	fuzzSvcSecret = "svc-secret"
+	fuzzPassword  = "correct horse"
+)
+
+func fuzzBasic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+func newFuzzServer(f *testing.F) *fuzzServer {
+	f.Helper()
+	store := sqlstoretest.SQLite(f)
+	now := func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }
+	hash := func(s string) string {
+		d := sha256.Sum256([]byte(s))
+		return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
+	}
+	reg, err := clients.New([]clients.Spec{
+		{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,
+			Audience: []string{"https://api.example.com"}},
+		{ID: "svc", SecretHash: hash(fuzzSvcSecret), GrantTypes: []string{clients.GrantClientCredentials},
+			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+		{ID: "app", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+	}, clients.Defaults{
+		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
+		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{"https://auth.example.com"},
+	}, func(string) (string, bool) { return "", false })
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys, err := NewKeys(context.Background(), store, bytes.Repeat([]byte{9}, 32), KeysOptions{
+		Algorithm: AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: now,
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Cheap argon2id parameters keep a correct-password iteration fast; they
+	// travel in the hash.
+	pwHash, err := passhash.Hash(fuzzPassword, passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := store.CreateUser(context.Background(), storage.User{
+		ID: "user-ada", Username: "ada", PasswordHash: pwHash, CreatedAt: now(), UpdatedAt: now(),
+	}); err != nil {
+		f.Fatal(err)
+	}
+	srv, err := New(Options{
+		Issuer: "https://auth.example.com", Store: store, Clients: reg, Keys: keys,
+		Logger: slog.New(slog.DiscardHandler), Now: now,
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return &fuzzServer{srv: srv, store: store, keys: keys}
+}
+
+type fuzzReply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (fs *fuzzServer) post(path, ctype, auth, body string) fuzzReply {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	fs.srv.ServeHTTP(rec, req)
+	return fuzzReply{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// login runs the password grant for ada as web and returns the response.
+func (fs *fuzzServer) login(f *testing.F) tokenResponse {
+	f.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {fuzzPassword}}
+	r := fs.post(PathToken, "application/x-www-form-urlencoded", fuzzBasic("web", fuzzWebSecret), form.Encode())
+	var resp tokenResponse
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &resp) != nil || resp.RefreshToken == "" {
+		f.Fatalf("login: %d %s", r.status, r.body)
+	}
+	return resp
+}
+
+// rfcErrorCodes are the error codes the POST endpoints may answer with:
+// RFC 6749 §5.2, RFC 8707 §2 (invalid_target), and those of load shedding
+// and throttling (temporarily_unavailable; STANDARDS.md §11 decision 10).
+var rfcErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true, "invalid_target": true,
+	"unsupported_token_type": true, "temporarily_unavailable": true,
+}
+
+// checkErrorReply fails unless r is a JSON OAuth error with a known code
+// and a status that matches it.
+func checkErrorReply(t *testing.T, what string, r fuzzReply) {
+	t.Helper()
+	var e struct {
+		Code        *string `json:"error"`
+		Description string  `json:"error_description"`
+	}
+	if err := json.Unmarshal(r.body, &e); err != nil || e.Code == nil {
+		t.Fatalf("%s: %d with body %q, want a JSON error", what, r.status, r.body)
+	}
+	if !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("%s: %d error with Content-Type %q", what, r.status, r.header.Get("Content-Type"))
+	}
+	if !rfcErrorCodes[*e.Code] {
+		t.Fatalf("%s: %d with unknown error code %q", what, r.status, *e.Code)
+	}
+	switch {
+	case *e.Code == "invalid_client" && r.status != http.StatusUnauthorized,
+		*e.Code != "invalid_client" && r.status == http.StatusUnauthorized,
+		r.status < 400 || r.status > 599:
+		t.Fatalf("%s: status %d for %q", what, r.status, *e.Code)
+	}
+	if strings.ContainsFunc(e.Description, func(c rune) bool { return c == '"' || c == '\\' || c < 0x20 || c > 0x7e }) {
+		t.Fatalf("%s: error_description %q outside RFC 6749 §5.2's characters", what, e.Description)
+	}
+}
+
+func FuzzTokenForm(f *testing.F) {
+	fs := newFuzzServer(f)
+	web := fuzzBasic("web", fuzzWebSecret)
+	svc := fuzzBasic("svc", fuzzSvcSecret)
+	rt := fs.login(f).RefreshToken
+	const form = "application/x-www-form-urlencoded"
+	for _, s := range []struct{ ctype, auth, body string }{
+		{form, web, "grant_type=password&username=ada&password=correct+horse"},
+		{form, web, "grant_type=password&username=ada&password=correct+horse&scope=read+write&resource=https%3A%2F%2Fapi.example.com"},
+		{form, web, "grant_type=password&username=ada&password=nope"},
+		{form, web, "grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt)},
+		{form, web, "grant_type=refresh_token&refresh_token=ktr1.AAAAAAAAAAAAAAAAAAAAAA.0." + fuzzMAC},
+		{form, svc, "grant_type=client_credentials&scope=read"},
+		{form, svc, "grant_type=client_credentials&scope=admin"},
+		{form, svc, "grant_type=client_credentials&resource=https%3A%2F%2Fevil"},
+		{form, "", "grant_type=client_credentials&client_id=svc&client_secret=svc-secret"},
+		{form, "", "grant_type=password&client_id=app&username=ada&password=correct+horse"},
+		{form, web, "grant_type=client_credentials&grant_type=password"},
+		{form, web, "grant_type=magic"},
+		{form, web, "grant_type=password&username=%zz&password=%"},
+		{form, web, "grant_type=password&username=%ff%fe&password=x"},
+		{form, web, "\xff=\xfe&grant_type=password"},
+		{form, web, "grant_type=password&username=a%00da&password=x"},
+		{form + "; charset=utf-16", web, "grant_type=client_credentials"},
+		{form + "; charset=", web, "grant_type=client_credentials"},
+		{"application/json", web, `{"grant_type":"client_credentials"}`},
+		{"multipart/form-data; boundary=x", web, "--x\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\npassword\r\n--x--\r\n"},
+		{"", web, "grant_type=client_credentials"},
+		{";;;", web, "grant_type=client_credentials"},
+		{form, "Basic !!!", "grant_type=client_credentials"},
+		{form, "Bearer x", "grant_type=client_credentials"},
+		{form, web, "grant_type=client_credentials&client_secret=x"},
+		{form, web, "grant_type=client_credentials&client_id=svc"},
+		{form, web, "grant_type=password&username=&password="},
+		{form, web, "grant_type=refresh_token&refresh_token=&scope=%20%20"},
+		{form, web, "&&&==&=&grant_type"},
+	} {
+		f.Add(s.ctype, s.auth, s.body)
+	}
+	f.Fuzz(func(t *testing.T, ctype, auth, body string) {
+		r := fs.post(PathToken, ctype, auth, body)
+		if r.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%d without Cache-Control: no-store", r.status)
+		}
+		if r.status == http.StatusOK {
+			var resp tokenResponse
+			if err := json.Unmarshal(r.body, &resp); err != nil || resp.AccessToken == "" || resp.TokenType != "Bearer" {
+				t.Fatalf("200 with body %q", r.body)
+			}
+			return
+		}
+		checkErrorReply(t, "token", r)
+	})
+}
+
+func FuzzIntrospectRevoke(f *testing.F) {
+	fs := newFuzzServer(f)
+	web := fuzzBasic("web", fuzzWebSecret)
+	// Real tokens: the only ones introspection may call active. The
+	// access tokens are identified by jti (a JWS signature has more than
+	// one base64 spelling; the claims it signs have one) and the refresh
+	// token by its exact value.
+	first, second := fs.login(f), fs.login(f)
+	issued := map[string]bool{}
+	for _, at := range []string{first.AccessToken, second.AccessToken} {
+		c, err := fs.keys.parseAccessToken(context.Background(), at)
+		if err != nil {
+			f.Fatal(err)
+		}
+		issued[c.ID] = true
+	}
+	liveRefresh := map[string]bool{first.RefreshToken: true, second.RefreshToken: true}
+	// The setup is right: real tokens are active, so "inactive" below is
+	// the server's judgement, not a broken caller.
+	for _, tok := range []string{first.AccessToken, first.RefreshToken} {
+		r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, url.Values{"token": {tok}}.Encode())
+		if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"active":true`)) {
+			f.Fatalf("introspect a real token: %d %s", r.status, r.body)
+		}
+	}
+	parts := strings.Split(first.RefreshToken, ".")
+	at := strings.Split(first.AccessToken, ".")
+	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`))
+	for _, s := range []string{
+		first.AccessToken,
+		first.RefreshToken,
+		"",
+		"x",
+		"a.b.c",
+		"..",
+		"ktr1.",
+		"ktr1." + parts[1] + ".0." + fuzzMAC,
+		"ktr1." + parts[1] + ".1." + parts[3],
+		"ktr1." + parts[1] + ".18446744073709551615." + parts[3],
+		noneHeader + "." + at[1] + ".",
+		at[0] + "." + at[1] + ".",
+		at[0] + "." + at[1] + "." + at[1],
+		`{"alg":"none"}`,
+		"\x00",
+		"\xff\xfe",
+		strings.Repeat("A", 4096),
+		second.AccessToken,
+		second.RefreshToken,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		body := url.Values{"token": {token}}.Encode()
+		r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, body)
+		switch {
+		case r.status == http.StatusOK:
+			var got introspection
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatalf("introspect: 200 with body %q", r.body)
+			}
+			if !got.Active {
+				if string(r.body) != "{\"active\":false}\n" {
+					t.Fatalf("introspect: inactive answer %q says more than {\"active\":false}", r.body)
+				}
+				break
+			}
+			if (got.ID != "" && !issued[got.ID]) || (got.ID == "" && !liveRefresh[token]) {
+				t.Fatalf("introspect(%q): active %s, but it is not a token this server issued", token, r.body)
+			}
+		case token == "":
+			checkErrorReply(t, "introspect", r)
+		default:
+			// Anything else non-200 is a parse refusal (invalid UTF-8) or
+			// load shedding, never 500.
+			checkErrorReply(t, "introspect", r)
+			if r.status == http.StatusBadRequest && utf8.ValidString(token) {
+				t.Fatalf("introspect(%q): %d %s for a well-formed request", token, r.status, r.body)
+			}
+		}
+
+		r = fs.post(PathRevoke, "application/x-www-form-urlencoded", web, body)
+		if r.status == http.StatusOK {
+			if len(r.body) != 0 {
+				t.Fatalf("revoke: 200 with body %q", r.body)
+			}
+			return
+		}
+		checkErrorReply(t, "revoke", r)
+	})
+}
