@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -35,22 +36,35 @@ func requestID(ctx context.Context) string {
 	return info.id
 }
 
-// maxRequestIDLen bounds a caller-chosen X-Request-ID.
-const maxRequestIDLen = 128
+// maxRequestIDLen bounds a caller-chosen X-Request-ID: shorter than any
+// token we issue, so a client that puts a token there by mistake does not
+// get it written to the log.
+const maxRequestIDLen = 64
 
 // incomingRequestID keeps a caller's X-Request-ID when it is short and
-// printable ASCII (it goes into logs), else makes a new one.
+// made of letters, digits and "-_.:" (it goes into logs), else makes one.
 func incomingRequestID(r *http.Request) string {
 	id := r.Header.Get("X-Request-ID")
-	if id == "" || len(id) > maxRequestIDLen {
+	if id == "" || len(id) > maxRequestIDLen || strings.HasPrefix(id, refreshPrefix+".") {
 		return newID()
 	}
 	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:", c) >= 0) {
 			return newID()
 		}
 	}
 	return id
+}
+
+// loggedPath is the path for the access log: the endpoint's own for known
+// routes; for anything else only a prefix, since a client may have put a
+// token in a URL it made up.
+func loggedPath(endpoint, path string) string {
+	if endpoint == "other" {
+		return truncate(path, 32)
+	}
+	return path
 }
 
 // statusWriter remembers the status code written.
@@ -99,7 +113,7 @@ func instrument(endpoint string, m *metrics, log *slog.Logger, h http.Handler) h
 		m.requests.WithLabelValues(endpoint, info.grantType, outcome).Inc()
 		m.duration.WithLabelValues(endpoint, info.grantType).Observe(took.Seconds())
 		attrs := []slog.Attr{
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("method", truncate(r.Method, 16)), slog.String("path", loggedPath(endpoint, r.URL.Path)),
 			slog.Int("status", sw.status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 		}
 		if info.clientID != "" {

@@ -175,3 +175,27 @@ func TestSetClients(t *testing.T) {
 		t.Fatalf("remaining client: %d %s", r.status, r.body)
 	}
 }
+
+// TestRequestIDNeverCarriesATokenIntoTheLog: a caller's X-Request-ID is
+// kept only if short and plain, so a token put there is not logged.
+func TestRequestIDNeverCarriesATokenIntoTheLog(t *testing.T) {
+	ts := newTestServer(t, sqlite)
+	r := ts.login(confA)
+	for _, id := range []string{r.str("refresh_token"), r.str("access_token"), "has space", "semi;colon", strings.Repeat("a", 65)} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+server.PathMetadata, nil)
+		req.Header.Set("X-Request-ID", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Request-ID"); got == id || got == "" {
+			t.Errorf("X-Request-ID %.20q kept as %q", id, got)
+		}
+	}
+	for _, secret := range []string{r.str("refresh_token"), r.str("access_token")} {
+		if strings.Contains(ts.logs.String(), secret) {
+			t.Fatal("a token sent as X-Request-ID reached the log")
+		}
+	}
+}

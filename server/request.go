@@ -28,9 +28,14 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
 		return nil, errMethodNotAllowed(http.MethodPost)
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+	}
+	// RFC 6749 Appendix B: the form is UTF-8; a body declared otherwise
+	// would be misread, so it is refused rather than guessed at.
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, errInvalidRequest("the body must be UTF-8")
 	}
 	if r.URL.RawQuery != "" {
 		return nil, errInvalidRequest("parameters must be sent in the request body, not the URL")

@@ -147,7 +147,7 @@ type routeDeps struct {
 // routes is the whole public HTTP surface, top to bottom; admin, if not
 // nil, serves the admin paths on the same listener.
 func routes(d routeDeps, admin http.Handler) http.Handler {
-	r := mux.NewRouter()
+	r := strictRouter()
 	in := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, d.metrics, d.log, h) }
 	// POST-only endpoints answer 405 themselves, with a JSON body.
 	r.Handle(PathToken, in("token", withTimeout(d.timeout, d.token)))
@@ -167,12 +167,20 @@ func routes(d routeDeps, admin http.Handler) http.Handler {
 // adminRoutes serves the operator's endpoints. They are not instrumented:
 // scrapes and probes would drown the request metrics and the access log.
 func adminRoutes(d routeDeps) http.Handler {
-	r := mux.NewRouter()
+	r := strictRouter()
 	r.Handle(PathMetrics, d.metrics.handler()).Methods(http.MethodGet)
 	r.HandleFunc(PathHealth, health).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathReady, d.ready).Methods(http.MethodGet, http.MethodHead)
 	notFound(r, d)
 	return r
+}
+
+// strictRouter matches paths exactly as sent: no redirect of "/a/../b" or
+// "//b" (a 301 with an HTML body, which a client following it would turn
+// into a GET), and no decoding of "%2F" into a separator. Anything else is
+// a JSON 404.
+func strictRouter() *mux.Router {
+	return mux.NewRouter().SkipClean(true).UseEncodedPath()
 }
 
 func notFound(r *mux.Router, d routeDeps) {

@@ -115,7 +115,11 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 			return nil, errInvalidRequest("missing " + p)
 		}
 	}
-	req := &tokenRequest{client: client, grantType: gt, resources: form["resource"], addr: clientAddr(r, h.trusted)}
+	resources := slices.Compact(slices.Sorted(slices.Values(form["resource"])))
+	if len(resources) > maxResources {
+		return nil, errInvalidTarget("too many resource parameters")
+	}
+	req := &tokenRequest{client: client, grantType: gt, resources: resources, addr: clientAddr(r, h.trusted)}
 	if s := form.Get("scope"); s != "" {
 		req.scope = scopeList(s)
 	}
@@ -127,6 +131,18 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 	return req, nil
 }
 
+// maxResources bounds the RFC 8707 resource parameters of one request:
+// each becomes an audience of the access token.
+const maxResources = 8
+
+// truncate cuts s to at most n bytes, for echoing input in descriptions.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 // grantScope resolves a requested scope (RFC 6749 §3.3): absent means the
 // default; every requested token must be allowed.
 func grantScope(requested []string, allowed func(string) bool, defaults []string) ([]string, error) {
@@ -135,7 +151,7 @@ func grantScope(requested []string, allowed func(string) bool, defaults []string
 	}
 	for _, s := range requested {
 		if !allowed(s) {
-			return nil, errInvalidScope("scope " + sanitizeDescription(s) + " is not allowed")
+			return nil, errInvalidScope("scope " + sanitizeDescription(truncate(s, 64)) + " is not allowed")
 		}
 	}
 	return requested, nil
