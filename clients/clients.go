@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,10 @@ type Spec struct {
 	// Introspect lets the client call the introspection endpoint: it is a
 	// resource server that wants the live answer (RFC 7662).
 	Introspect bool `yaml:"introspect"`
+	// Resources are the audiences an introspecting client serves: it learns
+	// about access tokens for them only, and every other token is inactive
+	// to it (RFC 7662 §4). Required with introspect: true.
+	Resources []string `yaml:"resources"`
 
 	// Per-client overrides of the server-wide token defaults; nil inherits.
 	AccessTokenTTL     *time.Duration `yaml:"access_token_ttl"`
@@ -118,6 +123,8 @@ type Client struct {
 	DefaultScopes []string
 	// Audience is the spec's audience, else Defaults.Audience.
 	Audience []string
+	// Resources are the audiences an introspecting client serves.
+	Resources []string
 
 	AccessTokenTTL     time.Duration
 	RefreshIdleTTL     time.Duration
@@ -137,6 +144,9 @@ func (c *Client) AllowsGrant(grantType string) bool {
 	g, ok := grantBits[grantType]
 	return ok && c.grants&g != 0
 }
+
+// ServesAudience reports whether an introspecting client serves aud.
+func (c *Client) ServesAudience(aud string) bool { return slices.Contains(c.Resources, aud) }
 
 // AllowsScope reports whether the client may be granted scope.
 func (c *Client) AllowsScope(scope string) bool {
@@ -160,9 +170,29 @@ type Registry struct {
 	// dummy is what Authenticate compares against for an unknown or
 	// public client, so that it costs the same as a wrong secret.
 	dummy [sha256.Size]byte
-	// verifyHash checks an argon2id secret hash: passhash.Verify, swapped
-	// in tests to count how often the slow path runs.
+	// verifyHash checks an argon2id secret hash: passhash.Verify, bounded
+	// by slowSlots (see boundedVerify); swapped in tests to count how often
+	// the slow path runs.
 	verifyHash func(encoded, secret string) (bool, error)
+	// slowSlots bounds argon2id secret checks running at once: client ids
+	// are public, and each wrong guess would otherwise cost ~19 MiB.
+	slowSlots chan struct{}
+}
+
+// ErrBusy: too many slow (argon2id) secret checks are running; the caller
+// should answer 503 and let the client retry.
+var ErrBusy = errors.New("client authentication busy")
+
+// boundedVerify runs passhash.Verify in a slot, or refuses at once with
+// ErrBusy when every slot is taken.
+func (r *Registry) boundedVerify(encoded, secret string) (bool, error) {
+	select {
+	case r.slowSlots <- struct{}{}:
+		defer func() { <-r.slowSlots }()
+		return passhash.Verify(encoded, secret)
+	default:
+		return false, ErrBusy
+	}
 }
 
 // New validates specs and builds the registry. lookupEnv (os.LookupEnv in
@@ -175,9 +205,10 @@ func New(specs []Spec, d Defaults, lookupEnv func(string) (string, bool)) (*Regi
 	errs := validate(specs)
 	errs = append(errs, validateDefaults(d)...)
 	r := &Registry{
-		clients:    make(map[string]*Client, len(specs)),
-		verifyHash: passhash.Verify,
+		clients:   make(map[string]*Client, len(specs)),
+		slowSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
+	r.verifyHash = r.boundedVerify
 	for i, s := range specs {
 		c, cerrs := resolve(s, d, lookupEnv, fmt.Sprintf("clients[%d]", i))
 		errs = append(errs, cerrs...)
@@ -204,6 +235,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 		Scopes:             slices.Clone(s.Scopes),
 		DefaultScopes:      slices.Clone(s.DefaultScopes),
 		Audience:           slices.Clone(s.Audience),
+		Resources:          slices.Clone(s.Resources),
 		AccessTokenTTL:     inherit(s.AccessTokenTTL, d.AccessTokenTTL),
 		RefreshIdleTTL:     inherit(s.RefreshIdleTTL, d.RefreshIdleTTL),
 		RefreshAbsoluteTTL: inherit(s.RefreshAbsoluteTTL, d.RefreshAbsoluteTTL),
@@ -285,6 +317,9 @@ func (r *Registry) Authenticate(id, secret string) (*Client, error) {
 		return nil, ErrInvalidClient
 	}
 	ok, err := c.checkSecret(secret, presented, r.verifyHash)
+	if errors.Is(err, ErrBusy) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate client %q: %w", id, err)
 	}
@@ -406,6 +441,25 @@ func validate(specs []Spec) []error {
 			auds[a] = j
 			if a == "" {
 				add("%s: empty", aat)
+			}
+		}
+
+		switch {
+		case s.Introspect && len(s.Resources) == 0:
+			add("%s.resources: required with introspect: true (the audiences whose tokens it may introspect)", at)
+		case !s.Introspect && len(s.Resources) > 0:
+			add("%s.resources: only with introspect: true", at)
+		}
+		res := make(map[string]int, len(s.Resources))
+		for j, a := range s.Resources {
+			rat := fmt.Sprintf("%s.resources[%d]", at, j)
+			if k, dup := res[a]; dup {
+				add("%s: duplicate of resources[%d]", rat, k)
+				continue
+			}
+			res[a] = j
+			if a == "" {
+				add("%s: empty", rat)
 			}
 		}
 

@@ -103,7 +103,13 @@ func TestValidate(t *testing.T) {
 		{"confidential env", []Spec{with(app("web"), func(s *Spec) { s.SecretHash, s.SecretEnv = "", "WEB_SECRET" })}, nil},
 		{"public", []Spec{with(app("spa"), func(s *Spec) { s.SecretHash, s.Public = "", true })}, nil},
 		{"machine", []Spec{with(app("cron"), func(s *Spec) { s.GrantTypes = []string{GrantClientCredentials} })}, nil},
-		{"introspect only", []Spec{with(app("api"), func(s *Spec) { s.GrantTypes, s.Introspect = nil, true })}, nil},
+		{"introspect only", []Spec{with(app("api"), func(s *Spec) { s.GrantTypes, s.Introspect, s.Resources = nil, true, []string{"https://api"} })}, nil},
+		{"introspect without resources", []Spec{with(app("api"), func(s *Spec) { s.Introspect = true })},
+			[]string{"clients[0].resources: required with introspect: true"}},
+		{"resources without introspect", []Spec{with(app("api"), func(s *Spec) { s.Resources = []string{"https://api"} })},
+			[]string{"clients[0].resources: only with introspect: true"}},
+		{"resources duplicate and empty", []Spec{with(app("api"), func(s *Spec) { s.Introspect, s.Resources = true, []string{"a", "a", ""} })},
+			[]string{"clients[0].resources[1]: duplicate of resources[0]", "clients[0].resources[2]: empty"}},
 		{"id printable ascii", []Spec{app("a!~#$%&'()*+,-./;<=>?@[]^_`{|}\"\\")}, nil},
 		{"bounds inclusive", []Spec{with(app("web"), func(s *Spec) {
 			s.AccessTokenTTL, s.RefreshReuseGrace = dur(time.Hour), dur(time.Minute)
@@ -136,7 +142,9 @@ func TestValidate(t *testing.T) {
 			s.Public, s.SecretHash = true, ""
 			s.GrantTypes = []string{GrantPassword, GrantClientCredentials}
 		})}, []string{"clients[0].grant_types[1]: client_credentials needs a confidential client"}},
-		{"public introspect", []Spec{with(app("spa"), func(s *Spec) { s.Public, s.SecretHash, s.Introspect = true, "", true })},
+		{"public introspect", []Spec{with(app("spa"), func(s *Spec) {
+			s.Public, s.SecretHash, s.Introspect, s.Resources = true, "", true, []string{"https://api"}
+		})},
 			[]string{"clients[0].introspect: a public client cannot authenticate"}},
 
 		{"no secret", []Spec{with(app("web"), func(s *Spec) { s.SecretHash = "" })},
@@ -312,6 +320,7 @@ func TestResolve(t *testing.T) {
 			s.RefreshReuseGrace = dur(0)
 			s.Audience = []string{"https://orders", "https://billing"}
 			s.Introspect = true
+			s.Resources = []string{"https://orders"}
 		}),
 	}
 	r, err := New(specs, d, env(nil))
@@ -385,7 +394,7 @@ func TestAllows(t *testing.T) {
 	r, err := New([]Spec{
 		app("web"),
 		with(app("cron"), func(s *Spec) { s.GrantTypes, s.Scopes, s.DefaultScopes = []string{GrantClientCredentials}, nil, nil }),
-		with(app("api"), func(s *Spec) { s.GrantTypes, s.Introspect = nil, true }),
+		with(app("api"), func(s *Spec) { s.GrantTypes, s.Introspect, s.Resources = nil, true, []string{"https://api"} }),
 	}, testDefaults(), env(nil))
 	if err != nil {
 		t.Fatal(err)

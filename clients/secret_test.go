@@ -257,3 +257,26 @@ func TestNothingPrintsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowChecksBounded: argon2id secret checks are bounded; past the
+// bound Authenticate answers ErrBusy at once instead of hashing.
+func TestSlowChecksBounded(t *testing.T) {
+	hash, err := HashSecret("chosen secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New([]Spec{with(app("slow"), func(s *Spec) { s.SecretHash = hash })}, testDefaults(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cap(r.slowSlots) { // every slot taken
+		r.slowSlots <- struct{}{}
+	}
+	if _, err := r.Authenticate("slow", "wrong guess"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Authenticate with every slot taken = %v, want ErrBusy", err)
+	}
+	<-r.slowSlots
+	if _, err := r.Authenticate("slow", "chosen secret"); err != nil {
+		t.Fatalf("Authenticate with a free slot: %v", err)
+	}
+}

@@ -148,7 +148,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	reg, err := clients.New([]clients.Spec{
 		{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,
-			Audience: []string{"https://api.example.com"}},
+			Audience: []string{"https://api.example.com"}, Resources: []string{"https://api.example.com", "https://auth.example.com"}},
 		{ID: "svc", SecretHash: hash(fuzzSvcSecret), GrantTypes: []string{clients.GrantClientCredentials},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
 		{ID: "app", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},

@@ -48,6 +48,7 @@ const (
 	graceSecret = "grace-secret"
 	ccSecret    = "cc-secret"
 	shortSecret = "short-secret"
+	rs2Secret   = "rs2-secret"
 	userPass    = "correct horse"
 )
 
@@ -65,7 +66,7 @@ func testClients() []clients.Spec {
 			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"},
 			Audience: []string{"https://api.example.com", "https://other.example.com"}},
 		{ID: "conf-b", SecretHash: sha(confBSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
-			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read", "write"}, Introspect: true},
+			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read", "write"}, Introspect: true, Resources: []string{testIssuer}},
 		{ID: "short", SecretHash: sha(shortSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}, RefreshIdleTTL: dur(5 * time.Minute)},
 		{ID: "public-m", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
@@ -73,7 +74,9 @@ func testClients() []clients.Spec {
 		{ID: "grace", SecretHash: sha(graceSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}, RefreshReuseGrace: dur(10 * time.Second)},
 		{ID: "cc-only", SecretHash: sha(ccSecret), GrantTypes: []string{clients.GrantClientCredentials},
-			Scopes: []string{"read"}, Introspect: true},
+			Scopes: []string{"read"}, Introspect: true,
+			Resources: []string{"https://api.example.com", "https://other.example.com", testIssuer}},
+		{ID: "rs-2", SecretHash: sha(rs2Secret), Introspect: true, Resources: []string{"https://billing.example.com"}},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
@@ -88,26 +89,33 @@ func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry)
 		if _, ok := form["client_id"]; ok && bodyID != id {
 			return nil, errInvalidRequest("client_id does not match the authenticated client")
 		}
-		c, err := reg.Authenticate(id, secret)
-		if err != nil {
-			return nil, errInvalidClient("client authentication failed").withCause(err)
-		}
-		return c, nil
+		return authenticate(reg, id, secret)
 	}
 	if bodyID == "" {
 		return nil, errInvalidClient("client authentication required")
 	}
 	if hasBodySecret { // client_secret_post
-		c, err := reg.Authenticate(bodyID, bodySecret)
-		if err != nil {
-			return nil, errInvalidClient("client authentication failed").withCause(err)
-		}
-		return c, nil
+		return authenticate(reg, bodyID, bodySecret)
 	}
 	// No secret: only a public client may identify itself by client_id alone.
 	c, ok := reg.Get(bodyID)
 	if !ok || !c.Public {
 		return nil, errInvalidClient("client authentication failed")
+	}
+	return c, nil
+}
+
+// authenticate checks a client secret. Too many slow (argon2id) checks at
+// once is the server's problem, not the client's: 503, retry shortly.
+func authenticate(reg *clients.Registry, id, secret string) (*clients.Client, error) {
+	c, err := reg.Authenticate(id, secret)
+	switch {
+	case errors.Is(err, clients.ErrBusy):
+		return nil, errTemporarilyUnavailable("too many client authentications at once; retry shortly", time.Second)
+	case errors.Is(err, clients.ErrInvalidClient):
+		return nil, errInvalidClient("client authentication failed")
+	case err != nil:
+		return nil, err // a broken secret hash in the config: server_error
 	}
 	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,12 +201,18 @@ func (h *introspectHandler) introspect(r *http.Request, form url.Values) (intros
 	if strings.HasPrefix(token, refreshPrefix+".") {
 		return h.refresh(ctx, client, token)
 	}
-	return h.access(ctx, token)
+	return h.access(ctx, client, token)
 }
 
-func (h *introspectHandler) access(ctx context.Context, token string) (introspection, error) {
+func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
 	c, err := h.keys.parseAccessToken(ctx, token)
 	if err != nil {
+		return inactive, nil
+	}
+	// RFC 7662 §4: a resource server learns only about tokens it may
+	// accept, those whose audience it serves; any other token is inactive
+	// to it, so one resource server cannot harvest another's tokens.
+	if !slices.ContainsFunc(c.Audience, caller.ServesAudience) {
 		return inactive, nil
 	}
 	now := h.now()

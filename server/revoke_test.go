@@ -279,3 +279,16 @@ func TestReuseDetectedForTheFamilysWholeLife(t *testing.T) {
 		t.Fatalf("families %+v", fams)
 	}
 }
+
+// TestIntrospectOnlyForTheCallersAudience: RFC 7662 §4 — a resource server
+// learns nothing about tokens for another audience (T-7662-4-b).
+func TestIntrospectOnlyForTheCallersAudience(t *testing.T) {
+	ts := newTestServer(t, sqlite)
+	at := ts.login(confA).str("access_token") // aud: api.example.com, other.example.com
+	ts.wantActive(rsAuth, at)
+	ts.wantInactive(basic("rs-2", rs2Secret), at)
+	f := pw("ada", userPass)
+	f.Set("resource", "https://other.example.com")
+	narrowed := ts.token(confA, f).str("access_token")
+	ts.wantActive(rsAuth, narrowed)
+}

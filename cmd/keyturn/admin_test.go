@@ -97,8 +97,11 @@ func TestConfigCheckMissingFile(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	const example = "../../keyturn.example.yaml"
 	lookupEnv := func(name string) (string, bool) {
-		if name == "WEB_CLIENT_SECRET" {
+		switch name {
+		case "WEB_CLIENT_SECRET":
 			return "example-web-secret", true
+		case "API_CLIENT_SECRET":
+			return "example-api-secret", true
 		}
 		return "", false
 	}

@@ -280,6 +280,7 @@ func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
 		Scopes:        []string{"read", "write"},
 		DefaultScopes: []string{"read"},
 		Introspect:    true,
+		Resources:     cfg.Tokens.Audience, // it may introspect the tokens it gets
 	}
 	cfg.Clients = append(cfg.Clients, spec)
 	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password, spec: spec}, nil
