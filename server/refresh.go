@@ -71,22 +71,14 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	if !f.Live(now) {
 		return nil, g.refused(liveOutcome(f))
 	}
-	// RFC 6749 §6: the scope may be narrowed, never widened; the session keeps its scope.
 	c := req.client
-	inSession := func(s string) bool { return c.AllowsScope(s) && hasScope(f.Scope, s) }
-	var sessionScope []string
-	for _, s := range scopeList(f.Scope) {
-		if c.AllowsScope(s) {
-			sessionScope = append(sessionScope, s)
-		}
-	}
-	scope, err := grantScope(req.scope, inSession, sessionScope)
-	if err != nil {
-		return nil, err
-	}
-
 	switch {
 	case tok.Generation == f.Generation:
+		// A bad scope is refused before the token is spent.
+		scope, err := sessionScope(req, f)
+		if err != nil {
+			return nil, err
+		}
 		next, err := g.store.RotateFamily(ctx, f.ID, f.Generation, now, now.Add(c.RefreshIdleTTL))
 		switch {
 		case err == nil:
@@ -95,7 +87,7 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 		case errors.Is(err, storage.ErrStaleGeneration):
 			// A concurrent request with the same token won the rotation:
 			// from here on ours is a rotated token like any other.
-			return g.stale(ctx, req, next, tok, scope, now)
+			return g.stale(ctx, req, next, tok, now)
 		case errors.Is(err, storage.ErrFamilyRevoked):
 			return nil, g.refused(refreshRevoked)
 		case errors.Is(err, storage.ErrFamilyExpired):
@@ -106,7 +98,10 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 			return nil, fmt.Errorf("refresh: %w", err)
 		}
 	case tok.Generation < f.Generation:
-		return g.stale(ctx, req, f, tok, scope, now)
+		// Reuse is decided before anything else about the request, so a
+		// stolen rotated token cannot probe the session (with a bad scope,
+		// say) without ending it.
+		return g.stale(ctx, req, f, tok, now)
 	default:
 		// A genuine token from the future: the database was restored from
 		// an older backup. Refuse it; revoking would not make it safer.
@@ -115,13 +110,32 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	}
 }
 
+// sessionScope resolves the requested scope against the session's (RFC
+// 6749 §6): it may be narrowed, never widened, and the session keeps its
+// own. Scopes the client may no longer have are dropped.
+func sessionScope(req *tokenRequest, f storage.Family) ([]string, error) {
+	c := req.client
+	inSession := func(s string) bool { return c.AllowsScope(s) && hasScope(f.Scope, s) }
+	var defaults []string
+	for _, s := range scopeList(f.Scope) {
+		if c.AllowsScope(s) {
+			defaults = append(defaults, s)
+		}
+	}
+	return grantScope(req.scope, inSession, defaults)
+}
+
 // stale handles a genuine token of an earlier generation than f's. Inside
 // the client's grace window the immediately previous generation gets the
 // same successor again (a retry after a lost response); anything else is
 // reuse: two parties hold the session, so it is revoked (RFC 9700 §4.14.2).
-func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, scope []string, now time.Time) (*tokenResponse, error) {
+func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, now time.Time) (*tokenResponse, error) {
 	grace := req.client.RefreshReuseGrace
 	if grace > 0 && tok.Generation+1 == f.Generation && now.Before(f.RotatedAt.Add(grace)) {
+		scope, err := sessionScope(req, f)
+		if err != nil {
+			return nil, err
+		}
 		g.metrics.refresh.WithLabelValues(refreshGraceRetry).Inc()
 		return g.respond(ctx, req, f, scope, now)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +147,38 @@ func TestHealthAndReady(t *testing.T) {
 	r := notReady.do(call{method: "GET", path: server.PathReady})
 	if r.status != 503 || string(r.body) != "{\"status\":\"unavailable\"}\n" {
 		t.Fatalf("readyz: %d %s, want 503 without the cause", r.status, r.body)
+	}
+}
+
+// TestLoginBurstCannotOutrunTheThrottle: guesses fired in parallel at one
+// username are checked one at a time, so no more than the free failures
+// (and the one that trips the delay) are ever checked.
+func TestLoginBurstCannotOutrunTheThrottle(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			statuses <- ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "ada", "guess"+strconv.Itoa(i)).status
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	checked := 0
+	for s := range statuses {
+		switch s {
+		case 400:
+			checked++
+		case 429:
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	if checked > 6 {
+		t.Fatalf("%d passwords checked in a burst, want at most 6 (5 free + 1)", checked)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,6 @@ import (
 // request parser (go-oauth2, see oauth2lib.go).
 type tokenRequest struct {
 	client       *clients.Client
-	grantType    string
 	scope        []string   // requested scope; nil when the parameter is absent
 	resources    []string   // RFC 8707 resource parameters
 	addr         netip.Addr // the source address, for login throttling
@@ -119,9 +119,14 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 	if len(resources) > maxResources {
 		return nil, errInvalidTarget("too many resource parameters")
 	}
-	req := &tokenRequest{client: client, grantType: gt, resources: resources, addr: clientAddr(r, h.trusted)}
+	req := &tokenRequest{client: client, resources: resources, addr: clientAddr(r, h.trusted)}
 	if s := form.Get("scope"); s != "" {
 		req.scope = scopeList(s)
+	}
+	// A scope the client may never have is refused now, before a password
+	// is hashed or a token looked up (the refresh grant narrows further).
+	if _, err := grantScope(req.scope, client.AllowsScope, nil); err != nil {
+		return nil, err
 	}
 	for _, res := range req.resources {
 		if !slices.Contains(client.Audience, res) {
@@ -255,6 +260,12 @@ type userAuth struct {
 	hashing   *hashSlots
 	dummyHash string
 	logins    *prometheus.CounterVec
+	// checking holds the usernames (throttle keys) whose password is being
+	// checked on this instance. The throttle reads its counts before the
+	// check and records a failure after it; one check per username at a
+	// time stops a parallel burst from slipping many guesses between the
+	// two (at most one in flight per instance).
+	checking sync.Map
 }
 
 func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time, m *metrics) (*userAuth, error) {
@@ -279,6 +290,11 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 		addr = req.addr
 	}
 	userKey, addrKey := throttleKeys(username, addr)
+	if _, busy := a.checking.LoadOrStore(userKey, struct{}{}); busy {
+		a.logins.WithLabelValues(loginThrottled).Inc()
+		return "", errTooManyAttempts(time.Second)
+	}
+	defer a.checking.Delete(userKey)
 	if err := a.throttle.check(ctx, userKey, addrKey); err != nil {
 		if errors.Is(err, errTooMany) {
 			a.logins.WithLabelValues(loginThrottled).Inc()

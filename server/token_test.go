@@ -464,3 +464,28 @@ func TestThousandRotationsOneRow(t *testing.T) {
 		})
 	}
 }
+
+// TestReuseDecidedBeforeScope: a rotated token is reuse whatever else the
+// request says; it cannot probe the session with a bad scope.
+func TestReuseDecidedBeforeScope(t *testing.T) {
+	ts := newTestServer(t, sqlite)
+	rt1 := ts.login(confA).str("refresh_token")
+	rt2 := ts.token(confA, refresh(rt1)).str("refresh_token")
+	probe := refresh(rt1)
+	probe.Set("scope", "write")
+	wantError(t, ts.token(confA, probe), 400, "invalid_grant")
+	wantError(t, ts.token(confA, refresh(rt2)), 400, "invalid_grant") // the session ended
+}
+
+// TestScopeCheckedBeforePassword: a scope the client may never have is
+// refused before the password is looked at (a corrupt hash would be a 500).
+func TestScopeCheckedBeforePassword(t *testing.T) {
+	ts := newTestServer(t, sqlite)
+	u := storage.User{ID: "user-broken", Username: "broken", PasswordHash: "$argon2id$corrupt", CreatedAt: ts.clock.Now(), UpdatedAt: ts.clock.Now()}
+	if err := ts.store.CreateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	f := pw("broken", "x")
+	f.Set("scope", "admin")
+	wantError(t, ts.token(confA, f), 400, "invalid_scope")
+}
