@@ -405,35 +405,76 @@ func TestGraceWindow(t *testing.T) {
 	})
 }
 
+// concurrentRefresh presents one refresh token n times at once and
+// returns the replies.
+func (ts *testServer) concurrentRefresh(auth, rt string, n int) []reply {
+	var wg sync.WaitGroup
+	replies := make([]reply, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			replies[i] = ts.token(auth, refresh(rt))
+		})
+	}
+	close(start)
+	wg.Wait()
+	return replies
+}
+
+// TestConcurrentRefreshOneWins: of concurrent refreshes with one token,
+// exactly one rotates it. For a strict client (no grace window) the others
+// are reuse — two parties presented one token — and end the session, the
+// winner's new token included (RFC 9700 §4.14.2).
 func TestConcurrentRefreshOneWins(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
 			ts := newTestServer(t, b)
 			rt := ts.login(confA).str("refresh_token")
-			const n = 20
-			var wg sync.WaitGroup
-			statuses := make([]int, n)
-			start := make(chan struct{})
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					statuses[i] = ts.token(confA, refresh(rt)).status
-				})
-			}
-			close(start)
-			wg.Wait()
-			ok := 0
-			for _, s := range statuses {
-				switch s {
+			var won []string
+			for _, r := range ts.concurrentRefresh(confA, rt, 20) {
+				switch r.status {
 				case 200:
-					ok++
+					won = append(won, r.str("refresh_token"))
 				case 400:
+					if r.str("error") != "invalid_grant" {
+						t.Errorf("loser: %s", r.body)
+					}
 				default:
-					t.Errorf("status %d", s)
+					t.Errorf("status %d %s", r.status, r.body)
 				}
 			}
-			if ok != 1 {
-				t.Fatalf("%d of %d concurrent refreshes succeeded, want exactly 1 (%v)", ok, n, statuses)
+			if len(won) != 1 {
+				t.Fatalf("%d of 20 concurrent refreshes succeeded, want exactly 1", len(won))
+			}
+			wantError(t, ts.token(confA, refresh(won[0])), 400, "invalid_grant")
+		})
+	}
+}
+
+// TestConcurrentRefreshWithinGrace: with a grace window the losers are
+// retries of the previous generation: all get the same successor, there is
+// still only one live token, and the session goes on.
+func TestConcurrentRefreshWithinGrace(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newTestServer(t, b)
+			g := basic("grace", graceSecret)
+			rt := ts.login(g).str("refresh_token")
+			successors := map[string]bool{}
+			for _, r := range ts.concurrentRefresh(g, rt, 20) {
+				if r.status != 200 {
+					t.Fatalf("status %d %s", r.status, r.body)
+				}
+				successors[r.str("refresh_token")] = true
+			}
+			if len(successors) != 1 {
+				t.Fatalf("%d different successors, want one", len(successors))
+			}
+			for next := range successors {
+				if r := ts.token(g, refresh(next)); r.status != 200 {
+					t.Fatalf("the successor: %d %s", r.status, r.body)
+				}
 			}
 		})
 	}
