@@ -31,6 +31,12 @@ import (
 // DefaultFile is the file Load reads when given no path, if it exists.
 const DefaultFile = "keyturn.yaml"
 
+// MinRotationDelay is the shortest keys.rotation_delay: resource servers
+// may cache the JWKS for 5 minutes (its Cache-Control), and instances
+// re-read the keys every 30 seconds; a rotated-in key signs only after
+// every cache has seen it.
+const MinRotationDelay = 6 * time.Minute
+
 // MinSecretLen is the least number of bytes a master secret may hold (as
 // server.NewKeys requires).
 const MinSecretLen = 32
@@ -591,8 +597,9 @@ func (c Config) problems() []problem {
 	if !slices.Contains(algorithms, c.Keys.Algorithm) {
 		add("keys.algorithm", "unknown algorithm %q (want %s)", c.Keys.Algorithm, strings.Join(algorithms, ", "))
 	}
-	if c.Keys.RotationDelay < 0 {
-		add("keys.rotation_delay", "%s must not be negative", clients.FormatDuration(c.Keys.RotationDelay))
+	if c.Keys.RotationDelay < MinRotationDelay {
+		add("keys.rotation_delay", "%s is less than %s: a new key must reach every cached JWKS before it signs",
+			clients.FormatDuration(c.Keys.RotationDelay), clients.FormatDuration(MinRotationDelay))
 	}
 	if c.Database.Timeout <= 0 || c.Database.Timeout > time.Minute {
 		add("database.timeout", "%s not in (0, 1m]", clients.FormatDuration(c.Database.Timeout))
@@ -643,8 +650,11 @@ func (c Config) problems() []problem {
 }
 
 // checkIssuer applies RFC 8414 §2: an issuer is a URL with a host and
-// no query or fragment. It must be https there; http is allowed for
-// local development.
+// no query or fragment. It must be https, since passwords and tokens cross
+// that connection; plain http is allowed only on loopback, for local
+// development. It has no path (the endpoints and the metadata's
+// well-known location are served at the root) and no trailing slash, so
+// issuer + "/oauth2/token" is the token endpoint.
 func checkIssuer(issuer string) string {
 	if issuer == "" {
 		return "required"
@@ -661,8 +671,21 @@ func checkIssuer(issuer string) string {
 		return fmt.Sprintf("%q has user information", issuer)
 	case strings.ContainsAny(issuer, "?#"):
 		return fmt.Sprintf("%q has a query or fragment (RFC 8414 §2)", issuer)
+	case u.Path != "" || u.RawPath != "":
+		return fmt.Sprintf("%q has a path: Keyturn serves at the root of its host (no trailing slash either)", issuer)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Sprintf("%q is plain http: use https (http only on loopback, for development)", issuer)
 	}
 	return ""
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 func checkListen(listen string) string {
@@ -772,7 +795,11 @@ func DecodeSecret(raw []byte) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{
 		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
 	} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) >= MinSecretLen {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) < MinSecretLen {
+				// Base64 of too few bytes: not a longer raw secret.
+				return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (e.g. `openssl rand -base64 32`); this is base64 of %d", MinSecretLen, len(b))
+			}
 			return b, nil
 		}
 	}

@@ -201,7 +201,7 @@ tokens:
   audience: [https://api.example.com]
 keys:
   algorithm: EdDSA
-  rotation_delay: 0s
+  rotation_delay: 10m
 log:
   format: json
   level: debug
@@ -245,8 +245,7 @@ func TestLoadFile(t *testing.T) {
 			RefreshReuseGrace:  10 * time.Second,
 			Audience:           []string{"https://api.example.com"},
 		},
-		// rotation_delay: 0s is kept, not replaced by the 1h default.
-		Keys: Keys{Algorithm: "EdDSA", RotationDelay: 0},
+		Keys: Keys{Algorithm: "EdDSA", RotationDelay: 10 * time.Minute},
 		Log:  Log{Format: "json", Level: "debug"},
 		// interval: 0s turns the sweeper off, and stays 0.
 		Cleanup: Cleanup{Interval: 0, RevokedRetention: 48 * time.Hour, BatchSize: 100},
@@ -432,7 +431,7 @@ clients:
 		"tokens.refresh_reuse_grace: 2m not in [0, 1m]",
 		"tokens.acess_token_ttl: unknown key",
 		"keys.algorithm: unknown algorithm \"HS256\"",
-		"keys.rotation_delay: -1s must not be negative",
+		"keys.rotation_delay: -1s is less than 6m",
 		"log.format: unknown format \"xml\"",
 		"log.level: unknown level \"trace\"",
 		"clients[0].grant_types[0]: unknown grant type \"implicit\"",
@@ -453,7 +452,7 @@ func TestEnvOverrides(t *testing.T) {
 		"KEYTURN_LISTEN":               ":9999",
 		"KEYTURN_DATA_DIR":             "/srv/keyturn",
 		"KEYTURN_DATABASE_URL":         "sqlite:///srv/keyturn/k.db",
-		"KEYTURN_SECRET":               "0123456789abcdef0123456789abcdef",
+		"KEYTURN_SECRET":               "0123456789abcdef0123456789abcdef!",
 		"KEYTURN_SECRET_FILE":          "/srv/secret",
 		"KEYTURN_ACCESS_TOKEN_TTL":     "1h",
 		"KEYTURN_REFRESH_IDLE_TTL":     "2h",
@@ -475,7 +474,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"KEYTURN_LISTEN", c.Listen, ":9999"},
 		{"KEYTURN_DATA_DIR", c.DataDir, "/srv/keyturn"},
 		{"KEYTURN_DATABASE_URL", c.Database.URL, "sqlite:///srv/keyturn/k.db"},
-		{"KEYTURN_SECRET", c.Secret, Secret("0123456789abcdef0123456789abcdef")},
+		{"KEYTURN_SECRET", c.Secret, Secret("0123456789abcdef0123456789abcdef!")},
 		{"KEYTURN_SECRET_FILE", c.SecretFile, "/srv/secret"},
 		{"KEYTURN_ACCESS_TOKEN_TTL", c.Tokens.AccessTokenTTL, time.Hour},
 		{"KEYTURN_REFRESH_IDLE_TTL", c.Tokens.RefreshIdleTTL, 2 * time.Hour},
@@ -568,7 +567,11 @@ func TestValidate(t *testing.T) {
 		want   string // "" for valid
 	}{
 		{"default", func(*Config) {}, ""},
-		{"https issuer with path", func(c *Config) { c.Issuer = "https://a.example/tenant1" }, ""},
+		{"https issuer with path", func(c *Config) { c.Issuer = "https://a.example/tenant1" }, "has a path"},
+		{"issuer trailing slash", func(c *Config) { c.Issuer = "https://a.example/" }, "has a path"},
+		{"http issuer elsewhere", func(c *Config) { c.Issuer = "http://auth.example.com" }, "is plain http"},
+		{"http issuer localhost", func(c *Config) { c.Issuer = "http://localhost:8080" }, ""},
+		{"http issuer ::1", func(c *Config) { c.Issuer = "http://[::1]:8080" }, ""},
 		{"issuer empty", func(c *Config) { c.Issuer = "" }, "issuer: required"},
 		{"issuer relative", func(c *Config) { c.Issuer = "/auth" }, "issuer: \"/auth\" is not an absolute http or https URL"},
 		{"issuer no host", func(c *Config) { c.Issuer = "https:///x" }, "issuer: \"https:///x\" has no host"},
@@ -603,7 +606,8 @@ func TestValidate(t *testing.T) {
 		{"audience empty entry", func(c *Config) { c.Tokens.Audience = []string{"a", ""} }, "tokens.audience[1]: empty"},
 		{"algorithms", func(c *Config) { c.Keys.Algorithm = "RS256" }, ""},
 		{"algorithm", func(c *Config) { c.Keys.Algorithm = "es256" }, "keys.algorithm: unknown algorithm \"es256\" (want ES256, RS256, EdDSA)"},
-		{"rotation zero", func(c *Config) { c.Keys.RotationDelay = 0 }, ""},
+		{"rotation zero", func(c *Config) { c.Keys.RotationDelay = 0 }, "keys.rotation_delay: 0s is less than 6m"},
+		{"rotation minimum", func(c *Config) { c.Keys.RotationDelay = MinRotationDelay }, ""},
 		{"log", func(c *Config) { c.Log = Log{Format: "json", Level: "error"} }, ""},
 		{"log format", func(c *Config) { c.Log.Format = "" }, "log.format: unknown format \"\""},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level: unknown level \"verbose\" (want debug, info, warn, error)"},
@@ -621,7 +625,7 @@ func TestValidate(t *testing.T) {
 		{"cleanup negative", func(c *Config) { c.Cleanup.Interval = -time.Minute }, "cleanup.interval: -1m must not be negative"},
 		{"retention negative", func(c *Config) { c.Cleanup.RevokedRetention = -time.Hour }, "cleanup.revoked_retention: -1h must not be negative"},
 		{"batch zero", func(c *Config) { c.Cleanup.BatchSize = 0 }, "cleanup.batch_size: 0 not in [1, 100000]"},
-		{"secret", func(c *Config) { c.Secret = Secret(strings.Repeat("k", 32)) }, ""},
+		{"secret", func(c *Config) { c.Secret = Secret(strings.Repeat("k", 43) + "=") }, ""},
 		{"secret short", func(c *Config) { c.Secret = "hunter2" }, "KEYTURN_SECRET: too short: need at least 32 random bytes"},
 		{"clients", func(c *Config) { c.Clients = []clients.Spec{{ID: "a", Public: true}} }, "clients[0].grant_types: at least one"},
 	}

@@ -36,11 +36,15 @@ const (
 // MinSecretLen is the shortest master secret accepted: 256 bits.
 const MinSecretLen = 32
 
-// keyCacheTTL bounds how long an instance signs with a stale view of the
-// signing_keys table. A rotated-in key is published for KeysOptions.RotationDelay
-// before it signs, so any delay longer than this keeps every instance's JWKS
-// ahead of every instance's signer.
+// keyCacheTTL bounds how long an instance works from a stale view of the
+// signing_keys table. A rotated-in key is published for RotationDelay
+// before it signs; config requires that delay to exceed this plus the
+// JWKS's Cache-Control max-age (jwksMaxAge), so every cached JWKS holds a
+// key before any instance signs with it.
 const keyCacheTTL = 30 * time.Second
+
+// jwksMaxAge is how long resource servers may cache the JWKS.
+const jwksMaxAge = 5 * time.Minute
 
 // KeysOptions configures Keys.
 type KeysOptions struct {
@@ -265,7 +269,13 @@ func (k *Keys) current(ctx context.Context) ([]*signingKey, error) {
 	}
 	if err := k.reload(ctx); err != nil {
 		if len(keys) > 0 {
-			return keys, nil // keep signing with what we have; the database may be back soon
+			// Keep signing with what we have, and try again only after
+			// another keyCacheTTL: during an outage requests must not each
+			// wait for the database first.
+			k.mu.Lock()
+			k.loadedAt = k.opts.Now()
+			k.mu.Unlock()
+			return keys, nil
 		}
 		return nil, err
 	}

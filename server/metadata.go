@@ -2,10 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -101,7 +103,8 @@ func (h *jwksHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	// Short enough that a rotated-in key reaches caches well before it signs.
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	// Short enough that a rotated-in key reaches caches before it signs
+	// (keys.rotation_delay is at least this plus keyCacheTTL).
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(jwksMaxAge/time.Second)))
 	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
 }

@@ -83,7 +83,7 @@ func (m *metrics) handler() http.Handler {
 }
 
 // keyCollector reports the signing keys from the Keys cache (a scrape
-// never queries the database).
+// reads the database only when the cache is due, like a request would).
 type keyCollector struct {
 	keys *Keys
 }

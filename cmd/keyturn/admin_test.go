@@ -231,7 +231,7 @@ func TestKeys(t *testing.T) {
 		}
 
 		// Another secret cannot open the keys.
-		c.env["KEYTURN_SECRET"] = strings.Repeat("x", 32)
+		c.env["KEYTURN_SECRET"] = strings.Repeat("x", 43) + "="
 		r = c.want(exitFailure, "", "keys", "list")
 		if n := strings.Count(r.stderr, "\n"); n != 1 {
 			t.Errorf("wrong secret: stderr %q, want one line", r.stderr)

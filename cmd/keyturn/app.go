@@ -12,8 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
@@ -189,24 +189,15 @@ func writeNewSecret(path string) ([]byte, error) {
 	return b, nil
 }
 
-// maxAccessTokenTTL is the longest access-token lifetime any client can
-// get: a superseded signing key stays published that long.
-func maxAccessTokenTTL(cfg config.Config) time.Duration {
-	m := cfg.Tokens.AccessTokenTTL
-	for _, s := range cfg.Clients {
-		if s.AccessTokenTTL != nil && *s.AccessTokenTTL > m {
-			m = *s.AccessTokenTTL
-		}
-	}
-	return m
-}
-
 // keys loads (on first start: generates) the signing keys.
 func (a *app) keys(ctx context.Context, store storage.Store, secret []byte) (*server.Keys, error) {
 	k, err := server.NewKeys(ctx, store, secret, server.KeysOptions{
 		Algorithm:     a.cfg.Keys.Algorithm,
 		RotationDelay: a.cfg.Keys.RotationDelay,
-		MaxTokenTTL:   maxAccessTokenTTL(a.cfg),
+		// A superseded key stays published as long as any access token can
+		// live: the longest lifetime a client may be given, so a client
+		// reload that lengthens lifetimes cannot outrun it.
+		MaxTokenTTL: clients.MaxAccessTokenTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot load signing keys: %w", err)

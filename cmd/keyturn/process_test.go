@@ -96,12 +96,14 @@ database:
     scopes: [read]
     default_scopes: [read]
     introspect: true
+    resources: [http://127.0.0.1:8080]
   - id: rs
     secret_hash: %q
     grant_types: [client_credentials]
     scopes: [read]
     default_scopes: [read]
     introspect: true
+    resources: [http://127.0.0.1:8080]
 `, sha256Hash(d.webSecret), sha256Hash(d.rsSecret))
 	if err := os.WriteFile(d.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -221,8 +221,8 @@ func (l *listener) serve() error {
 
 // reloadClients re-reads the configuration on every SIGHUP and swaps in
 // its clients. A file with any problem changes nothing: every problem is
-// logged and the running clients stay. Only the clients are reloaded;
-// other settings need a restart.
+// logged and the running clients stay. Only the clients are reloaded
+// (with the tokens.* defaults they inherit); other settings need a restart.
 func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.Server, demo *demoCredentials) {
 	for {
 		select {
