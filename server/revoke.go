@@ -31,7 +31,6 @@ type revokeHandler struct {
 type revokeRequest struct {
 	client *clients.Client
 	token  string
-	hint   string
 }
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,9 +62,9 @@ func (h *revokeHandler) parse(w http.ResponseWriter, r *http.Request) (revokeReq
 	if token == "" {
 		return revokeRequest{}, errInvalidRequest("missing token")
 	}
-	// An unknown token_type_hint is ignored (RFC 7009 §2.1: the server
-	// extends its search across all token types it supports).
-	return revokeRequest{client: client, token: token, hint: form.Get("token_type_hint")}, nil
+	// token_type_hint is not needed, so any hint, known or not, is ignored
+	// (RFC 7009 §2.1): a refresh token is recognised by its prefix.
+	return revokeRequest{client: client, token: token}, nil
 }
 
 // errNotYourToken refuses to revoke a token issued to another client, with

@@ -345,10 +345,9 @@ type clientCredentialsGrant struct {
 func (clientCredentialsGrant) required() []string { return nil }
 
 func (g clientCredentialsGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	// RFC 6749 §4.4 is for confidential clients only: clients.Validate
+	// refuses a public client with this grant.
 	c := req.client
-	if c.Public { // RFC 6749 §4.4: confidential clients only
-		return nil, errUnauthorizedClient("public clients may not use client_credentials")
-	}
 	scope, err := grantScope(req.scope, c.AllowsScope, c.DefaultScopes)
 	if err != nil {
 		return nil, err
