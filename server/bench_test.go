@@ -191,7 +191,7 @@ func benchRegistry(b *testing.B) *clients.Registry {
 			GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
 			Scopes:     []string{"read", "write"}, DefaultScopes: []string{"read"},
 			Audience: []string{"https://api.example.com"}},
-		{ID: "rs", SecretHash: benchSHA(benchRSSecret), Introspect: true},
+		{ID: "rs", SecretHash: benchSHA(benchRSSecret), Introspect: true, Resources: []string{"https://api.example.com"}},
 	}, clients.Defaults{
 		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
 		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{benchIssuer},

@@ -1,0 +1,525 @@
+#!/usr/bin/env bash
+# Keyturn's load benchmark, from scratch (BENCHMARKS.md has the results and
+# how to read them). From the repository root:
+#
+#   bash cmd/keyturn-bench/run.sh
+#
+# It builds keyturn and keyturn-bench; times one argon2id hash; starts a
+# PostgreSQL-backed server on a throwaway database and a SQLite-backed one
+# in a temporary directory, each with a bench config (a confidential client
+# with password, refresh_token and client_credentials; a resource server with
+# introspect: true; test users created with `keyturn users create`); runs
+# every scenario at each concurrency; runs pgbench on the same database with
+# the same single-statement rotation, for the ratio "Keyturn refresh req/s ÷
+# PostgreSQL rotation tx/s"; runs a password flood with refreshes alongside;
+# profiles refresh, client_credentials, introspection and password under
+# load; and runs the Go benchmarks. Every
+# process and database it starts is stopped or dropped on exit, failure or
+# Ctrl-C. Everything listens on loopback.
+#
+# Knobs (environment):
+#   DURATION=15          seconds per run
+#   CONCURRENCY="16 64"  concurrencies of every scenario
+#   SCENARIOS="refresh password client_credentials introspect mixed"
+#   BACKENDS="postgres sqlite"
+#   SESSIONS=            refresh sessions (default: the concurrency)
+#   USERS=64             test users bench-1 ... bench-N: Keyturn checks one password per username at a
+#                        time, so logins are spread over at least as many users as there are workers
+#   PROFILE="refresh client_credentials introspect password"  scenarios to CPU-profile on PostgreSQL at c=16 ("" for none)
+#   ALGS="ES256 EdDSA RS256"  client_credentials runs (fresh SQLite server each, c=16) with these signing algorithms ("" for none)
+#   GOBENCH=1            run `go test -bench . ./server/` too (0: skip)
+#   QUIET_WAIT=120       seconds to wait, before each run, for the machine to go idle (other jobs skew results)
+#   MAX_OTHERS=15 RETRIES=3  a run during which other jobs used over MAX_OTHERS % CPU is repeated, up to RETRIES times
+#   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   a PostgreSQL that lets PGUSER create databases
+#   PORT=18080           first of the loopback ports used
+#   OUT=/tmp/keyturn-bench-<time>  where results are kept (JSON per run, logs, profiles, summary.md)
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DURATION=${DURATION:-15}
+CONCURRENCY=${CONCURRENCY:-"16 64"}
+SCENARIOS=${SCENARIOS:-"refresh password client_credentials introspect mixed"}
+BACKENDS=${BACKENDS:-"postgres sqlite"}
+SESSIONS=${SESSIONS:-}
+USERS=${USERS:-64}
+PROFILE=${PROFILE-"refresh client_credentials introspect password"}
+ALGS=${ALGS-"ES256 EdDSA RS256"}
+GOBENCH=${GOBENCH:-1}
+QUIET_WAIT=${QUIET_WAIT:-120}
+MAX_OTHERS=${MAX_OTHERS:-15}
+RETRIES=${RETRIES:-3}
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+PORT=${PORT:-18080}
+OUT=${OUT:-/tmp/keyturn-bench-$(date +%Y%m%d-%H%M%S)}
+
+case $DURATION in '' | *[!0-9]*) echo "DURATION must be whole seconds" >&2; exit 2 ;; esac
+if (( DURATION < 1 || DURATION > 600 )); then echo "DURATION must be 1 to 600 seconds" >&2; exit 2; fi
+for tool in go curl jq psql createdb dropdb pgbench; do
+	command -v "$tool" >/dev/null || { echo "run.sh needs $tool" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/keyturn-bench-work.XXXXXX)
+BIN=$WORK/bin
+DB=keyturn_bench_$$_$RANDOM
+DB_CREATED=0
+PIDS=()
+mkdir -p "$OUT"
+
+# cleanup stops everything this script started, drops its database and
+# removes its scratch directory; it runs on every exit.
+cleanup() {
+	local status=$? pid
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if (( DB_CREATED )); then
+		dropdb --if-exists --force "$DB" || echo "run.sh: could not drop database $DB" >&2
+	fi
+	rm -rf "$WORK"
+	if (( status != 0 )); then echo "run.sh: failed (exit $status); partial results in $OUT" >&2; fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf '\n== %s\n' "$*"; }
+
+# forget removes a stopped process from PIDS.
+forget() {
+	local keep=() p
+	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+# stop PID: SIGTERM, wait for it (servers shut down gracefully; a load
+# tool reports what it did until then), forget it.
+stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	forget "$1"
+}
+
+# wait_quiet waits up to QUIET_WAIT seconds for the machine's CPUs to be
+# less than 25 % busy over one second, so that runs do not measure someone
+# else's build; it says so when it gives up.
+wait_quiet() {
+	local waited=0 a b busy
+	while :; do
+		read -r -a a < /proc/stat
+		sleep 1
+		read -r -a b < /proc/stat
+		local ta=0 tb=0 ia=$((a[4] + a[5])) ib=$((b[4] + b[5])) i
+		for i in 1 2 3 4 5 6 7 8; do ta=$((ta + a[i])); tb=$((tb + b[i])); done
+		busy=$(( tb > ta ? 100 * ((tb - ta) - (ib - ia)) / (tb - ta) : 0 ))
+		if (( busy < 25 )); then return; fi
+		waited=$((waited + 1))
+		if (( waited >= QUIET_WAIT )); then
+			echo "   (machine still ${busy}% busy after ${QUIET_WAIT}s; running anyway)"
+			return
+		fi
+	done
+}
+
+# OURS matches the commands a run itself keeps busy (the server, the
+# database, the load tools and the kernel's I/O and network work); anything
+# else busy during a run is another job on a shared machine.
+OURS='^(keyturn|keyturn-bench|profserve.test|postgres|pgbench|kworker|ksoftirqd|jbd2|migration|rcu_)'
+
+# cpu_snapshot: "command ticks" for every process (comm may hold spaces).
+cpu_snapshot() {
+	# cat, not awk's own file list: a process that exits between the glob
+	# and the read must not end the snapshot (mawk stops at a missing file).
+	cat /proc/[0-9]*/stat 2>/dev/null |
+		awk '{ o = index($0, "("); c = match($0, /\)[^)]*$/); comm = substr($0, o + 1, c - o - 1);
+		       split(substr($0, c + 2), f, " "); t[comm] += f[12] + f[13] }
+		     END { for (k in t) printf "%s\t%d\n", k, t[k] }'
+}
+
+# others_percent BEFORE AFTER SECONDS: CPU % (100 = one core) of processes
+# not matching OURS between two snapshots.
+others_percent() {
+	awk -F'\t' -v secs="$3" -v ours="$OURS" 'FNR == NR { b[$1] = $2; next }
+		$1 !~ ours { d = $2 - b[$1]; if (d > 0) sum += d }
+		END { printf "%d", sum / secs }' "$1" "$2"
+}
+
+# command_percent BEFORE AFTER SECONDS REGEX: CPU % (100 = one core) of the
+# processes whose command matches REGEX.
+command_percent() {
+	awk -F'\t' -v secs="$3" -v re="$4" 'FNR == NR { b[$1] = $2; next }
+		$1 ~ re { d = $2 - b[$1]; if (d > 0) sum += d }
+		END { printf "%d", sum / secs }' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- build
+log "build ($(go version | cut -d' ' -f3-), into $BIN)"
+mkdir -p "$BIN"
+(cd "$ROOT" && go build -o "$BIN/keyturn" ./cmd/keyturn && go build -o "$BIN/keyturn-bench" ./cmd/keyturn-bench)
+if [[ -n $PROFILE ]]; then
+	(cd "$ROOT" && go test -c -o "$BIN/profserve.test" ./cmd/keyturn-bench)
+fi
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+	echo "nproc: $(nproc)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+	echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+	echo "kernel: $(uname -r)"
+	echo "go: $(go version | cut -d' ' -f3)"
+	echo "postgres: $(psql -d postgres -Atc 'show server_version') synchronous_commit=$(psql -d postgres -Atc 'show synchronous_commit') fsync=$(psql -d postgres -Atc 'show fsync') shared_buffers=$(psql -d postgres -Atc 'show shared_buffers')"
+	echo "duration: ${DURATION}s per run; concurrency: $CONCURRENCY"
+} | tee "$OUT/machine.txt"
+
+# Secrets of this run only: random, in the environment (never in argv).
+KEYTURN_SECRET=$(head -c 32 /dev/urandom | base64)
+KEYTURN_BENCH_CLIENT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+KEYTURN_BENCH_INTROSPECT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+KEYTURN_BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+export KEYTURN_SECRET KEYTURN_BENCH_CLIENT_SECRET KEYTURN_BENCH_INTROSPECT_SECRET KEYTURN_BENCH_PASSWORD
+
+# ---------------------------------------------------------------- argon2id
+# measure_hash FILE: time argon2id (keyturn-bench -measure-hash), again
+# if other jobs were busy meanwhile.
+measure_hash() {
+	local attempt others start
+	for attempt in $(seq "$RETRIES"); do
+		wait_quiet
+		cpu_snapshot > "$WORK/cpu.before"
+		start=$(date +%s.%N)
+		"$BIN/keyturn-bench" -measure-hash 20 -json > "$1"
+		cpu_snapshot > "$WORK/cpu.after"
+		others=$(others_percent "$WORK/cpu.before" "$WORK/cpu.after" "$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')")
+		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
+		echo "   (other jobs used ${others}% CPU while hashing; again)"
+	done
+	jq -r '"   \(.params): median \(.median_ms) ms; limit = \(.cpus) / \(.median_ms) ms = \(.limit_per_second | floor) logins/s (\(.cpus) at once: \(.parallel_per_second | floor)/s)"' "$1"
+}
+
+log "argon2id: one hash with passhash.Default, and the password-grant limit (again at the end: the VM's speed drifts)"
+measure_hash "$OUT/hash.json"
+
+# write_config FILE PORT DATABASE_URL DATA_DIR [EXTRA_YAML]
+write_config() {
+	cat > "$1" <<-EOF
+	issuer: http://127.0.0.1:$2
+	listen: 127.0.0.1:$2
+	data_dir: $4
+	database:
+	  url: "$3"
+	  max_open_conns: 16
+	cleanup:
+	  interval: 0s
+	log:
+	  format: json
+	  level: info
+	clients:
+	  - id: bench
+	    secret_env: KEYTURN_BENCH_CLIENT_SECRET
+	    grant_types: [password, refresh_token, client_credentials]
+	    scopes: [read, write]
+	    default_scopes: [read]
+	  - id: rs
+	    secret_env: KEYTURN_BENCH_INTROSPECT_SECRET
+	    introspect: true
+	    resources: [http://127.0.0.1:$2]
+	EOF
+	if [[ -n ${5:-} ]]; then printf '%s\n' "$5" >> "$1"; fi
+}
+
+# create_users CONFIG: the test users, with `keyturn users create`.
+create_users() {
+	local i
+	for i in $(seq "$USERS"); do
+		printf '%s\n' "$KEYTURN_BENCH_PASSWORD" |
+			"$BIN/keyturn" users create --username "bench-$i" --password-stdin --config "$1" > /dev/null
+	done
+	echo "   $USERS users created (bench-1 ... bench-$USERS)"
+}
+
+SERVER_PID=
+# start_server NAME CONFIG PORT [COMMAND...]: start a server (default:
+# keyturn serve) and wait until it answers.
+start_server() {
+	local name=$1 cfg=$2 port=$3
+	shift 3
+	if (( $# == 0 )); then set -- "$BIN/keyturn" serve --config "$cfg"; fi
+	"$@" >> "$OUT/server-$name.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	for _ in $(seq 150); do
+		if curl -sf "http://127.0.0.1:$port/.well-known/oauth-authorization-server" >/dev/null; then return; fi
+		kill -0 "$SERVER_PID" 2>/dev/null || { echo "server $name exited; see $OUT/server-$name.log" >&2; tail -20 "$OUT/server-$name.log" >&2; return 1; }
+		sleep 0.2
+	done
+	echo "server $name did not answer in 30s" >&2
+	return 1
+}
+
+# others_in JSON: CPU % of other jobs during a keyturn-bench run.
+others_in() {
+	jq --arg ours "$OURS" '[(.usage.cpu_by_command // [])[] | select(.command | test($ours) | not) | .cpu_percent] | add // 0 | floor' "$1"
+}
+
+# bench NAME PORT ARGS...: one keyturn-bench run against the server
+# SERVER_PID, JSON into $OUT/NAME.json, one line on stdout. A run during
+# which other jobs used more than MAX_OTHERS % CPU is repeated (up to
+# RETRIES times); the report says how busy they were.
+bench() {
+	local name=$1 port=$2 attempt others
+	shift 2
+	for attempt in $(seq "$RETRIES"); do
+		wait_quiet
+		"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" \
+			-introspect-client-id rs -pid "$SERVER_PID" -label "$name" -json "$@" > "$OUT/$name.json"
+		others=$(others_in "$OUT/$name.json")
+		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
+		echo "   ($name: other jobs used ${others}% CPU during the run; again)"
+	done
+	summary_line "$OUT/$name.json"
+}
+
+summary_line() {
+	jq -r --arg ours "$OURS" '"   \(.label): \(.total.requests_per_second | floor) req/s (ok \(.total.ok_per_second | floor)/s), p50 \(.total.p50_ms) ms, p90 \(.total.p90_ms) ms, p99 \(.total.p99_ms) ms, max \(.total.max_ms) ms; errors \(.total.errors) \(.errors_by_code | tostring); server CPU \(.usage.cpu_percent | floor)%, RSS max \(.usage.max_rss_mib | floor) MiB; machine \(.usage.machine_cpu_busy_percent | floor)% busy, \(.usage.machine_cpu_steal_percent | floor)% stolen [\((.usage.cpu_by_command // [])[:5] | map("\(.command) \(.cpu_percent)%") | join(", "))]; other jobs \([(.usage.cpu_by_command // [])[] | select(.command | test($ours) | not) | .cpu_percent] | add // 0)%"' "$1"
+}
+
+sessions_args() { if [[ -n $SESSIONS ]]; then echo "-sessions $SESSIONS"; fi; }
+
+# run_scenarios BACKEND CONFIG PORT: every scenario at every concurrency,
+# each on a server started for it, so that its CPU and RSS are its own (a
+# password run leaves the heap grown by argon2id's 19 MiB per hash).
+run_scenarios() {
+	local backend=$1 cfg=$2 port=$3 s c
+	for c in $CONCURRENCY; do
+		for s in $SCENARIOS; do
+			start_server "$backend" "$cfg" "$port"
+			# shellcheck disable=SC2046
+			bench "$backend-$s-c$c" "$port" -scenario "$s" -c "$c" -d "${DURATION}s" $(sessions_args)
+			stop "$SERVER_PID"
+		done
+	done
+}
+
+# flood NAME CONFIG PORT: a password flood (c=16) saturating the hash
+# slots and, from 2s into it, a refresh run (c=16) whose p99 is the figure:
+# are refreshes still served? The flood is stopped (SIGTERM: it reports
+# what it did until then) when the refresh run is over, so it covers the
+# refresh run's setup and measured time.
+flood() {
+	local name=$1 cfg=$2 port=$3 flood_pid attempt others
+	for attempt in $(seq "$RETRIES"); do
+		start_server "$name" "$cfg" "$port"
+		wait_quiet
+		"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" -pid "$SERVER_PID" \
+			-scenario password -c 16 -d "$((DURATION + 120))s" -label "$name-password" -json > "$OUT/$name-password.json" &
+		flood_pid=$!
+		PIDS+=("$flood_pid")
+		sleep 2
+		"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" -pid "$SERVER_PID" \
+			-scenario refresh -c 16 -d "${DURATION}s" -label "$name-refresh" -json > "$OUT/$name-refresh.json"
+		stop "$flood_pid"
+		stop "$SERVER_PID"
+		others=$(others_in "$OUT/$name-refresh.json")
+		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
+		echo "   ($name: other jobs used ${others}% CPU during the run; again)"
+	done
+	summary_line "$OUT/$name-password.json"
+	summary_line "$OUT/$name-refresh.json"
+}
+
+# ---------------------------------------------------------------- pgbench
+FAMILY_COLUMNS="id, client_id, user_id, scope, generation, salt, key_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, rotated_at, revoked_at, revoke_reason"
+
+# pgbench_setup: a scratch copy of the families table (same columns,
+# indexes and constraints), 10,000 live rows, in the bench database.
+pgbench_setup() {
+	local now_us=$(( $(date +%s) * 1000000 ))
+	psql -q -v ON_ERROR_STOP=1 -d "$DB" <<-EOF
+	CREATE TABLE bench_families (LIKE families INCLUDING ALL);
+	INSERT INTO bench_families ($FAMILY_COLUMNS)
+	SELECT i::text, 'bench', 'user-' || i, 'read', 0, decode(md5(i::text), 'hex'), 'k1',
+	       $now_us, $now_us, $now_us + 432000000000, $now_us + 2592000000000, NULL, NULL, ''
+	FROM generate_series(0, 9999) AS i;
+	VACUUM ANALYZE bench_families;
+	EOF
+	# Keyturn's rotation (storage/sqlstore/families.go rotateSQL), one
+	# statement per transaction. Client k rotates row k, carrying the
+	# generation the previous rotation returned (\gset), as a client carries
+	# its refresh token: a stale generation would match no row, and \gset
+	# would abort the client.
+	cat > "$WORK/rotate.sql" <<-EOF
+	\set id :client_id
+	UPDATE bench_families
+	SET generation = generation + 1, rotated_at = :now, last_used_at = :now, idle_expires_at = :idle
+	WHERE id = :id AND generation = :r_generation AND revoked_at IS NULL
+	  AND idle_expires_at > :now AND absolute_expires_at > :now
+	RETURNING $FAMILY_COLUMNS \gset r_
+	EOF
+	# What Keyturn's refresh sends: GetFamily (GORM Take), then the rotation.
+	cat > "$WORK/refresh-path.sql" <<-EOF
+	\set id :client_id
+	SELECT $FAMILY_COLUMNS FROM bench_families WHERE id = :id LIMIT 1;
+	UPDATE bench_families
+	SET generation = generation + 1, rotated_at = :now, last_used_at = :now, idle_expires_at = :idle
+	WHERE id = :id AND generation = :r_generation AND revoked_at IS NULL
+	  AND idle_expires_at > :now AND absolute_expires_at > :now
+	RETURNING $FAMILY_COLUMNS \gset r_
+	EOF
+}
+
+# run_pgbench NAME SCRIPT CLIENTS: prepared mode, fixed duration; tx/s into $OUT/NAME.txt.
+run_pgbench() {
+	local name=$1 script=$2 clients=$3 now_us=$(( $(date +%s) * 1000000 )) attempt others pid window
+	# CPU is sampled from 1s after the start to 1s before the end, while
+	# pgbench's backends exist (a process that has exited is not counted).
+	window=$(( DURATION > 2 ? DURATION - 2 : 1 ))
+	for attempt in $(seq "$RETRIES"); do
+		psql -q -d "$DB" -c "UPDATE bench_families SET generation = 0" -c "CHECKPOINT"
+		wait_quiet
+		pgbench -n -M prepared -c "$clients" -j 2 -T "$DURATION" \
+			-D now="$now_us" -D idle=$(( now_us + 432000000000 )) -D r_generation=0 \
+			-f "$script" "$DB" > "$OUT/$name.txt" 2>&1 &
+		pid=$!
+		PIDS+=("$pid")
+		sleep 1
+		cpu_snapshot > "$WORK/cpu.before"
+		sleep "$window"
+		cpu_snapshot > "$WORK/cpu.after"
+		if ! wait "$pid"; then forget "$pid"; cat "$OUT/$name.txt" >&2; return 1; fi
+		forget "$pid"
+		if grep -q aborted "$OUT/$name.txt"; then cat "$OUT/$name.txt" >&2; return 1; fi
+		others=$(others_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window")
+		{
+			echo "other jobs: ${others}% CPU"
+			echo "postgres: $(command_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window" '^postgres')% CPU"
+			echo "pgbench: $(command_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window" '^pgbench')% CPU"
+		} >> "$OUT/$name.txt"
+		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
+		echo "   ($name: other jobs used ${others}% CPU during the run; again)"
+	done
+	echo "   $name: $(grep -E '^tps' "$OUT/$name.txt" | head -1), $(grep -E 'latency average' "$OUT/$name.txt"); $(grep -E '^postgres:' "$OUT/$name.txt"), $(grep -E '^pgbench:' "$OUT/$name.txt"), other jobs ${others}% CPU"
+}
+
+pgbench_tps() { grep -E '^tps' "$OUT/$1.txt" | head -1 | awk '{print $3}'; }
+
+# ---------------------------------------------------------------- PostgreSQL
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+	PG_PORT=$((PORT + 1))
+	PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=disable"
+	log "PostgreSQL: database $DB, server on 127.0.0.1:$PG_PORT"
+	createdb "$DB"
+	DB_CREATED=1
+	write_config "$WORK/pg.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data"
+	"$BIN/keyturn" migrate --config "$WORK/pg.yaml" >> "$OUT/server-postgres.log" 2>&1
+	create_users "$WORK/pg.yaml"
+	pgbench_setup
+
+	log "pgbench on $DB (no Keyturn running): single-statement rotation, then Keyturn's two statements"
+	run_pgbench pgbench-rotate-c16 "$WORK/rotate.sql" 16
+	run_pgbench pgbench-refresh-path-c16 "$WORK/refresh-path.sql" 16
+	log "Keyturn on PostgreSQL (a fresh server process per run)"
+	run_scenarios postgres "$WORK/pg.yaml" "$PG_PORT"
+
+	log "password flood (c=16) with refreshes alongside (c=16), PostgreSQL, default hash slots (GOMAXPROCS)"
+	flood flood "$WORK/pg.yaml" "$PG_PORT"
+	log "the same with login.max_concurrent_hashes: 1 (a core left for everything else; queue 32, so that the flood and the refresh run's setup logins wait rather than being shed)"
+	write_config "$WORK/pg-1hash.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  max_concurrent_hashes: 1\n  max_queued_hashes: 32'
+	flood flood-1hash "$WORK/pg-1hash.yaml" "$PG_PORT"
+
+	log "pgbench again, after the Keyturn runs (the two figures bracket them)"
+	run_pgbench pgbench-rotate-c16-after "$WORK/rotate.sql" 16
+
+	for s in $PROFILE; do
+		log "CPU profile: $s, c=16, PostgreSQL (the server in a test binary, profiled during the measured run only; see profile_test.go)"
+		start_server "profile-$s" "$WORK/pg.yaml" "$PG_PORT" env \
+			KEYTURN_BENCH_PROFILE_CONFIG="$WORK/pg.yaml" KEYTURN_BENCH_PROFILE_SECONDS=$((DURATION + 300)) \
+			KEYTURN_BENCH_PROFILE_OUT="$OUT/profile-$s" \
+			"$BIN/profserve.test" -test.run '^TestServeForProfile$' -test.v
+		RETRIES=1 bench "profile-$s" "$PG_PORT" -scenario "$s" -c 16 -d "${DURATION}s" -signal-after-setup
+		stop "$SERVER_PID"
+		go tool pprof -top -nodecount=50 "$BIN/profserve.test" "$OUT/profile-$s.cpu.pprof" > "$OUT/profile-$s.top.txt" 2>/dev/null
+		go tool pprof -top -cum -nodecount=80 "$BIN/profserve.test" "$OUT/profile-$s.cpu.pprof" > "$OUT/profile-$s.cum.txt" 2>/dev/null
+		go tool pprof -top -sample_index=alloc_space -nodecount=40 -base "$OUT/profile-$s.allocs-start.pprof" \
+			"$BIN/profserve.test" "$OUT/profile-$s.allocs.pprof" > "$OUT/profile-$s.alloc.txt" 2>/dev/null || true
+		sed -n '1,25p' "$OUT/profile-$s.top.txt"
+	done
+
+	# One row per session however often it rotated (DESIGN.md): rows =
+	# logins, whatever the number of refreshes.
+	psql -q -d "$DB" -Atc "SELECT 'storage: ' || count(*) || ' families rows (sessions) after ' || sum(generation) || ' rotations (max ' || max(generation) || ' on one session); table ' || pg_size_pretty(pg_table_size('families')) || ', ' || pg_size_pretty(pg_table_size('families') / greatest(count(*), 1)) || ' per session' FROM families" | tee "$OUT/postgres-storage.txt"
+fi
+
+# ---------------------------------------------------------------- SQLite
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+	SQ_PORT=$((PORT + 2))
+	log "SQLite: $WORK/sqlite-data, server on 127.0.0.1:$SQ_PORT"
+	write_config "$WORK/sqlite.yaml" "$SQ_PORT" "sqlite://$WORK/sqlite-data/keyturn.db" "$WORK/sqlite-data"
+	create_users "$WORK/sqlite.yaml"
+	run_scenarios sqlite "$WORK/sqlite.yaml" "$SQ_PORT"
+fi
+
+# ---------------------------------------------------------------- signing algorithms
+i=3
+for alg in $ALGS; do
+	port=$((PORT + i)); i=$((i + 1))
+	log "client_credentials with $alg access tokens (SQLite, fresh keys), c=16"
+	write_config "$WORK/$alg.yaml" "$port" "sqlite://$WORK/$alg-data/keyturn.db" "$WORK/$alg-data"
+	start_server "$alg" "$WORK/$alg.yaml" "$port" env KEYTURN_KEYS_ALGORITHM="$alg" "$BIN/keyturn" serve --config "$WORK/$alg.yaml"
+	bench "sqlite-client_credentials-$alg-c16" "$port" -scenario client_credentials -c 16 -d "${DURATION}s"
+	stop "$SERVER_PID"
+done
+
+# ---------------------------------------------------------------- Go benchmarks
+if [[ $GOBENCH == 1 ]]; then
+	log "Go benchmarks: per-request CPU work, no network or database (server/bench_test.go)"
+	wait_quiet
+	if (cd "$ROOT" && go test -run '^$' -bench . -benchmem -count 1 ./server/) > "$OUT/gobench.txt" 2>&1; then
+		grep -E '^Benchmark' "$OUT/gobench.txt"
+	else
+		echo "   go test -bench failed (see $OUT/gobench.txt); continuing"
+	fi
+fi
+
+log "argon2id again"
+measure_hash "$OUT/hash-after.json"
+
+# ---------------------------------------------------------------- summary
+log "summary ($OUT/summary.md)"
+{
+	echo "| run | req/s | ok/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU % | server CPU µs/req | server RSS max MiB | machine busy % | steal % | other jobs CPU % |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for f in "$OUT"/*.json; do
+		[[ $(basename "$f") == hash*.json ]] && continue
+		jq -r --arg ours "$OURS" '"| \(.label) | \(.total.requests_per_second | floor) | \(.total.ok_per_second | floor) | \(.total.p50_ms) | \(.total.p90_ms) | \(.total.p99_ms) | \(.total.max_ms) | \(.total.errors) \(if .total.errors > 0 then (.errors_by_code | tostring) else "" end) | \(.usage.cpu_percent | floor) | \(if .total.requests_per_second > 0 then (.usage.cpu_percent * 10000 / .total.requests_per_second | floor) else "" end) | \(.usage.max_rss_mib * 10 | floor / 10) | \(.usage.machine_cpu_busy_percent | floor) | \(.usage.machine_cpu_steal_percent | floor) | \([(.usage.cpu_by_command // [])[] | select(.command | test($ours) | not) | .cpu_percent] | add // 0) |"' "$f"
+	done
+	echo
+	for f in hash hash-after; do
+		jq -r --arg when "$f" '"argon2id (\(.params)), \(if $when == "hash" then "at the start" else "at the end" end): one hash \(.median_ms) ms (median of \(.hashes)); limit \(.cpus) / \(.median_ms) ms = \(.limit_per_second * 10 | floor / 10) logins/s; \(.cpus) hashes at once achieved \(.parallel_per_second * 10 | floor / 10)/s"' "$OUT/$f.json"
+	done
+	jq -s -r '"argon2id limit, mean of both: \((.[0].limit_per_second + .[1].limit_per_second) / 2 * 10 | floor / 10) logins/s"' "$OUT/hash.json" "$OUT/hash-after.json"
+	if [[ -f $OUT/pgbench-rotate-c16.txt ]]; then
+		rot=$(pgbench_tps pgbench-rotate-c16)
+		after=$(pgbench_tps pgbench-rotate-c16-after)
+		path=$(pgbench_tps pgbench-refresh-path-c16)
+		kt=$(jq -r '.total.ok_per_second' "$OUT/postgres-refresh-c16.json" 2>/dev/null || echo 0)
+		echo "pgbench single-statement rotation, c=16: $rot tx/s (before), $after tx/s (after); Keyturn's two statements (select + rotate): $path tx/s"
+		awk -v k="$kt" -v r="$rot" -v a="$after" -v p="$path" 'BEGIN {
+			printf "ratio Keyturn refresh req/s / pgbench rotation tx/s (c=16, PostgreSQL): %.0f / %.0f = %.1f %% (against the later pgbench: %.1f %%; against the two-statement pgbench: %.1f %%)\n", k, r, 100*k/r, 100*k/a, 100*k/p }'
+	fi
+	for f in flood flood-1hash; do
+		if [[ -f $OUT/$f-password.json ]]; then
+			jq -r '"\(.label): \(.total.ok_per_second * 10 | floor / 10) logins/s ok, errors \(.errors_by_code | tostring)"' "$OUT/$f-password.json"
+			jq -r '"\(.label) (during the flood): \(.total.ok_per_second | floor) req/s, p99 \(.total.p99_ms) ms, errors \(.total.errors)"' "$OUT/$f-refresh.json"
+		fi
+	done
+	if [[ -f $OUT/postgres-storage.txt ]]; then cat "$OUT/postgres-storage.txt"; fi
+} | tee "$OUT/summary.md"
+echo
+echo "results: $OUT"
