@@ -406,62 +406,26 @@ func validate(specs []Spec) []error {
 			}
 		}
 
-		scopes := make(map[string]int, len(s.Scopes))
-		for j, sc := range s.Scopes {
-			sat := fmt.Sprintf("%s.scopes[%d]", at, j)
-			if k, dup := scopes[sc]; dup {
-				add("%s: duplicate of scopes[%d]", sat, k)
-				continue
+		scopes := checkList(add, at, "scopes", s.Scopes, func(v string) string {
+			if !validScope(v) {
+				return fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3)", v)
 			}
-			scopes[sc] = j
-			if !validScope(sc) {
-				add("%s: %q is not a scope token (RFC 6749 §3.3)", sat, sc)
+			return ""
+		})
+		checkList(add, at, "default_scopes", s.DefaultScopes, func(v string) string {
+			if _, ok := scopes[v]; !ok {
+				return fmt.Sprintf("%q is not in scopes", v)
 			}
-		}
-		defaults := make(map[string]int, len(s.DefaultScopes))
-		for j, sc := range s.DefaultScopes {
-			dat := fmt.Sprintf("%s.default_scopes[%d]", at, j)
-			if k, dup := defaults[sc]; dup {
-				add("%s: duplicate of default_scopes[%d]", dat, k)
-				continue
-			}
-			defaults[sc] = j
-			if _, ok := scopes[sc]; !ok {
-				add("%s: %q is not in scopes", dat, sc)
-			}
-		}
-
-		auds := make(map[string]int, len(s.Audience))
-		for j, a := range s.Audience {
-			aat := fmt.Sprintf("%s.audience[%d]", at, j)
-			if k, dup := auds[a]; dup {
-				add("%s: duplicate of audience[%d]", aat, k)
-				continue
-			}
-			auds[a] = j
-			if a == "" {
-				add("%s: empty", aat)
-			}
-		}
-
+			return ""
+		})
+		checkList(add, at, "audience", s.Audience, nonEmpty)
 		switch {
 		case s.Introspect && len(s.Resources) == 0:
 			add("%s.resources: required with introspect: true (the audiences whose tokens it may introspect)", at)
 		case !s.Introspect && len(s.Resources) > 0:
 			add("%s.resources: only with introspect: true", at)
 		}
-		res := make(map[string]int, len(s.Resources))
-		for j, a := range s.Resources {
-			rat := fmt.Sprintf("%s.resources[%d]", at, j)
-			if k, dup := res[a]; dup {
-				add("%s: duplicate of resources[%d]", rat, k)
-				continue
-			}
-			res[a] = j
-			if a == "" {
-				add("%s: empty", rat)
-			}
-		}
+		checkList(add, at, "resources", s.Resources, nonEmpty)
 
 		errs = append(errs, checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace)...)
 		if s.RefreshIdleTTL != nil && s.RefreshAbsoluteTTL != nil && *s.RefreshAbsoluteTTL > 0 && *s.RefreshIdleTTL > *s.RefreshAbsoluteTTL {
@@ -502,6 +466,31 @@ func checkTTLs(at string, access, idle, absolute, grace *time.Duration) []error 
 		errs = append(errs, fmt.Errorf("%s.refresh_reuse_grace: %s not in [0, %s]", at, FormatDuration(*grace), FormatDuration(MaxRefreshReuseGrace)))
 	}
 	return errs
+}
+
+// checkList reports, for the list key of the client at, every repeated
+// value and every value check objects to, and returns the first index of
+// each value.
+func checkList(add func(string, ...any), at, key string, values []string, check func(string) string) map[string]int {
+	seen := make(map[string]int, len(values))
+	for j, v := range values {
+		if k, dup := seen[v]; dup {
+			add("%s.%s[%d]: duplicate of %s[%d]", at, key, j, key, k)
+			continue
+		}
+		seen[v] = j
+		if msg := check(v); msg != "" {
+			add("%s.%s[%d]: %s", at, key, j, msg)
+		}
+	}
+	return seen
+}
+
+func nonEmpty(v string) string {
+	if v == "" {
+		return "empty"
+	}
+	return ""
 }
 
 // validID reports whether id is made of VSCHAR (RFC 6749 appendix A.1)
