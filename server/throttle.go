@@ -83,8 +83,9 @@ func throttleKeys(username string, addr netip.Addr) (user, source string) {
 	return user, "addr:" + addr.Unmap().String()
 }
 
-// check answers 429 with Retry-After when a key is still blocked.
-func (t *throttle) check(ctx context.Context, keys ...string) error {
+// check returns how long the most blocked of keys must still wait (0: the
+// login may proceed).
+func (t *throttle) check(ctx context.Context, keys ...string) (time.Duration, error) {
 	now := t.now()
 	var wait time.Duration
 	for _, k := range keys {
@@ -93,16 +94,13 @@ func (t *throttle) check(ctx context.Context, keys ...string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("login throttle: %w", err)
+			return 0, fmt.Errorf("login throttle: %w", err)
 		}
 		if until := t.blockedUntil(th, now); until.After(now) {
 			wait = max(wait, until.Sub(now))
 		}
 	}
-	if wait > 0 {
-		return fmt.Errorf("%w: %w", errTooMany, errTooManyAttempts(wait))
-	}
-	return nil
+	return wait, nil
 }
 
 // blockedUntil is when a key with th's failures may try again.
@@ -117,10 +115,6 @@ func (t *throttle) blockedUntil(th storage.Throttle, now time.Time) time.Time {
 	}
 	return th.LastFailureAt.Add(d)
 }
-
-// errTooMany marks a throttled login (for metrics); the *Error beside it
-// is the answer.
-var errTooMany = errors.New("login throttled")
 
 // failed records a failed login against every key.
 func (t *throttle) failed(ctx context.Context, keys ...string) error {

@@ -295,11 +295,13 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 		return "", errTooManyAttempts(time.Second)
 	}
 	defer a.checking.Delete(userKey)
-	if err := a.throttle.check(ctx, userKey, addrKey); err != nil {
-		if errors.Is(err, errTooMany) {
-			a.logins.WithLabelValues(loginThrottled).Inc()
-		}
+	wait, err := a.throttle.check(ctx, userKey, addrKey)
+	if err != nil {
 		return "", err
+	}
+	if wait > 0 {
+		a.logins.WithLabelValues(loginThrottled).Inc()
+		return "", errTooManyAttempts(wait)
 	}
 	u, err := a.store.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
