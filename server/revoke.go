@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -28,15 +27,17 @@ type revokeHandler struct {
 	log     *slog.Logger
 }
 
-type revokeRequest struct {
+// tokenOp is a revocation or introspection request (RFC 7009 §2.1, RFC
+// 7662 §2.1): an authenticated client and the token it names.
+type tokenOp struct {
 	client *clients.Client
 	token  string
 }
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, err := h.parse(w, r)
+	op, err := parseTokenOp(w, r, h.clients)
 	if err == nil {
-		err = h.revoke(r.Context(), req)
+		err = h.revoke(r.Context(), op)
 	}
 	if err != nil {
 		writeError(w, r, h.log, err)
@@ -48,23 +49,25 @@ func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *revokeHandler) parse(w http.ResponseWriter, r *http.Request) (revokeRequest, error) {
+// parseTokenOp reads the form, authenticates the client as the token
+// endpoint does, and requires token. token_type_hint is not needed, so
+// any hint, known or not, is ignored (RFC 7009 §2.1): a refresh token is
+// recognised by its prefix.
+func parseTokenOp(w http.ResponseWriter, r *http.Request, cs *clientSet) (tokenOp, error) {
 	form, err := parseForm(w, r)
 	if err != nil {
-		return revokeRequest{}, err
+		return tokenOp{}, err
 	}
-	client, err := authenticateClient(r, form, h.clients.registry())
+	client, err := authenticateClient(r, form, cs.registry())
 	if err != nil {
-		return revokeRequest{}, err
+		return tokenOp{}, err
 	}
 	infoFrom(r.Context()).clientID = client.ID
 	token := form.Get("token")
 	if token == "" {
-		return revokeRequest{}, errInvalidRequest("missing token")
+		return tokenOp{}, errInvalidRequest("missing token")
 	}
-	// token_type_hint is not needed, so any hint, known or not, is ignored
-	// (RFC 7009 §2.1): a refresh token is recognised by its prefix.
-	return revokeRequest{client: client, token: token}, nil
+	return tokenOp{client: client, token: token}, nil
 }
 
 // errNotYourToken refuses to revoke a token issued to another client, with
@@ -76,14 +79,14 @@ var errNotYourToken = errInvalidGrant("the token was issued to another client")
 // revoke answers nil (200) for unknown, expired, malformed and already
 // revoked tokens (RFC 7009 §2.2): the client could not act on the
 // difference, and saying so would leak validity.
-func (h *revokeHandler) revoke(ctx context.Context, req revokeRequest) error {
+func (h *revokeHandler) revoke(ctx context.Context, req tokenOp) error {
 	if strings.HasPrefix(req.token, refreshPrefix+".") {
 		return h.revokeRefresh(ctx, req)
 	}
 	return h.revokeAccess(ctx, req)
 }
 
-func (h *revokeHandler) revokeRefresh(ctx context.Context, req revokeRequest) error {
+func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 	tok, err := parseRefreshToken(req.token)
 	if err != nil {
 		return nil
@@ -116,7 +119,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req revokeRequest) er
 	return nil
 }
 
-func (h *revokeHandler) revokeAccess(ctx context.Context, req revokeRequest) error {
+func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
 	c, err := h.keys.parseAccessToken(ctx, req.token)
 	if err != nil {
 		return nil
@@ -169,10 +172,10 @@ type introspection struct {
 var inactive = introspection{}
 
 func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	form, err := parseForm(w, r)
+	op, err := parseTokenOp(w, r, h.clients)
 	var resp introspection
 	if err == nil {
-		resp, err = h.introspect(r, form)
+		resp, err = h.introspect(r.Context(), op)
 	}
 	if err != nil {
 		writeError(w, r, h.log, err)
@@ -181,26 +184,16 @@ func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (h *introspectHandler) introspect(r *http.Request, form url.Values) (introspection, error) {
-	client, err := authenticateClient(r, form, h.clients.registry())
-	if err != nil {
-		return inactive, err
-	}
-	infoFrom(r.Context()).clientID = client.ID
+func (h *introspectHandler) introspect(ctx context.Context, op tokenOp) (introspection, error) {
 	// RFC 7662 §2.1 requires authorization of the caller; §4: only
 	// registered resource servers may learn about tokens.
-	if client.Public || !client.Introspect {
+	if op.client.Public || !op.client.Introspect {
 		return inactive, errInvalidClient("the client may not introspect tokens")
 	}
-	token := form.Get("token")
-	if token == "" {
-		return inactive, errInvalidRequest("missing token")
+	if strings.HasPrefix(op.token, refreshPrefix+".") {
+		return h.refresh(ctx, op.client, op.token)
 	}
-	ctx := r.Context()
-	if strings.HasPrefix(token, refreshPrefix+".") {
-		return h.refresh(ctx, client, token)
-	}
-	return h.access(ctx, client, token)
+	return h.access(ctx, op.client, op.token)
 }
 
 func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
