@@ -151,6 +151,16 @@ func (s *benchStore) GetUserByUsername(_ context.Context, username string) (stor
 
 func (s *benchStore) AccessTokenDenied(context.Context, string) (bool, error) { return false, nil }
 
+func (s *benchStore) CheckAccess(_ context.Context, _, familyID string) (storage.AccessCheck, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out storage.AccessCheck
+	if f, ok := s.families[familyID]; ok {
+		out.Family, out.Username = f, s.users[f.UserID].Username
+	}
+	return out, nil
+}
+
 func (s *benchStore) GetThrottle(context.Context, string) (storage.Throttle, error) {
 	return storage.Throttle{}, storage.ErrNotFound
 }

@@ -214,11 +214,12 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 	if _, ok := h.clients.registry().Get(c.ClientID); !ok {
 		return inactive, nil // the client was removed from the configuration
 	}
-	denied, err := h.store.AccessTokenDenied(ctx, c.ID)
+	// The denylist, the session and its user in one round trip.
+	chk, err := h.store.CheckAccess(ctx, c.ID, c.SessionID)
 	if err != nil {
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}
-	if denied {
+	if chk.Denied {
 		return inactive, nil
 	}
 	resp := introspection{
@@ -229,19 +230,11 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 	if c.SessionID == "" { // client_credentials: no session, no user
 		return resp, nil
 	}
-	f, err := h.store.GetFamily(ctx, c.SessionID)
-	if errors.Is(err, storage.ErrNotFound) {
+	// A token of a session that ended, or whose user is gone, is inactive.
+	if chk.Family.ID == "" || !chk.Family.Live(now) || chk.Username == "" {
 		return inactive, nil
 	}
-	if err != nil {
-		return inactive, fmt.Errorf("introspect: %w", err)
-	}
-	if !f.Live(now) {
-		return inactive, nil
-	}
-	if resp.Username, err = h.username(ctx, f.UserID); err != nil || resp.Username == "" {
-		return inactive, err
-	}
+	resp.Username = chk.Username
 	return resp, nil
 }
 
@@ -253,19 +246,16 @@ func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client,
 	if err != nil {
 		return inactive, nil
 	}
-	f, err := h.store.GetFamily(ctx, tok.FamilyID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return inactive, nil
-	}
+	chk, err := h.store.CheckAccess(ctx, "", tok.FamilyID)
 	if err != nil {
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}
+	f, username := chk.Family, chk.Username
+	if f.ID == "" || username == "" {
+		return inactive, nil // no such session, or its user is gone
+	}
 	if !h.keys.verifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
 		return inactive, nil
-	}
-	username, err := h.username(ctx, f.UserID)
-	if err != nil || username == "" {
-		return inactive, err
 	}
 	iat := f.CreatedAt
 	if !f.RotatedAt.IsZero() {
@@ -275,16 +265,4 @@ func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client,
 		Active: true, Scope: f.Scope, ClientID: f.ClientID, Username: username, Subject: f.UserID,
 		Expiry: f.ExpiresAt().Unix(), IssuedAt: iat.Unix(), SessionID: f.ID,
 	}, nil
-}
-
-// username returns "" for a user that no longer exists.
-func (h *introspectHandler) username(ctx context.Context, id string) (string, error) {
-	u, err := h.store.GetUser(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("introspect: %w", err)
-	}
-	return u.Username, nil
 }

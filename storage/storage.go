@@ -110,6 +110,15 @@ type Throttle struct {
 	LastFailureAt time.Time
 }
 
+// AccessCheck is what introspecting an access token (RFC 7662 §2.2) needs
+// from the database, read at once: whether its jti is on the denylist, and
+// its session with the session's username.
+type AccessCheck struct {
+	Denied   bool   // the jti is on the denylist
+	Family   Family // zero (empty ID): no such family, or none was asked for
+	Username string // the family's user; "" if that user no longer exists
+}
+
 // Store is everything the server persists. Implementations must be safe
 // for concurrent use. Every time is taken as an argument (no clock inside)
 // and comes back in UTC, at microsecond precision.
@@ -164,6 +173,11 @@ type Store interface {
 	DenyAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
 	// AccessTokenDenied reports whether jti is on the denylist.
 	AccessTokenDenied(ctx context.Context, jti string) (bool, error)
+	// CheckAccess reads, in one round trip, whether jti is on the denylist
+	// (false for an empty jti) and the family familyID with its user's
+	// username (none for an empty familyID). An unknown family or user is
+	// no error: the fields stay zero.
+	CheckAccess(ctx context.Context, jti, familyID string) (AccessCheck, error)
 	// DeleteDenials deletes up to limit denylist entries that expired before t.
 	DeleteDenials(ctx context.Context, before time.Time, limit int) (int64, error)
 

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -49,12 +50,32 @@ func (s *Store) GetFamily(ctx context.Context, id string) (storage.Family, error
 	return f, mapErr("get family", err)
 }
 
+const getFamilySQL = "SELECT " + familyColumns + " FROM families WHERE id = ?"
+
 func (s *Store) getFamily(ctx context.Context, id string) (storage.Family, error) {
-	var row familyRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	rows, err := s.queryFamilies(ctx, getFamilySQL, id)
+	switch {
+	case err != nil:
 		return storage.Family{}, err
+	case len(rows) == 0:
+		return storage.Family{}, gorm.ErrRecordNotFound
 	}
-	return row.family(), nil
+	return rows[0].family(), nil
+}
+
+// queryFamilies runs a statement that returns familyColumns. It is on the
+// refresh and introspection paths, so it scans by hand (see queryRows).
+func (s *Store) queryFamilies(ctx context.Context, query string, args ...any) ([]familyRow, error) {
+	var out []familyRow
+	err := s.queryRows(ctx, query, args, func(rows *sql.Rows) error {
+		var r familyRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }
 
 // rotateSQL is the whole of a successful rotation: one statement, one round
@@ -73,11 +94,9 @@ RETURNING ` + familyColumns
 func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
 	nowUS := micros(now)
 	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale
-		var rows []familyRow
-		err := s.db.WithContext(ctx).Raw(rotateSQL,
+		rows, err := s.queryFamilies(ctx, rotateSQL,
 			nowUS, nowUS, micros(idleExpiresAt),
-			id, int64(gen), nowUS, nowUS,
-		).Scan(&rows).Error
+			id, int64(gen), nowUS, nowUS)
 		if err != nil {
 			return storage.Family{}, mapErr("rotate family", err)
 		}

@@ -64,6 +64,13 @@ const familyColumns = "id, client_id, user_id, scope, generation, salt, key_id, 
 	"created_at, last_used_at, idle_expires_at, absolute_expires_at, " +
 	"rotated_at, revoked_at, revoke_reason"
 
+// dest is r's fields in familyColumns order, for rows.Scan.
+func (r *familyRow) dest() []any {
+	return []any{&r.ID, &r.ClientID, &r.UserID, &r.Scope, &r.Generation, &r.Salt, &r.KeyID,
+		&r.CreatedAtUS, &r.LastUsedAtUS, &r.IdleExpiresAtUS, &r.AbsoluteExpiresAtUS,
+		&r.RotatedAtUS, &r.RevokedAtUS, &r.RevokeReason}
+}
+
 // toFamilyRow assumes f.Generation fits in an int64 (checked by callers).
 func toFamilyRow(f storage.Family) familyRow {
 	return familyRow{

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UnknownUsername", testUnknownUsername},
 		{"DenyAccessToken", testDenyAccessToken},
 		{"DeleteDenials", testDeleteDenials},
+		{"CheckAccess", testCheckAccess},
 		{"SigningKeys", testSigningKeys},
 		{"LoginThrottle", testLoginThrottle},
 		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
@@ -849,6 +850,64 @@ func testDenyAccessToken(t *testing.T, s storage.Store) {
 		if err != nil || got != want {
 			t.Errorf("AccessTokenDenied(%q) = %v, %v; want %v", jti, got, err, want)
 		}
+	}
+}
+
+func testCheckAccess(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	full := family("fam-full", "user-1", "app")
+	full.Generation = 7
+	full.RotatedAt = base.Add(time.Minute)
+	full.LastUsedAt = base.Add(time.Minute)
+	createFamily(t, s, full)
+	revoked := family("fam-revoked", "user-2", "app")
+	createFamily(t, s, revoked)
+	if err := s.RevokeFamily(ctx, revoked.ID, storage.ReasonLogout, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	revoked.RevokedAt, revoked.RevokeReason = base.Add(time.Hour), storage.ReasonLogout
+	orphan := family("fam-orphan", "user-3", "app")
+	createFamily(t, s, orphan)
+	if err := s.DeleteUser(ctx, "name-user-3", base.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	orphan.RevokedAt, orphan.RevokeReason = base.Add(2*time.Hour), storage.ReasonUserDeleted
+	if err := s.DenyAccessToken(ctx, "jti-denied", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		jti, familyID string
+		denied        bool
+		family        storage.Family // zero: none
+		username      string
+	}{
+		{"jti-denied", "", true, storage.Family{}, ""},
+		{"jti-other", "", false, storage.Family{}, ""},
+		{"", "", false, storage.Family{}, ""},
+		{"jti-denied", full.ID, true, full, "name-user-1"},
+		{"jti-other", full.ID, false, full, "name-user-1"},
+		{"", full.ID, false, full, "name-user-1"},
+		{"", revoked.ID, false, revoked, "name-user-2"},
+		{"jti-other", orphan.ID, false, orphan, ""}, // the user is gone
+		{"jti-denied", "fam-unknown", true, storage.Family{}, ""},
+		{"", "fam-unknown", false, storage.Family{}, ""},
+	} {
+		got, err := s.CheckAccess(ctx, tc.jti, tc.familyID)
+		if err != nil {
+			t.Fatalf("CheckAccess(%q, %q): %v", tc.jti, tc.familyID, err)
+		}
+		if got.Denied != tc.denied || got.Username != tc.username {
+			t.Errorf("CheckAccess(%q, %q) = denied %v, username %q; want %v, %q",
+				tc.jti, tc.familyID, got.Denied, got.Username, tc.denied, tc.username)
+		}
+		if tc.family.ID == "" {
+			if got.Family.ID != "" {
+				t.Errorf("CheckAccess(%q, %q): family %q, want none", tc.jti, tc.familyID, got.Family.ID)
+			}
+			continue
+		}
+		checkFamily(t, got.Family, tc.family)
 	}
 }
 
