@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -189,7 +188,7 @@ func (r *Registry) boundedVerify(encoded, secret string) (bool, error) {
 	select {
 	case r.slowSlots <- struct{}{}:
 		defer func() { <-r.slowSlots }()
-		return passhash.Verify(encoded, secret)
+		return passhash.VerifyLowPriority(encoded, secret)
 	default:
 		return false, ErrBusy
 	}
@@ -206,7 +205,7 @@ func New(specs []Spec, d Defaults, lookupEnv func(string) (string, bool)) (*Regi
 	errs = append(errs, validateDefaults(d)...)
 	r := &Registry{
 		clients:   make(map[string]*Client, len(specs)),
-		slowSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		slowSlots: make(chan struct{}, passhash.CPUs()),
 	}
 	r.verifyHash = r.boundedVerify
 	for i, s := range specs {

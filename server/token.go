@@ -316,7 +316,7 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 		a.logins.WithLabelValues(loginShed).Inc()
 		return "", herr
 	}
-	ok, verr := passhash.Verify(hash, password)
+	ok, verr := passhash.VerifyLowPriority(hash, password)
 	release()
 	if verr != nil {
 		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
