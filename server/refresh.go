@@ -14,12 +14,13 @@ import (
 // refreshGrant is the refresh_token grant (RFC 6749 §6) with rotation and
 // reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md).
 type refreshGrant struct {
-	store   storage.Store
-	keys    *Keys
-	minter  *minter
-	now     func() time.Time
-	log     *slog.Logger
-	metrics *metrics
+	store    storage.Store
+	sessions *sessionCache
+	keys     *Keys
+	minter   *minter
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *metrics
 }
 
 func (refreshGrant) required() []string { return []string{"refresh_token"} }
@@ -47,6 +48,17 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	if err != nil {
 		return nil, g.refused(refreshInvalid)
 	}
+	// A session this instance knows needs no read before the rotation:
+	// what is checked in memory (MAC, client, scope) never changes, and the
+	// conditional UPDATE checks the rest. A request that narrows the scope
+	// reads the row first, so that a rotated token is found out (and the
+	// session revoked) before its scope is looked at, as below.
+	if f, ok := g.sessions.get(tok.FamilyID); ok && req.scope == nil {
+		if err := g.genuine(ctx, req, f, tok); err != nil {
+			return nil, err
+		}
+		return g.rotate(ctx, req, f, tok, g.now().UTC())
+	}
 	f, err := g.store.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, g.refused(refreshInvalid)
@@ -54,60 +66,84 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	// A token whose MAC does not verify was not minted by us: refuse it and
-	// revoke nothing, or a stranger who knows a session id (it is the
-	// access token's sid) could log its owner out.
-	if !g.keys.verifyRefresh(f, tok) {
-		g.log.InfoContext(ctx, "refresh token with a bad mac", "client_id", req.client.ID, "family_id", f.ID)
-		return nil, g.refused(refreshInvalid)
-	}
-	// RFC 6749 §6 / §10.4: a refresh token is bound to the client it was issued to.
-	if f.ClientID != req.client.ID {
-		g.log.WarnContext(ctx, "refresh token presented by another client",
-			"client_id", req.client.ID, "owner_client_id", f.ClientID, "family_id", f.ID)
-		return nil, g.refused(refreshInvalid)
+	if err := g.genuine(ctx, req, f, tok); err != nil {
+		return nil, err
 	}
 	now := g.now().UTC()
 	if !f.Live(now) {
 		return nil, g.refused(liveOutcome(f))
 	}
-	c := req.client
+	g.sessions.put(f)
 	switch {
 	case tok.Generation == f.Generation:
-		// A bad scope is refused before the token is spent.
-		scope, err := sessionScope(req, f)
-		if err != nil {
-			return nil, err
-		}
-		next, err := g.store.RotateFamily(ctx, f.ID, f.Generation, now, now.Add(c.RefreshIdleTTL))
-		switch {
-		case err == nil:
-			g.metrics.refresh.WithLabelValues(refreshRotated).Inc()
-			return g.respond(ctx, req, next, scope, now)
-		case errors.Is(err, storage.ErrStaleGeneration):
-			// A concurrent request with the same token won the rotation:
-			// from here on ours is a rotated token like any other.
-			return g.stale(ctx, req, next, tok, now)
-		case errors.Is(err, storage.ErrFamilyRevoked):
-			return nil, g.refused(refreshRevoked)
-		case errors.Is(err, storage.ErrFamilyExpired):
-			return nil, g.refused(refreshExpired)
-		case errors.Is(err, storage.ErrNotFound):
-			return nil, g.refused(refreshInvalid)
-		default:
-			return nil, fmt.Errorf("refresh: %w", err)
-		}
+		return g.rotate(ctx, req, f, tok, now)
 	case tok.Generation < f.Generation:
 		// Reuse is decided before anything else about the request, so a
 		// stolen rotated token cannot probe the session (with a bad scope,
 		// say) without ending it.
 		return g.stale(ctx, req, f, tok, now)
 	default:
-		// A genuine token from the future: the database was restored from
-		// an older backup. Refuse it; revoking would not make it safer.
-		g.log.WarnContext(ctx, "refresh token newer than its session", "client_id", c.ID, "family_id", f.ID)
-		return nil, g.refused(refreshInvalid)
+		return nil, g.future(ctx, req, f)
 	}
+}
+
+// genuine checks what a refresh token proves about itself against its
+// session's fixed fields: that we minted it, and for this client.
+func (g refreshGrant) genuine(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken) error {
+	// A token whose MAC does not verify was not minted by us: refuse it and
+	// revoke nothing, or a stranger who knows a session id (it is the
+	// access token's sid) could log its owner out.
+	if !g.keys.verifyRefresh(f, tok) {
+		g.log.InfoContext(ctx, "refresh token with a bad mac", "client_id", req.client.ID, "family_id", f.ID)
+		return g.refused(refreshInvalid)
+	}
+	// RFC 6749 §6 / §10.4: a refresh token is bound to the client it was issued to.
+	if f.ClientID != req.client.ID {
+		g.log.WarnContext(ctx, "refresh token presented by another client",
+			"client_id", req.client.ID, "owner_client_id", f.ClientID, "family_id", f.ID)
+		return g.refused(refreshInvalid)
+	}
+	return nil
+}
+
+// rotate spends tok, presumed current, with one conditional UPDATE (DESIGN.md),
+// which also decides whether the session is still live and tok still current.
+func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, now time.Time) (*tokenResponse, error) {
+	// A bad scope is refused before the token is spent.
+	scope, err := sessionScope(req, f)
+	if err != nil {
+		return nil, err
+	}
+	next, err := g.store.RotateFamily(ctx, f.ID, tok.Generation, now, now.Add(req.client.RefreshIdleTTL))
+	switch {
+	case err == nil:
+		g.metrics.refresh.WithLabelValues(refreshRotated).Inc()
+		return g.respond(ctx, req, next, scope, now)
+	case errors.Is(err, storage.ErrStaleGeneration) && tok.Generation < next.Generation:
+		// An earlier request with the same token won the rotation (or
+		// rotated it long ago): ours is a rotated token like any other.
+		return g.stale(ctx, req, next, tok, now)
+	case errors.Is(err, storage.ErrStaleGeneration):
+		return nil, g.future(ctx, req, next)
+	case errors.Is(err, storage.ErrFamilyRevoked):
+		g.sessions.forget(f.ID)
+		return nil, g.refused(refreshRevoked)
+	case errors.Is(err, storage.ErrFamilyExpired):
+		g.sessions.forget(f.ID)
+		return nil, g.refused(refreshExpired)
+	case errors.Is(err, storage.ErrNotFound):
+		g.sessions.forget(f.ID)
+		return nil, g.refused(refreshInvalid)
+	default:
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+}
+
+// future refuses a genuine token from the future: the database was restored
+// from an older backup. Revoking would not make it safer.
+func (g refreshGrant) future(ctx context.Context, req *tokenRequest, f storage.Family) error {
+	g.log.WarnContext(ctx, "refresh token newer than its session", "client_id", req.client.ID, "family_id", f.ID)
+	return g.refused(refreshInvalid)
 }
 
 // sessionScope resolves the requested scope against the session's (RFC

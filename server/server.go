@@ -87,9 +87,11 @@ func New(o Options) (*Server, error) {
 	}
 	cs := newClientSet(o.Issuer, o.Clients)
 	m := &minter{issuer: o.Issuer, keys: o.Keys}
+	sessions := newSessionCache(sessionCacheSize)
 	grants := map[string]grant{
-		clients.GrantPassword:          passwordGrant{store: o.Store, keys: o.Keys, minter: m, now: o.Now},
-		clients.GrantRefreshToken:      refreshGrant{store: o.Store, keys: o.Keys, minter: m, now: o.Now, log: log, metrics: met},
+		clients.GrantPassword: passwordGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
+		clients.GrantRefreshToken: refreshGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m,
+			now: o.Now, log: log, metrics: met},
 		clients.GrantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
 	d := routeDeps{

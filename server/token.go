@@ -216,10 +216,11 @@ func withRefresh(resp *tokenResponse, keys *Keys, f storage.Family, gen uint64, 
 // passwordGrant is the resource owner password credentials grant (RFC 6749
 // §4.3). It starts a new session (family).
 type passwordGrant struct {
-	store  storage.Store
-	keys   *Keys
-	minter *minter
-	now    func() time.Time
+	store    storage.Store
+	sessions *sessionCache
+	keys     *Keys
+	minter   *minter
+	now      func() time.Time
 }
 
 func (passwordGrant) required() []string { return []string{"username", "password"} }
@@ -243,6 +244,7 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
 	}
+	g.sessions.put(f)
 	resp, err := g.minter.response(ctx, req, req.userID, scope, f.ID, now)
 	if err != nil {
 		return nil, err

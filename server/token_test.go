@@ -530,3 +530,91 @@ func TestScopeCheckedBeforePassword(t *testing.T) {
 	f.Set("scope", "admin")
 	wantError(t, ts.token(confA, f), 400, "invalid_scope")
 }
+
+// TestRefreshAcrossInstances: instances that share a database answer every
+// refresh alike, whether they have seen the session (and check its token in
+// memory before the one UPDATE) or not (and read the row first). Each step
+// runs on an instance that knows the session and on one that never saw it.
+func TestRefreshAcrossInstances(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			store := openStore(t, b)
+			a := newTestServerOn(t, store, nil)
+			fresh := func() *testServer { return newTestServerOn(t, store, nil) }
+			family := func(sid string) storage.Family {
+				f, err := store.GetFamily(t.Context(), sid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+
+			// Rotation alternates between an instance that knows the
+			// session (a, from the login) and ones that do not.
+			r := a.login(confA)
+			rt0, sid := r.str("refresh_token"), a.verifyAccessToken(r.str("access_token")).SessionID
+			rts := []string{rt0}
+			for i, ts := range []*testServer{fresh(), a, fresh(), a} {
+				r := ts.token(confA, refresh(rts[len(rts)-1]))
+				if r.status != 200 {
+					t.Fatalf("refresh %d: %d %s", i, r.status, r.body)
+				}
+				rts = append(rts, r.str("refresh_token"))
+			}
+			if f := family(sid); f.Generation != 4 || f.Revoked() {
+				t.Fatalf("after 4 refreshes: generation %d, revoked %v", f.Generation, f.Revoked())
+			}
+
+			// Neither kind of instance revokes on a token it did not
+			// mint, nor on a genuine one from the future (a database
+			// restored from a backup), nor on another client's request.
+			f := family(sid)
+			future := a.keys.RefreshToken(f, f.Generation+1)
+			badMAC := rts[4][:strings.LastIndexByte(rts[4], '.')+1] + strings.Repeat("A", 43)
+			for name, ts := range map[string]*testServer{"known": a, "unknown": fresh()} {
+				wantError(t, ts.token(confA, refresh(future)), 400, "invalid_grant")
+				wantError(t, ts.token(confA, refresh(badMAC)), 400, "invalid_grant")
+				wantError(t, ts.token(basic("conf-b", confBSecret), refresh(rts[4])), 400, "invalid_grant")
+				if f := family(sid); f.Revoked() || f.Generation != 4 {
+					t.Fatalf("%s instance: the session changed: revoked %v (%s), generation %d",
+						name, f.Revoked(), f.RevokeReason, f.Generation)
+				}
+			}
+
+			// Reuse on the instance that knows the session revokes it,
+			// and its newest token dies on every instance.
+			wantError(t, a.token(confA, refresh(rts[1])), 400, "invalid_grant")
+			if f := family(sid); f.RevokeReason != storage.ReasonReuse {
+				t.Fatalf("reuse on a known session: %+v, want revoked for reuse", f)
+			}
+			wantError(t, a.token(confA, refresh(rts[4])), 400, "invalid_grant")
+			wantError(t, fresh().token(confA, refresh(rts[4])), 400, "invalid_grant")
+
+			// And on an instance that never saw the session.
+			rt0 = a.login(confA).str("refresh_token")
+			rt1 := a.token(confA, refresh(rt0)).str("refresh_token")
+			c := fresh()
+			wantError(t, c.token(confA, refresh(rt0)), 400, "invalid_grant")
+			wantError(t, a.token(confA, refresh(rt1)), 400, "invalid_grant")
+		})
+	}
+}
+
+// TestGraceWindowOnAnotherInstance: a retry inside the grace window gets the
+// same successor from an instance that did not rotate the session.
+func TestGraceWindowOnAnotherInstance(t *testing.T) {
+	store := openStore(t, sqlite)
+	a, b := newTestServerOn(t, store, nil), newTestServerOn(t, store, nil)
+	g := basic("grace", graceSecret)
+	rt1 := a.login(g).str("refresh_token")
+	rt2 := a.token(g, refresh(rt1)).str("refresh_token")
+	if r := b.token(g, refresh(rt1)); r.status != 200 || r.str("refresh_token") != rt2 {
+		t.Fatalf("grace retry on b: %d %s, want the same successor", r.status, r.body)
+	}
+	if r := a.token(g, refresh(rt1)); r.status != 200 || r.str("refresh_token") != rt2 {
+		t.Fatalf("grace retry on a: %d %s, want the same successor", r.status, r.body)
+	}
+	if r := b.token(g, refresh(rt2)); r.status != 200 {
+		t.Fatalf("the successor on b: %d %s", r.status, r.body)
+	}
+}
