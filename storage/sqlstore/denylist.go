@@ -12,7 +12,7 @@ import (
 // DenyAccessToken puts jti on the denylist until expiresAt (RFC 7009).
 // Denying twice is a no-op that keeps the first expiry.
 func (s *Store) DenyAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
-	err := s.db.WithContext(ctx).Exec(
+	err := s.wdb.WithContext(ctx).Exec(
 		"INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
 		jti, micros(expiresAt)).Error
 	return mapErr("deny access token", err)
@@ -56,7 +56,7 @@ LEFT JOIN users u ON u.id = f.user_id`
 func (s *Store) CheckAccess(ctx context.Context, jti, familyID string) (storage.AccessCheck, error) {
 	var out storage.AccessCheck
 	n := 0
-	err := s.queryRows(ctx, checkAccessSQL, []any{jti, familyID}, func(rows *sql.Rows) error {
+	err := queryRows(s.db.WithContext(ctx), checkAccessSQL, []any{jti, familyID}, func(rows *sql.Rows) error {
 		var denied bool
 		var f familyRow
 		var username string

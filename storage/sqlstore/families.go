@@ -31,7 +31,7 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
 	if s.dialect == migrations.Postgres {
 		lock = " FOR SHARE"
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var ids []string
 		if err := tx.Raw("SELECT id FROM users WHERE id = ? AND NOT disabled"+lock, f.UserID).Scan(&ids).Error; err != nil {
 			return err
@@ -53,7 +53,7 @@ func (s *Store) GetFamily(ctx context.Context, id string) (storage.Family, error
 const getFamilySQL = "SELECT " + familyColumns + " FROM families WHERE id = ?"
 
 func (s *Store) getFamily(ctx context.Context, id string) (storage.Family, error) {
-	rows, err := s.queryFamilies(ctx, getFamilySQL, id)
+	rows, err := queryFamilies(s.db.WithContext(ctx), getFamilySQL, id)
 	switch {
 	case err != nil:
 		return storage.Family{}, err
@@ -65,9 +65,9 @@ func (s *Store) getFamily(ctx context.Context, id string) (storage.Family, error
 
 // queryFamilies runs a statement that returns familyColumns. It is on the
 // refresh and introspection paths, so it scans by hand (see queryRows).
-func (s *Store) queryFamilies(ctx context.Context, query string, args ...any) ([]familyRow, error) {
+func queryFamilies(db *gorm.DB, query string, args ...any) ([]familyRow, error) {
 	var out []familyRow
-	err := s.queryRows(ctx, query, args, func(rows *sql.Rows) error {
+	err := queryRows(db, query, args, func(rows *sql.Rows) error {
 		var r familyRow
 		if err := rows.Scan(r.dest()...); err != nil {
 			return err
@@ -94,7 +94,7 @@ RETURNING ` + familyColumns
 func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
 	nowUS := micros(now)
 	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale
-		rows, err := s.queryFamilies(ctx, rotateSQL,
+		rows, err := queryFamilies(s.wdb.WithContext(ctx), rotateSQL,
 			nowUS, nowUS, micros(idleExpiresAt),
 			id, int64(gen), nowUS, nowUS)
 		if err != nil {
@@ -129,7 +129,7 @@ func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, id
 // RevokeFamily marks one family revoked. Revoking a revoked family keeps
 // the first reason and time. ErrNotFound if unknown.
 func (s *Store) RevokeFamily(ctx context.Context, id, reason string, now time.Time) error {
-	db := s.db.WithContext(ctx)
+	db := s.wdb.WithContext(ctx)
 	res := db.Exec("UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
 		micros(now), reason, id)
 	if res.Error != nil {
@@ -154,7 +154,7 @@ var errEmptyFilter = errors.New("empty filter: refusing to revoke every family")
 // RevokeFamilies revokes every live family matching the filter, which must
 // not be empty, and returns how many it revoked.
 func (s *Store) RevokeFamilies(ctx context.Context, filter storage.FamilyFilter, reason string, now time.Time) (int64, error) {
-	n, err := revokeLiveFamilies(s.db.WithContext(ctx), filter, reason, now)
+	n, err := revokeLiveFamilies(s.wdb.WithContext(ctx), filter, reason, now)
 	return n, mapErr("revoke families", err)
 }
 

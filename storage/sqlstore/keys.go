@@ -10,7 +10,7 @@ import (
 // CreateSigningKey stores a key. ErrAlreadyExists if the ID is taken.
 func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
 	row := toSigningKeyRow(k)
-	return mapErr("create signing key", s.db.WithContext(ctx).Create(&row).Error)
+	return mapErr("create signing key", s.wdb.WithContext(ctx).Create(&row).Error)
 }
 
 // ListSigningKeys returns all keys ordered by ActivateAt, then ID.
@@ -29,7 +29,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 
 // DeleteSigningKey deletes a key. ErrNotFound if unknown.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&signingKeyRow{})
+	res := s.wdb.WithContext(ctx).Where("id = ?", id).Delete(&signingKeyRow{})
 	if res.Error == nil && res.RowsAffected == 0 {
 		return fmt.Errorf("delete signing key: %w", storage.ErrNotFound)
 	}

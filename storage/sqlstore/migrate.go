@@ -42,7 +42,7 @@ func (s *Store) Migrate(ctx context.Context) (applied []int, err error) {
 	if len(ms) > 0 {
 		latest = ms[len(ms)-1].Version
 	}
-	err = s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+	err = s.wdb.WithContext(ctx).Connection(func(conn *gorm.DB) error {
 		// A fresh statement per call, all on the one connection.
 		conn = conn.Session(&gorm.Session{})
 		if s.dialect == migrations.Postgres {

@@ -42,9 +42,19 @@ const defaultMaxOpenConns = 10
 
 // Store is a storage.Store backed by SQLite or PostgreSQL. It is safe for
 // concurrent use.
+//
+// Reads go through db, writes through wdb. On PostgreSQL they are the same
+// pool. On SQLite, which allows one writer at a time, wdb is a pool of one
+// connection: a writer waiting for another waits in database/sql's queue,
+// handed the connection the moment it is free, instead of sleeping in
+// SQLite's busy handler (1, 2, 5, … up to 100 ms between attempts), which
+// made the tail of SQLite refreshes (BENCHMARKS.md). busy_timeout still
+// covers other processes (the CLI) writing to the same file.
 type Store struct {
 	db      *gorm.DB
 	sqlDB   *sql.DB
+	wdb     *gorm.DB
+	wsqlDB  *sql.DB
 	dialect string // migrations.SQLite or migrations.Postgres
 	log     *slog.Logger
 }
@@ -82,6 +92,48 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	db, err := openGORM(dialector, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, wdb: db, dialect: dialect}
+	if s.sqlDB, err = db.DB(); err != nil {
+		return nil, err
+	}
+	s.wsqlDB = s.sqlDB
+	if dialect == migrations.SQLite {
+		_, writer, _ := dialectorFor(rawURL)
+		if s.wdb, err = openGORM(writer, Options{MaxOpenConns: 1}); err != nil {
+			s.sqlDB.Close()
+			return nil, err
+		}
+		if s.wsqlDB, err = s.wdb.DB(); err != nil {
+			s.sqlDB.Close()
+			return nil, err
+		}
+	}
+	s.log = opts.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("ping: %w", err)
+	}
+	current, latest, err := s.SchemaVersion(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if current > latest {
+		s.Close()
+		return nil, newerSchemaError(current, latest)
+	}
+	return s, nil
+}
+
+// openGORM opens one connection pool of at most opts.MaxOpenConns.
+func openGORM(dialector gorm.Dialector, opts Options) (*gorm.DB, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		// Storage errors become storage sentinels (see mapErr).
 		TranslateError: true,
@@ -116,26 +168,7 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	sqlDB.SetMaxOpenConns(n)
 	sqlDB.SetMaxIdleConns(n)
-
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, log: log}
-	if err := sqlDB.PingContext(ctx); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("ping: %w", err)
-	}
-	current, latest, err := s.SchemaVersion(ctx)
-	if err != nil {
-		sqlDB.Close()
-		return nil, err
-	}
-	if current > latest {
-		sqlDB.Close()
-		return nil, newerSchemaError(current, latest)
-	}
-	return s, nil
+	return db, nil
 }
 
 func newerSchemaError(current, latest int) error {
@@ -225,21 +258,23 @@ func (s *Store) Ping(ctx context.Context) error {
 // through the Store's methods.
 func (s *Store) DB() *sql.DB { return s.sqlDB }
 
-// Close closes the connection pool.
+// Close closes the connection pools.
 func (s *Store) Close() error {
-	return s.sqlDB.Close()
+	err := s.sqlDB.Close()
+	if s.wsqlDB != s.sqlDB {
+		err = errors.Join(err, s.wsqlDB.Close())
+	}
+	return err
 }
 
-// mapErr turns GORM and driver errors into storage sentinels, wrapped with
-// the operation name.
 // queryRows runs a read or an UPDATE … RETURNING through GORM's connection
 // pool and calls scan for each row. The statements on the refresh and
 // introspection paths use it instead of Raw(…).Scan(…), which maps columns
 // by reflection and, whatever the logger, renders every statement with its
 // arguments for a trace recorder: together about a tenth of a refresh's
 // CPU (BENCHMARKS.md).
-func (s *Store) queryRows(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := s.db.WithContext(ctx).Raw(query, args...).Rows()
+func queryRows(db *gorm.DB, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := db.Raw(query, args...).Rows()
 	if err != nil {
 		return err
 	}
@@ -255,6 +290,8 @@ func (s *Store) queryRows(ctx context.Context, query string, args []any, scan fu
 	return rows.Close() // reports a failed commit of an UPDATE … RETURNING
 }
 
+// mapErr turns GORM and driver errors into storage sentinels, wrapped with
+// the operation name.
 func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
@@ -324,7 +361,7 @@ func (s *Store) deleteBatch(ctx context.Context, table, keyColumn, cond string, 
 	if limit <= 0 {
 		return 0, fmt.Errorf("limit %d: must be positive", limit)
 	}
-	db := s.db.WithContext(ctx)
+	db := s.wdb.WithContext(ctx)
 	var keys []string
 	sel := "SELECT " + keyColumn + " FROM " + table + " WHERE " + cond + " LIMIT ?"
 	if err := db.Raw(sel, append(args[:len(args):len(args)], limit)...).Scan(&keys).Error; err != nil {

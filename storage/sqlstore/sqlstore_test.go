@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/storagetest"
@@ -287,19 +290,53 @@ func TestOpenSQLiteRelativePath(t *testing.T) {
 
 func TestPragmas(t *testing.T) {
 	s := openSQLite(t)
-	for pragma, want := range map[string]string{
-		"journal_mode": "wal",
-		"foreign_keys": "1",
-		"synchronous":  "2", // FULL
-		"busy_timeout": "10000",
-	} {
-		var got string
-		if err := s.db.Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil {
-			t.Fatal(err)
+	for name, db := range map[string]*gorm.DB{"reader": s.db, "writer": s.wdb} {
+		for pragma, want := range map[string]string{
+			"journal_mode": "wal",
+			"foreign_keys": "1",
+			"synchronous":  "2", // FULL
+			"busy_timeout": "10000",
+		} {
+			var got string
+			if err := db.Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: PRAGMA %s = %s, want %s", name, pragma, got, want)
+			}
 		}
-		if got != want {
-			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
-		}
+	}
+}
+
+// TestSQLiteOneWriterConnection: SQLite writers queue for one connection in
+// Go; readers keep a pool. PostgreSQL uses one pool for both.
+func TestSQLiteOneWriterConnection(t *testing.T) {
+	s := openSQLite(t)
+	if got := s.wsqlDB.Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("SQLite writer pool: %d connections, want 1", got)
+	}
+	if got := s.sqlDB.Stats().MaxOpenConnections; got != defaultMaxOpenConns {
+		t.Errorf("SQLite reader pool: %d connections, want %d", got, defaultMaxOpenConns)
+	}
+	// Writers at once all succeed, each in turn.
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "ada"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			f := storage.Family{ID: fmt.Sprintf("f%d", i), UserID: "u", IdleExpiresAt: time.Unix(1e9, 0), AbsoluteExpiresAt: time.Unix(1e9, 0)}
+			if err := s.CreateFamily(ctx, f); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+
+	pg := openPostgres(t, postgresURL(t))
+	if pg.wsqlDB != pg.sqlDB || pg.wdb != pg.db {
+		t.Error("PostgreSQL: separate writer pool")
 	}
 }
 
