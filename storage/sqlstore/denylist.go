@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/keyturn/keyturn/storage"
 )
 
 // DenyAccessToken puts jti on the denylist until expiresAt (RFC 7009).
 // Denying twice is a no-op that keeps the first expiry.
 func (s *Store) DenyAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
-	err := s.wdb.WithContext(ctx).Exec(
-		"INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
-		jti, micros(expiresAt)).Error
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Exec(
+			"INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+			jti, micros(expiresAt)).Error
+	})
 	return mapErr("deny access token", err)
 }
 

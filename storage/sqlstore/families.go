@@ -31,15 +31,17 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
 	if s.dialect == migrations.Postgres {
 		lock = " FOR SHARE"
 	}
-	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var ids []string
-		if err := tx.Raw("SELECT id FROM users WHERE id = ? AND NOT disabled"+lock, f.UserID).Scan(&ids).Error; err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return storage.ErrNotFound
-		}
-		return tx.Create(&row).Error
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			var ids []string
+			if err := tx.Raw("SELECT id FROM users WHERE id = ? AND NOT disabled"+lock, f.UserID).Scan(&ids).Error; err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return storage.ErrNotFound
+			}
+			return tx.Create(&row).Error
+		})
 	})
 	return mapErr("create family", err)
 }
@@ -94,9 +96,13 @@ RETURNING ` + familyColumns
 func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
 	nowUS := micros(now)
 	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale
-		rows, err := queryFamilies(s.wdb.WithContext(ctx), rotateSQL,
-			nowUS, nowUS, micros(idleExpiresAt),
-			id, int64(gen), nowUS, nowUS)
+		var rows []familyRow
+		err := s.write(ctx, func(db *gorm.DB) (err error) {
+			rows, err = queryFamilies(db, rotateSQL,
+				nowUS, nowUS, micros(idleExpiresAt),
+				id, int64(gen), nowUS, nowUS)
+			return err
+		})
 		if err != nil {
 			return storage.Family{}, mapErr("rotate family", err)
 		}
@@ -129,17 +135,21 @@ func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, id
 // RevokeFamily marks one family revoked. Revoking a revoked family keeps
 // the first reason and time. ErrNotFound if unknown.
 func (s *Store) RevokeFamily(ctx context.Context, id, reason string, now time.Time) error {
-	db := s.wdb.WithContext(ctx)
-	res := db.Exec("UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
-		micros(now), reason, id)
-	if res.Error != nil {
-		return mapErr("revoke family", res.Error)
+	var revoked int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Exec("UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
+			micros(now), reason, id)
+		revoked = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return mapErr("revoke family", err)
 	}
-	if res.RowsAffected > 0 {
+	if revoked > 0 {
 		return nil
 	}
 	var n int64
-	if err := db.Model(&familyRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&familyRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
 		return mapErr("revoke family", err)
 	}
 	if n == 0 {
@@ -154,7 +164,11 @@ var errEmptyFilter = errors.New("empty filter: refusing to revoke every family")
 // RevokeFamilies revokes every live family matching the filter, which must
 // not be empty, and returns how many it revoked.
 func (s *Store) RevokeFamilies(ctx context.Context, filter storage.FamilyFilter, reason string, now time.Time) (int64, error) {
-	n, err := revokeLiveFamilies(s.wdb.WithContext(ctx), filter, reason, now)
+	var n int64
+	err := s.write(ctx, func(db *gorm.DB) (err error) {
+		n, err = revokeLiveFamilies(db, filter, reason, now)
+		return err
+	})
 	return n, mapErr("revoke families", err)
 }
 

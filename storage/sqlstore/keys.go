@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 
+	"gorm.io/gorm"
+
 	"github.com/keyturn/keyturn/storage"
 )
 
 // CreateSigningKey stores a key. ErrAlreadyExists if the ID is taken.
 func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
 	row := toSigningKeyRow(k)
-	return mapErr("create signing key", s.wdb.WithContext(ctx).Create(&row).Error)
+	return mapErr("create signing key", s.write(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
 }
 
 // ListSigningKeys returns all keys ordered by ActivateAt, then ID.
@@ -29,9 +31,14 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 
 // DeleteSigningKey deletes a key. ErrNotFound if unknown.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
-	res := s.wdb.WithContext(ctx).Where("id = ?", id).Delete(&signingKeyRow{})
-	if res.Error == nil && res.RowsAffected == 0 {
+	var n int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Where("id = ?", id).Delete(&signingKeyRow{})
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err == nil && n == 0 {
 		return fmt.Errorf("delete signing key: %w", storage.ErrNotFound)
 	}
-	return mapErr("delete signing key", res.Error)
+	return mapErr("delete signing key", err)
 }

@@ -43,19 +43,21 @@ const defaultMaxOpenConns = 10
 // Store is a storage.Store backed by SQLite or PostgreSQL. It is safe for
 // concurrent use.
 //
-// Reads go through db, writes through wdb. On PostgreSQL they are the same
-// pool. On SQLite, which allows one writer at a time, wdb is a pool of one
-// connection: a writer waiting for another waits in database/sql's queue,
-// handed the connection the moment it is free, instead of sleeping in
-// SQLite's busy handler (1, 2, 5, … up to 100 ms between attempts), which
-// made the tail of SQLite refreshes (BENCHMARKS.md). busy_timeout still
-// covers other processes (the CLI) writing to the same file.
+// Reads go through db, writes through write (writer.go) and wdb. On
+// PostgreSQL db and wdb are the same pool. On SQLite, which allows one
+// writer at a time, wdb is a pool of one connection that the group writer
+// owns: writers queue in Go, and the writes waiting together are committed
+// together, instead of each sleeping in SQLite's busy handler (1, 2, 5, … up
+// to 100 ms between attempts) and then paying an fsync of its own
+// (BENCHMARKS.md). busy_timeout still covers other processes (the CLI)
+// writing to the same file.
 type Store struct {
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	wdb     *gorm.DB
 	wsqlDB  *sql.DB
-	dialect string // migrations.SQLite or migrations.Postgres
+	writer  *groupWriter // SQLite only
+	dialect string       // migrations.SQLite or migrations.Postgres
 	log     *slog.Logger
 }
 
@@ -111,6 +113,7 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			s.sqlDB.Close()
 			return nil, err
 		}
+		s.writer = newGroupWriter(s.wdb)
 	}
 	s.log = opts.Logger
 	if s.log == nil {
@@ -260,6 +263,9 @@ func (s *Store) DB() *sql.DB { return s.sqlDB }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.writer != nil {
+		s.writer.close()
+	}
 	err := s.sqlDB.Close()
 	if s.wsqlDB != s.sqlDB {
 		err = errors.Join(err, s.wsqlDB.Close())
@@ -361,24 +367,27 @@ func (s *Store) deleteBatch(ctx context.Context, table, keyColumn, cond string, 
 	if limit <= 0 {
 		return 0, fmt.Errorf("limit %d: must be positive", limit)
 	}
-	db := s.wdb.WithContext(ctx)
-	var keys []string
-	sel := "SELECT " + keyColumn + " FROM " + table + " WHERE " + cond + " LIMIT ?"
-	if err := db.Raw(sel, append(args[:len(args):len(args)], limit)...).Scan(&keys).Error; err != nil {
-		return 0, err
-	}
 	var total int64
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), maxDeleteChunk)]
-		keys = keys[len(chunk):]
-		del := "DELETE FROM " + table + " WHERE " + keyColumn + " IN ? AND (" + cond + ")"
-		res := db.Exec(del, append([]any{chunk}, args...)...)
-		if res.Error != nil {
-			return total, res.Error
+	err := s.write(ctx, func(db *gorm.DB) error {
+		total = 0
+		var keys []string
+		sel := "SELECT " + keyColumn + " FROM " + table + " WHERE " + cond + " LIMIT ?"
+		if err := db.Raw(sel, append(args[:len(args):len(args)], limit)...).Scan(&keys).Error; err != nil {
+			return err
 		}
-		total += res.RowsAffected
-	}
-	return total, nil
+		for len(keys) > 0 {
+			chunk := keys[:min(len(keys), maxDeleteChunk)]
+			keys = keys[len(chunk):]
+			del := "DELETE FROM " + table + " WHERE " + keyColumn + " IN ? AND (" + cond + ")"
+			res := db.Exec(del, append([]any{chunk}, args...)...)
+			if res.Error != nil {
+				return res.Error
+			}
+			total += res.RowsAffected
+		}
+		return nil
+	})
+	return total, err
 }
 
 // errNoRow: an INSERT … RETURNING returned nothing.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -22,7 +24,10 @@ RETURNING "key", failures, last_failure_at`
 func (s *Store) AddLoginFailure(ctx context.Context, key string, now, resetBefore time.Time) (storage.Throttle, error) {
 	var rows []throttleRow
 	nowUS := micros(now)
-	err := s.wdb.WithContext(ctx).Raw(addFailureSQL, key, nowUS, micros(resetBefore), nowUS).Scan(&rows).Error
+	err := s.write(ctx, func(db *gorm.DB) error {
+		rows = nil
+		return db.Raw(addFailureSQL, key, nowUS, micros(resetBefore), nowUS).Scan(&rows).Error
+	})
 	if err != nil {
 		return storage.Throttle{}, mapErr("add login failure", err)
 	}
@@ -43,7 +48,9 @@ func (s *Store) GetThrottle(ctx context.Context, key string) (storage.Throttle, 
 
 // ResetThrottle forgets a key's failures. Unknown keys are not an error.
 func (s *Store) ResetThrottle(ctx context.Context, key string) error {
-	return mapErr("reset throttle", s.wdb.WithContext(ctx).Where(`"key" = ?`, key).Delete(&throttleRow{}).Error)
+	return mapErr("reset throttle", s.write(ctx, func(db *gorm.DB) error {
+		return db.Where(`"key" = ?`, key).Delete(&throttleRow{}).Error
+	}))
 }
 
 // DeleteThrottles deletes up to limit keys whose last failure is before t.

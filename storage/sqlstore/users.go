@@ -13,7 +13,7 @@ import (
 // CreateUser adds a user. ErrAlreadyExists if the username or ID is taken.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	row := toUserRow(u)
-	return mapErr("create user", s.wdb.WithContext(ctx).Create(&row).Error)
+	return mapErr("create user", s.write(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
 }
 
 // GetUser returns ErrNotFound for an unknown ID.
@@ -51,15 +51,17 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 // user's live families (ReasonUserDisabled) in the same transaction;
 // enabling does not bring them back. ErrNotFound for an unknown username.
 func (s *Store) SetUserDisabled(ctx context.Context, username string, disabled bool, now time.Time) error {
-	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		id, err := userIDReturning(tx,
-			"UPDATE users SET disabled = ?, updated_at = ? WHERE username = ? RETURNING id",
-			disabled, micros(now), username)
-		if err != nil || !disabled {
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			id, err := userIDReturning(tx,
+				"UPDATE users SET disabled = ?, updated_at = ? WHERE username = ? RETURNING id",
+				disabled, micros(now), username)
+			if err != nil || !disabled {
+				return err
+			}
+			_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDisabled, now)
 			return err
-		}
-		_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDisabled, now)
-		return err
+		})
 	})
 	return mapErr("set user disabled", err)
 }
@@ -67,25 +69,32 @@ func (s *Store) SetUserDisabled(ctx context.Context, username string, disabled b
 // SetUserPassword replaces a user's password hash. ErrNotFound for an
 // unknown username.
 func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash string, now time.Time) error {
-	res := s.wdb.WithContext(ctx).Exec("UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ?",
-		passwordHash, micros(now), username)
-	if res.Error == nil && res.RowsAffected == 0 {
+	var n int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Exec("UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ?",
+			passwordHash, micros(now), username)
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err == nil && n == 0 {
 		return fmt.Errorf("set user password: %w", storage.ErrNotFound)
 	}
-	return mapErr("set user password", res.Error)
+	return mapErr("set user password", err)
 }
 
 // DeleteUser deletes the user and revokes their live families
 // (ReasonUserDeleted) in the same transaction. The families stay, revoked,
 // until DeleteFamilies sweeps them. ErrNotFound for an unknown username.
 func (s *Store) DeleteUser(ctx context.Context, username string, now time.Time) error {
-	err := s.wdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		id, err := userIDReturning(tx, "DELETE FROM users WHERE username = ? RETURNING id", username)
-		if err != nil {
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			id, err := userIDReturning(tx, "DELETE FROM users WHERE username = ? RETURNING id", username)
+			if err != nil {
+				return err
+			}
+			_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDeleted, now)
 			return err
-		}
-		_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDeleted, now)
-		return err
+		})
 	})
 	return mapErr("delete user", err)
 }
