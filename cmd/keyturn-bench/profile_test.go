@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -118,6 +119,9 @@ func TestServeForProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := cfg.Login
+	if os.Getenv("GOMEMLIMIT") == "" { // as serve does
+		debug.SetMemoryLimit(server.MemoryLimit(l.MaxConcurrentHashes))
+	}
 	handler, err := server.New(server.Options{
 		Issuer: cfg.Issuer, Store: store, Clients: reg, Keys: keys, Logger: log,
 		Login: server.LoginOptions{

@@ -61,6 +61,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
+	memLimit := setMemoryLimit(a.cfg.Login.MaxConcurrentHashes, e.lookupEnv)
 	var creds *demoCredentials
 	if demo {
 		if creds, err = addDemoClient(&a.cfg); err != nil {
@@ -129,7 +130,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		defer l.ln.Close()
 	}
 	a.log.Info("listening", "addr", listeners[0].ln.Addr().String(), "tls", tlsConfig != nil,
-		"issuer", a.cfg.Issuer, "clients", reg.IDs())
+		"issuer", a.cfg.Issuer, "clients", reg.IDs(), "memory_limit_mib", memLimit>>20)
 	if len(listeners) > 1 {
 		a.log.Info("admin listening", "addr", listeners[1].ln.Addr().String())
 	}
