@@ -20,8 +20,10 @@ type LoginOptions struct {
 	// MaxConcurrentHashes bounds argon2id checks running at once on this
 	// instance (each holds ~19 MiB); 0 means the number of CPUs.
 	MaxConcurrentHashes int
-	// MaxQueuedHashes bounds logins waiting for a hash slot; past it the
-	// server sheds load with 503 and Retry-After. 0 means 8 per slot.
+	// MaxQueuedHashes bounds the logins let in beyond the hash slots
+	// (checking the throttle, or waiting for a slot); past it the server
+	// sheds load at once, before any database work, with 503 and
+	// Retry-After. 0 means 8 per slot.
 	MaxQueuedHashes int
 	// FreeFailures failed logins per username, and per source address, are
 	// free; each further one doubles the wait from BaseDelay, up to
@@ -127,38 +129,40 @@ func (t *throttle) failed(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-// hashSlots bounds concurrent password hashing, with a bounded queue: a
-// flood of logins waits or is shed, and never starves refreshes of CPU or
-// the process of memory.
+// hashSlots bounds concurrent password hashing, and the logins admitted to
+// wait for it: a flood is shed at the door, before any database work, and
+// never starves refreshes of CPU or the process of memory. Shedding is
+// cheap so that a flood that keeps retrying spends the CPU on hashes, not
+// on refusals (BENCHMARKS.md: c=64 password run).
 type hashSlots struct {
-	slots     chan struct{}
-	queued    atomic.Int64
-	maxQueued int64
+	slots       chan struct{}
+	admitted    atomic.Int64
+	maxAdmitted int64 // slots + queue places
 }
 
 func newHashSlots(concurrent, queued int) *hashSlots {
-	return &hashSlots{slots: make(chan struct{}, concurrent), maxQueued: int64(queued)}
+	return &hashSlots{slots: make(chan struct{}, concurrent), maxAdmitted: int64(concurrent + queued)}
 }
 
 var errHashingBusy = errTemporarilyUnavailable("too many logins at once; retry shortly", time.Second)
 
-// acquire takes a slot, waiting in the queue if there is room; release
-// gives it back.
-func (h *hashSlots) acquire(ctx context.Context) (release func(), err error) {
-	release = func() { <-h.slots }
-	select {
-	case h.slots <- struct{}{}:
-		return release, nil
-	default:
-	}
-	if h.queued.Add(1) > h.maxQueued {
-		h.queued.Add(-1)
+// admit lets one login in, or refuses it at once when every slot and every
+// queue place is taken. leave must be called when the login is done,
+// hashed or not.
+func (h *hashSlots) admit() (leave func(), err error) {
+	if h.admitted.Add(1) > h.maxAdmitted {
+		h.admitted.Add(-1)
 		return nil, errHashingBusy
 	}
-	defer h.queued.Add(-1)
+	return func() { h.admitted.Add(-1) }, nil
+}
+
+// acquire takes a slot for an admitted login, waiting for one; release
+// gives it back. A login whose request ends while it waits is shed.
+func (h *hashSlots) acquire(ctx context.Context) (release func(), err error) {
 	select {
 	case h.slots <- struct{}{}:
-		return release, nil
+		return func() { <-h.slots }, nil
 	case <-ctx.Done():
 		return nil, errHashingBusy
 	}

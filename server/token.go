@@ -297,6 +297,12 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 		return "", errTooManyAttempts(time.Second)
 	}
 	defer a.checking.Delete(userKey)
+	leave, err := a.hashing.admit()
+	if err != nil {
+		a.logins.WithLabelValues(loginShed).Inc()
+		return "", err
+	}
+	defer leave()
 	wait, err := a.throttle.check(ctx, userKey, addrKey)
 	if err != nil {
 		return "", err
