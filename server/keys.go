@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/keyturn/keyturn/storage"
 )
@@ -71,6 +72,23 @@ type Keys struct {
 	mu       sync.Mutex
 	loaded   []*signingKey // sorted by ActivateAt, ID
 	loadedAt time.Time
+
+	// verified remembers access tokens whose signature verified, by
+	// SHA-256 of the whole token, so that introspecting a token again (a
+	// resource server asks on every call it serves) skips the ES256
+	// verification, the largest cost of an introspection (BENCHMARKS.md).
+	verified *lru.Cache[[sha256.Size]byte, verifiedToken]
+}
+
+// verifiedTokens bounds the verified access tokens remembered: about 400
+// bytes each, so a few MiB.
+const verifiedTokens = 16384
+
+// verifiedToken is what a verified access token said, and the key it was
+// verified with (which must still be published when it is used again).
+type verifiedToken struct {
+	claims accessClaims
+	kid    string
 }
 
 // signingKey is a decrypted, ready-to-use signing key.
@@ -119,6 +137,9 @@ func NewKeys(ctx context.Context, store storage.Store, secret []byte, opts KeysO
 		// The MAC key's ID is a hash of the key: it names which secret a
 		// family was minted under without revealing anything of it.
 		macKeyID: base64.RawURLEncoding.EncodeToString(id[:6]),
+	}
+	if k.verified, err = lru.New[[sha256.Size]byte, verifiedToken](verifiedTokens); err != nil {
+		return nil, err
 	}
 	if err := k.reload(ctx); err != nil {
 		return nil, err
