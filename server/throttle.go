@@ -25,6 +25,11 @@ type LoginOptions struct {
 	// sheds load at once, before any database work, with 503 and
 	// Retry-After. 0 means 8 per slot.
 	MaxQueuedHashes int
+	// NormalPriorityHashes runs argon2id checks on the request's goroutine
+	// instead of on low-priority threads (passhash.VerifyLowPriority): more
+	// logins per second when logins alone load the machine, at the cost of
+	// every other request's latency during a login flood.
+	NormalPriorityHashes bool
 	// FreeFailures failed logins per username, and per source address, are
 	// free; each further one doubles the wait from BaseDelay, up to
 	// MaxDelay. Failures older than FailureWindow are forgotten.

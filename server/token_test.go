@@ -618,3 +618,13 @@ func TestGraceWindowOnAnotherInstance(t *testing.T) {
 		t.Fatalf("the successor on b: %d %s", r.status, r.body)
 	}
 }
+
+// TestPasswordGrantNormalPriorityHashes: with login.hash_priority: normal
+// the password is checked on the request's goroutine; logins work the same.
+func TestPasswordGrantNormalPriorityHashes(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.NormalPriorityHashes = true })
+	if r := ts.login(confA); r.status != 200 || r.str("refresh_token") == "" {
+		t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	wantError(t, ts.token(confA, pw("ada", "wrong")), 400, "invalid_grant")
+}

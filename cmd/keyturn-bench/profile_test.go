@@ -126,7 +126,8 @@ func TestServeForProfile(t *testing.T) {
 		Issuer: cfg.Issuer, Store: store, Clients: reg, Keys: keys, Logger: log,
 		Login: server.LoginOptions{
 			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
-			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+			NormalPriorityHashes: l.HashPriority == config.HashPriorityNormal,
+			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
 		},
 		RequestTimeout: cfg.Database.Timeout,

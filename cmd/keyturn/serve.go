@@ -106,7 +106,8 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		Logger:  a.log,
 		Login: server.LoginOptions{
 			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
-			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+			NormalPriorityHashes: l.HashPriority == config.HashPriorityNormal,
+			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
 		},
 		RequestTimeout: a.cfg.Database.Timeout,
