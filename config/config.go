@@ -123,10 +123,10 @@ type Cleanup struct {
 	BatchSize int `yaml:"batch_size"`
 }
 
-// Values of login.hash_priority.
+// Values of login.hash_processors.
 const (
-	HashPriorityLow    = "low"
-	HashPriorityNormal = "normal"
+	HashProcessorsOwn    = "own"
+	HashProcessorsShared = "shared"
 )
 
 // Login protects the password grant (RFC 6749 §4.3.2: brute force).
@@ -137,11 +137,12 @@ type Login struct {
 	// MaxQueuedHashes bounds logins waiting for a hash; beyond it the
 	// server answers 503 with Retry-After. 0 means 8 per hash slot.
 	MaxQueuedHashes int `yaml:"max_queued_hashes"`
-	// HashPriority is "low" (argon2id on low-priority threads, so that a
-	// login flood leaves refreshes their latency) or "normal" (hashes
-	// compete with every request: more logins per second under a pure
-	// login load, slower refreshes during a flood). BENCHMARKS.md has both.
-	HashPriority string `yaml:"hash_priority"`
+	// HashProcessors is "own" (each hash slot gets a Go processor of its
+	// own, so that a login flood leaves refreshes their latency) or
+	// "shared" (hashes share the CPUs' processors with every request: more
+	// logins per second under a pure login load, slower refreshes during a
+	// flood). BENCHMARKS.md has both.
+	HashProcessors string `yaml:"hash_processors"`
 	// FreeFailures failed logins per username and per source address cost
 	// nothing; each further one doubles the wait from BaseDelay up to
 	// MaxDelay (429 with Retry-After). Failures older than FailureWindow
@@ -243,8 +244,8 @@ func defaults() Config {
 		Log:     Log{Format: "text", Level: "info"},
 		Cleanup: Cleanup{Interval: 10 * time.Minute, RevokedRetention: 7 * 24 * time.Hour, BatchSize: 500},
 		Login: Login{
-			HashPriority: HashPriorityLow,
-			FreeFailures: 5, BaseDelay: time.Second, MaxDelay: 15 * time.Minute, FailureWindow: time.Hour,
+			HashProcessors: HashProcessorsOwn,
+			FreeFailures:   5, BaseDelay: time.Second, MaxDelay: 15 * time.Minute, FailureWindow: time.Hour,
 		},
 	}
 }
@@ -623,8 +624,8 @@ func (c Config) problems() []problem {
 	if l.MaxQueuedHashes < 0 {
 		add("login.max_queued_hashes", "%d must not be negative", l.MaxQueuedHashes)
 	}
-	if l.HashPriority != HashPriorityLow && l.HashPriority != HashPriorityNormal {
-		add("login.hash_priority", "%q: want %q or %q", l.HashPriority, HashPriorityLow, HashPriorityNormal)
+	if l.HashProcessors != HashProcessorsOwn && l.HashProcessors != HashProcessorsShared {
+		add("login.hash_processors", "%q: want %q or %q", l.HashProcessors, HashProcessorsOwn, HashProcessorsShared)
 	}
 	if l.FreeFailures < 1 {
 		add("login.free_failures", "%d must be at least 1", l.FreeFailures)

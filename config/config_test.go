@@ -185,7 +185,7 @@ database:
 login:
   max_concurrent_hashes: 4
   max_queued_hashes: 10
-  hash_priority: normal
+  hash_processors: shared
   free_failures: 3
   base_delay: 2s
   max_delay: 5m
@@ -236,7 +236,7 @@ func TestLoadFile(t *testing.T) {
 		DataDir:         "/var/lib/keyturn",
 		SecretFile:      "/run/secrets/keyturn",
 		Database:        Database{URL: "postgres://keyturn:pw@db:5432/keyturn?sslmode=disable", MaxOpenConns: 32, Timeout: 2 * time.Second},
-		Login: Login{MaxConcurrentHashes: 4, MaxQueuedHashes: 10, HashPriority: "normal", FreeFailures: 3, BaseDelay: 2 * time.Second,
+		Login: Login{MaxConcurrentHashes: 4, MaxQueuedHashes: 10, HashProcessors: "shared", FreeFailures: 3, BaseDelay: 2 * time.Second,
 			MaxDelay: 5 * time.Minute, FailureWindow: 30 * time.Minute, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"}},
 		TLS: TLS{CertFile: "/etc/keyturn/tls.crt", KeyFile: "/etc/keyturn/tls.key"},
 		Tokens: Tokens{
@@ -619,8 +619,8 @@ func TestValidate(t *testing.T) {
 		{"admin listen same", func(c *Config) { c.AdminListen = c.Listen }, "admin_listen: \"127.0.0.1:8080\" is also listen"},
 		{"shutdown", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout: 0s not in (0, 10m]"},
 		{"free failures", func(c *Config) { c.Login.FreeFailures = 0 }, "login.free_failures: 0 must be at least 1"},
-		{"hash priority", func(c *Config) { c.Login.HashPriority = "high" }, "login.hash_priority: \"high\": want \"low\" or \"normal\""},
-		{"hash priority normal", func(c *Config) { c.Login.HashPriority = HashPriorityNormal }, ""},
+		{"hash processors", func(c *Config) { c.Login.HashProcessors = "many" }, "login.hash_processors: \"many\": want \"own\" or \"shared\""},
+		{"hash processors shared", func(c *Config) { c.Login.HashProcessors = HashProcessorsShared }, ""},
 		{"max delay", func(c *Config) { c.Login.MaxDelay = time.Millisecond }, "login.max_delay: 1ms is less than base_delay 1s"},
 		{"window", func(c *Config) { c.Login.FailureWindow = 0 }, "login.failure_window: 0s must be positive"},
 		{"proxies", func(c *Config) { c.Login.TrustedProxies = []string{"10.0.0.0/8", "::1", "proxy.example"} }, "login.trusted_proxies[2]: \"proxy.example\" is not an address or CIDR"},

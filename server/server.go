@@ -73,6 +73,9 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	o.Login = o.Login.withDefaults(passhash.CPUs())
+	if !o.Login.SharedHashProcessors {
+		passhash.ReserveProcessors(o.Login.MaxConcurrentHashes)
+	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 5 * time.Second
 	}

@@ -25,11 +25,12 @@ type LoginOptions struct {
 	// sheds load at once, before any database work, with 503 and
 	// Retry-After. 0 means 8 per slot.
 	MaxQueuedHashes int
-	// NormalPriorityHashes runs argon2id checks on the request's goroutine
-	// instead of on low-priority threads (passhash.VerifyLowPriority): more
-	// logins per second when logins alone load the machine, at the cost of
-	// every other request's latency during a login flood.
-	NormalPriorityHashes bool
+	// SharedHashProcessors leaves GOMAXPROCS alone. By default New gives
+	// each hash slot a Go processor of its own (passhash.ReserveProcessors),
+	// so that during a login flood other requests never wait behind hashes
+	// for Go's 10 ms preemption; sharing gives more logins per second when
+	// logins alone load the machine, and slower refreshes during a flood.
+	SharedHashProcessors bool
 	// FreeFailures failed logins per username, and per source address, are
 	// free; each further one doubles the wait from BaseDelay, up to
 	// MaxDelay. Failures older than FailureWindow are forgotten.

@@ -260,7 +260,6 @@ type userAuth struct {
 	store     storage.Store
 	throttle  *throttle
 	hashing   *hashSlots
-	verify    func(encoded, password string) (bool, error)
 	dummyHash string
 	logins    *prometheus.CounterVec
 	// checking holds the usernames (throttle keys) whose password is being
@@ -276,15 +275,10 @@ func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time, m
 	if err != nil {
 		return nil, err
 	}
-	verify := passhash.VerifyLowPriority
-	if opts.NormalPriorityHashes {
-		verify = passhash.Verify
-	}
 	return &userAuth{
 		store:     store,
 		throttle:  &throttle{store: store, opts: opts, now: now},
 		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
-		verify:    verify,
 		dummyHash: dummy,
 		logins:    m.logins,
 	}, nil
@@ -330,8 +324,10 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 		a.logins.WithLabelValues(loginShed).Inc()
 		return "", herr
 	}
-	ok, verr := a.verify(hash, password)
-	release()
+	ok, verr := func() (bool, error) {
+		defer release() // a panic in the hash must not keep the slot
+		return passhash.Verify(hash, password)
+	}()
 	if verr != nil {
 		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
 	}

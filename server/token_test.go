@@ -619,10 +619,10 @@ func TestGraceWindowOnAnotherInstance(t *testing.T) {
 	}
 }
 
-// TestPasswordGrantNormalPriorityHashes: with login.hash_priority: normal
-// the password is checked on the request's goroutine; logins work the same.
-func TestPasswordGrantNormalPriorityHashes(t *testing.T) {
-	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.NormalPriorityHashes = true })
+// TestPasswordGrantSharedHashProcessors: with login.hash_processors: shared
+// GOMAXPROCS is left alone; logins work the same.
+func TestPasswordGrantSharedHashProcessors(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.SharedHashProcessors = true })
 	if r := ts.login(confA); r.status != 200 || r.str("refresh_token") == "" {
 		t.Fatalf("login: %d %s", r.status, r.body)
 	}

@@ -126,7 +126,7 @@ func TestServeForProfile(t *testing.T) {
 		Issuer: cfg.Issuer, Store: store, Clients: reg, Keys: keys, Logger: log,
 		Login: server.LoginOptions{
 			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
-			NormalPriorityHashes: l.HashPriority == config.HashPriorityNormal,
+			SharedHashProcessors: l.HashProcessors == config.HashProcessorsShared,
 			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
 		},

@@ -432,9 +432,9 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 	log "the same with login.max_concurrent_hashes: 1 (a core left for everything else; queue 32, so that the flood and the refresh run's setup logins wait rather than being shed)"
 	write_config "$WORK/pg-1hash.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  max_concurrent_hashes: 1\n  max_queued_hashes: 32'
 	flood flood-1hash "$WORK/pg-1hash.yaml" "$PG_PORT"
-	log "the same with login.hash_priority: normal (hashes compete with requests as equals)"
-	write_config "$WORK/pg-normal.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  hash_priority: normal'
-	flood flood-normal "$WORK/pg-normal.yaml" "$PG_PORT"
+	log "the same with login.hash_processors: shared (GOMAXPROCS = CPUs: hashes and requests share the processors)"
+	write_config "$WORK/pg-shared.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  hash_processors: shared'
+	flood flood-shared "$WORK/pg-shared.yaml" "$PG_PORT"
 
 	log "pgbench again, after the Keyturn runs (the two figures bracket them)"
 	run_pgbench pgbench-rotate-c16-after "$WORK/rotate.sql" 16
@@ -516,7 +516,7 @@ log "summary ($OUT/summary.md)"
 		awk -v k="$kt" -v r="$rot" -v a="$after" -v p="$path" 'BEGIN {
 			printf "ratio Keyturn refresh req/s / pgbench rotation tx/s (c=16, PostgreSQL): %.0f / %.0f = %.1f %% (against the later pgbench: %.1f %%; against the two-statement pgbench: %.1f %%)\n", k, r, 100*k/r, 100*k/a, 100*k/p }'
 	fi
-	for f in flood flood-1hash flood-normal; do
+	for f in flood flood-1hash flood-shared; do
 		if [[ -f $OUT/$f-password.json ]]; then
 			jq -r '"\(.label): \(.total.ok_per_second * 10 | floor / 10) logins/s ok, errors \(.errors_by_code | tostring)"' "$OUT/$f-password.json"
 			jq -r '"\(.label) (during the flood): \(.total.ok_per_second | floor) req/s, p99 \(.total.p99_ms) ms, errors \(.total.errors)"' "$OUT/$f-refresh.json"

@@ -106,7 +106,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		Logger:  a.log,
 		Login: server.LoginOptions{
 			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
-			NormalPriorityHashes: l.HashPriority == config.HashPriorityNormal,
+			SharedHashProcessors: l.HashProcessors == config.HashProcessorsShared,
 			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
 		},

@@ -317,7 +317,8 @@ func mapErr(op string, err error) error {
 // or did not answer in time, as opposed to refusing the statement: a dial
 // or I/O failure, a dropped or bad connection, a deadline, a PostgreSQL
 // connection exception (SQLSTATE class 08), shutdown or overload (57P0x,
-// 53300), or SQLite still locked after its busy timeout.
+// 53300), SQLite still locked after its busy timeout, or an SQLite failure
+// of the disk, memory or an interrupt (which also roll its transaction back).
 func unavailable(err error) bool {
 	var netErr net.Error
 	var connectErr *pgconn.ConnectError
@@ -332,7 +333,12 @@ func unavailable(err error) bool {
 	case errors.As(err, &pgErr):
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
 	case errors.As(err, &liteErr):
-		return liteErr.Code()&0xff == sqlite3.SQLITE_BUSY || liteErr.Code()&0xff == sqlite3.SQLITE_LOCKED
+		switch liteErr.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+			sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT:
+			return true
+		}
+		return false
 	}
 	// pgx reports a connection closed under it without a typed error.
 	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection reset by peer")

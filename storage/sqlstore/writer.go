@@ -117,16 +117,18 @@ func (w *groupWriter) run(batch []writeReq) {
 	case 0:
 		return
 	case 1: // alone: no savepoint needed, and fn may open its own transaction
-		live[0].done <- live[0].fn(w.db)
+		live[0].done <- call(live[0].fn, w.db)
 		return
 	}
 	errs := make([]error, len(live))
 	err := w.db.Transaction(func(tx *gorm.DB) error {
 		for i, r := range live {
-			if err := tx.SavePoint("w").Error; err != nil {
+			// Savepoints by Exec: the SQLite dialector's SavePoint and
+			// RollbackTo do not report errors.
+			if err := tx.Exec("SAVEPOINT w").Error; err != nil {
 				return err
 			}
-			errs[i] = r.fn(tx)
+			errs[i] = call(r.fn, tx)
 			if errs[i] == nil {
 				if err := tx.Exec("RELEASE SAVEPOINT w").Error; err != nil {
 					return err
@@ -134,13 +136,14 @@ func (w *groupWriter) run(batch []writeReq) {
 				continue
 			}
 			// A write the database refused (a duplicate key, say) is
-			// undone alone. The connection failing, or SQLite having
-			// rolled the whole transaction back (it does on SQLITE_BUSY,
-			// FULL or IOERR), fails the batch.
-			if unavailable(errs[i]) {
+			// undone alone. The connection failing, SQLite having rolled
+			// the whole transaction back (it does on SQLITE_BUSY, FULL,
+			// IOERR or NOMEM), or a panic, fails the batch.
+			var p panicError
+			if unavailable(errs[i]) || errors.As(errs[i], &p) {
 				return errs[i]
 			}
-			if err := tx.RollbackTo("w").Error; err != nil {
+			if err := tx.Exec("ROLLBACK TO SAVEPOINT w").Error; err != nil {
 				return fmt.Errorf("roll back one write of a batch: %w", err)
 			}
 			if err := tx.Exec("RELEASE SAVEPOINT w").Error; err != nil {
@@ -156,4 +159,21 @@ func (w *groupWriter) run(batch []writeReq) {
 			r.done <- errs[i]
 		}
 	}
+}
+
+// panicError is a write that panicked: a bug, reported to its caller as an
+// error instead of ending the process from the writer goroutine (where no
+// HTTP server recovers it) and leaving the rest of the batch waiting.
+type panicError struct{ value any }
+
+func (p panicError) Error() string { return fmt.Sprintf("write panicked: %v", p.value) }
+
+// call runs fn on db, turning a panic into a panicError.
+func call(fn func(*gorm.DB) error, db *gorm.DB) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = panicError{value: v}
+		}
+	}()
+	return fn(db)
 }

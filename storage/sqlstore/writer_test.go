@@ -157,3 +157,26 @@ func TestGroupWriterClosed(t *testing.T) {
 		t.Errorf("write after Close: %v, want errStoreClosed", err)
 	}
 }
+
+// TestGroupCommitPanickingWrite: a write that panics (a bug) fails its batch
+// with an error instead of ending the process; nothing of the batch stays.
+func TestGroupCommitPanickingWrite(t *testing.T) {
+	s := openSQLite(t)
+	boom := func(*gorm.DB) error { panic("boom") }
+	batch := []writeReq{request(t.Context(), insertUser("a")), request(t.Context(), boom), request(t.Context(), insertUser("b"))}
+	s.writer.run(batch)
+	for i := range batch {
+		var p panicError
+		if err := <-batch[i].done; !errors.As(err, &p) {
+			t.Errorf("write %d: err %v, want the panic as an error", i, err)
+		}
+	}
+	if userExists(t, s, "a") || userExists(t, s, "b") {
+		t.Error("a batch with a panicking write committed")
+	}
+	alone := []writeReq{request(t.Context(), boom)}
+	s.writer.run(alone)
+	if err := <-alone[0].done; err == nil {
+		t.Error("a panicking write alone: no error")
+	}
+}
