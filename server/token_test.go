@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
 )
 
 func TestTokenEndpointErrors(t *testing.T) {
@@ -616,6 +618,15 @@ func TestGraceWindowOnAnotherInstance(t *testing.T) {
 	}
 	if r := b.token(g, refresh(rt2)); r.status != 200 {
 		t.Fatalf("the successor on b: %d %s", r.status, r.body)
+	}
+}
+
+// TestHashSlotsGetProcessors: by default a server gives each hash slot a Go
+// processor of its own on top of the CPUs.
+func TestHashSlotsGetProcessors(t *testing.T) {
+	newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.MaxConcurrentHashes = 3 })
+	if got, want := runtime.GOMAXPROCS(0), passhash.CPUs()+3; got < want {
+		t.Fatalf("GOMAXPROCS %d, want at least CPUs + 3 hash slots = %d", got, want)
 	}
 }
 
