@@ -44,7 +44,7 @@ func dur(d time.Duration) *time.Duration { return &d }
 func app(id string) Spec {
 	return Spec{
 		ID:            id,
-		SecretHash:    sha256Hash("app-secret"),
+		SecretHash:    SHA256Hash("app-secret"),
 		GrantTypes:    []string{GrantPassword, GrantRefreshToken},
 		Scopes:        []string{"read", "write"},
 		DefaultScopes: []string{"read"},

@@ -51,11 +51,12 @@ func Generate() (secret, hash string, err error) {
 		return "", "", fmt.Errorf("generate secret: %w", err)
 	}
 	secret = b64url.EncodeToString(b)
-	return secret, sha256Hash(secret), nil
+	return secret, SHA256Hash(secret), nil
 }
 
-// sha256Hash returns the "sha256:" secret_hash of secret.
-func sha256Hash(secret string) string {
+// SHA256Hash returns the "sha256:" secret_hash of secret: only for secrets
+// as random as Generate's (256 bits); a chosen secret needs HashSecret.
+func SHA256Hash(secret string) string {
 	d := sha256.Sum256([]byte(secret))
 	return sha256Prefix + b64url.EncodeToString(d[:])
 }

@@ -17,7 +17,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -183,11 +182,6 @@ func (s *benchStore) ListSigningKeys(context.Context) ([]storage.SigningKey, err
 func (s *benchStore) Ping(context.Context) error { return nil }
 func (s *benchStore) Close() error               { return nil }
 
-func benchSHA(secret string) string {
-	d := sha256.Sum256([]byte(secret))
-	return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
-}
-
 func benchBasic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
@@ -197,11 +191,11 @@ func benchBasic(id, secret string) string {
 func benchRegistry(b *testing.B) *clients.Registry {
 	b.Helper()
 	reg, err := clients.New([]clients.Spec{
-		{ID: "bench", SecretHash: benchSHA(benchSecret),
+		{ID: "bench", SecretHash: clients.SHA256Hash(benchSecret),
 			GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
 			Scopes:     []string{"read", "write"}, DefaultScopes: []string{"read"},
 			Audience: []string{"https://api.example.com"}},
-		{ID: "rs", SecretHash: benchSHA(benchRSSecret), Introspect: true, Resources: []string{"https://api.example.com"}},
+		{ID: "rs", SecretHash: clients.SHA256Hash(benchRSSecret), Introspect: true, Resources: []string{"https://api.example.com"}},
 	}, clients.Defaults{
 		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
 		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{benchIssuer},

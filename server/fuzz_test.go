@@ -141,10 +141,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	f.Helper()
 	store := sqlstoretest.SQLite(f)
 	now := func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }
-	hash := func(s string) string {
-		d := sha256.Sum256([]byte(s))
-		return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
-	}
+	hash := clients.SHA256Hash
 	reg, err := clients.New([]clients.Spec{
 		{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -52,31 +51,26 @@ const (
 	userPass    = "correct horse"
 )
 
-func sha(secret string) string {
-	d := sha256.Sum256([]byte(secret))
-	return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
-}
-
 func dur(d time.Duration) *time.Duration { return &d }
 
 func testClients() []clients.Spec {
 	all := []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials}
 	return []clients.Spec{
-		{ID: "conf-a", SecretHash: sha(confASecret), GrantTypes: all,
+		{ID: "conf-a", SecretHash: clients.SHA256Hash(confASecret), GrantTypes: all,
 			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"},
 			Audience: []string{"https://api.example.com", "https://other.example.com"}},
-		{ID: "conf-b", SecretHash: sha(confBSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+		{ID: "conf-b", SecretHash: clients.SHA256Hash(confBSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read", "write"}, Introspect: true, Resources: []string{testIssuer}},
-		{ID: "short", SecretHash: sha(shortSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+		{ID: "short", SecretHash: clients.SHA256Hash(shortSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}, RefreshIdleTTL: dur(5 * time.Minute)},
 		{ID: "public-m", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
-		{ID: "grace", SecretHash: sha(graceSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+		{ID: "grace", SecretHash: clients.SHA256Hash(graceSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}, RefreshReuseGrace: dur(10 * time.Second)},
-		{ID: "cc-only", SecretHash: sha(ccSecret), GrantTypes: []string{clients.GrantClientCredentials},
+		{ID: "cc-only", SecretHash: clients.SHA256Hash(ccSecret), GrantTypes: []string{clients.GrantClientCredentials},
 			Scopes: []string{"read"}, Introspect: true,
 			Resources: []string{"https://api.example.com", "https://other.example.com", testIssuer}},
-		{ID: "rs-2", SecretHash: sha(rs2Secret), Introspect: true, Resources: []string{"https://billing.example.com"}},
+		{ID: "rs-2", SecretHash: clients.SHA256Hash(rs2Secret), Introspect: true, Resources: []string{"https://billing.example.com"}},
 	}
 }
 

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
@@ -29,11 +27,6 @@ const (
 	benchPass   = "correct horse"
 )
 
-func sha256Hash(secret string) string {
-	d := sha256.Sum256([]byte(secret))
-	return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
-}
-
 // newTestServer runs the real Keyturn handler over a fresh SQLite store,
 // on loopback, with the clients a bench config declares: a confidential
 // client with every grant and a resource server that may introspect.
@@ -42,10 +35,10 @@ func newTestServer(t *testing.T) string {
 	store := sqlstoretest.SQLite(t)
 	const issuer = "http://127.0.0.1"
 	reg, err := clients.New([]clients.Spec{
-		{ID: "bench", SecretHash: sha256Hash(benchSecret),
+		{ID: "bench", SecretHash: clients.SHA256Hash(benchSecret),
 			GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
 			Scopes:     []string{"read", "write"}, DefaultScopes: []string{"read"}},
-		{ID: "rs", SecretHash: sha256Hash(rsSecret), Introspect: true, Resources: []string{issuer}},
+		{ID: "rs", SecretHash: clients.SHA256Hash(rsSecret), Introspect: true, Resources: []string{issuer}},
 	}, clients.Defaults{
 		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
 		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{issuer},

@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -31,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
@@ -104,7 +104,7 @@ database:
     default_scopes: [read]
     introspect: true
     resources: [http://127.0.0.1:8080]
-`, sha256Hash(d.webSecret), sha256Hash(d.rsSecret))
+`, clients.SHA256Hash(d.webSecret), clients.SHA256Hash(d.rsSecret))
 	if err := os.WriteFile(d.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -310,12 +310,6 @@ func parseRefresh(rt string) (family string, gen uint64, ok bool) {
 
 func basicAuth(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
-
-// sha256Hash is a client's secret_hash for a random secret (see clients).
-func sha256Hash(secret string) string {
-	d := sha256.Sum256([]byte(secret))
-	return "sha256:" + base64.RawURLEncoding.EncodeToString(d[:])
 }
 
 func randomHex(t *testing.T) string {
