@@ -354,24 +354,16 @@ pgbench_setup() {
 	# generation the previous rotation returned (\gset), as a client carries
 	# its refresh token: a stale generation would match no row, and \gset
 	# would abort the client.
-	cat > "$WORK/rotate.sql" <<-EOF
-	\set id :client_id
-	UPDATE bench_families
-	SET generation = generation + 1, rotated_at = :now, last_used_at = :now, idle_expires_at = :idle
-	WHERE id = :id AND generation = :r_generation AND revoked_at IS NULL
-	  AND idle_expires_at > :now AND absolute_expires_at > :now
-	RETURNING $FAMILY_COLUMNS \gset r_
-	EOF
-	# What Keyturn's refresh sends: GetFamily (GORM Take), then the rotation.
-	cat > "$WORK/refresh-path.sql" <<-EOF
-	\set id :client_id
-	SELECT $FAMILY_COLUMNS FROM bench_families WHERE id = :id LIMIT 1;
-	UPDATE bench_families
-	SET generation = generation + 1, rotated_at = :now, last_used_at = :now, idle_expires_at = :idle
-	WHERE id = :id AND generation = :r_generation AND revoked_at IS NULL
-	  AND idle_expires_at > :now AND absolute_expires_at > :now
-	RETURNING $FAMILY_COLUMNS \gset r_
-	EOF
+	local rotate="UPDATE bench_families
+SET generation = generation + 1, rotated_at = :now, last_used_at = :now, idle_expires_at = :idle
+WHERE id = :id AND generation = :r_generation AND revoked_at IS NULL
+  AND idle_expires_at > :now AND absolute_expires_at > :now
+RETURNING $FAMILY_COLUMNS \\gset r_"
+	printf '%s\n' '\set id :client_id' "$rotate" > "$WORK/rotate.sql"
+	# A refresh of a session the instance has not seen: GetFamily's SELECT
+	# (getFamilySQL), then the rotation. A known session sends rotate.sql.
+	printf '%s\n' '\set id :client_id' "SELECT $FAMILY_COLUMNS FROM bench_families WHERE id = :id;" "$rotate" \
+		> "$WORK/refresh-path.sql"
 }
 
 # run_pgbench NAME SCRIPT CLIENTS: prepared mode, fixed duration; tx/s into $OUT/NAME.txt.
