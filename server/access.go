@@ -27,15 +27,6 @@ func infoFrom(ctx context.Context) *requestInfo {
 	return info
 }
 
-// requestID returns the request's id, "" outside a request.
-func requestID(ctx context.Context) string {
-	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
-	if info == nil {
-		return ""
-	}
-	return info.id
-}
-
 // maxRequestIDLen bounds a caller-chosen X-Request-ID: shorter than any
 // token we issue, so a client that puts a token there by mistake does not
 // get it written to the log.
@@ -45,7 +36,7 @@ const maxRequestIDLen = 64
 // made of letters, digits and "-_.:" (it goes into logs), else makes one.
 func incomingRequestID(r *http.Request) string {
 	id := r.Header.Get("X-Request-ID")
-	if id == "" || len(id) > maxRequestIDLen || strings.HasPrefix(id, refreshPrefix+".") {
+	if id == "" || len(id) > maxRequestIDLen {
 		return newID()
 	}
 	for i := 0; i < len(id); i++ {
@@ -134,7 +125,7 @@ func instrument(endpoint string, m *metrics, log *slog.Logger, h http.Handler) h
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := requestID(ctx); id != "" {
+	if id := infoFrom(ctx).id; id != "" { // "" outside a request
 		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)

@@ -70,7 +70,7 @@ func testClients() []clients.Spec {
 		{ID: "cc-only", SecretHash: clients.SHA256Hash(ccSecret), GrantTypes: []string{clients.GrantClientCredentials},
 			Scopes: []string{"read"}, Introspect: true,
 			Resources: []string{"https://api.example.com", "https://other.example.com", testIssuer}},
-		{ID: "rs-2", SecretHash: clients.SHA256Hash(rs2Secret), Introspect: true, Resources: []string{"https://billing.example.com"}},
+		{ID: "rs-2", SecretHash: clients.SHA256Hash(rs2Secret), Introspect: true, Resources: []string{"https://other.example.com"}},
 	}
 }
 

@@ -284,11 +284,14 @@ func TestReuseDetectedForTheFamilysWholeLife(t *testing.T) {
 // learns nothing about tokens for another audience (T-7662-4-b).
 func TestIntrospectOnlyForTheCallersAudience(t *testing.T) {
 	ts := newTestServer(t, sqlite)
+	rs2 := basic("rs-2", rs2Secret) // serves other.example.com only
 	at := ts.login(confA).str("access_token") // aud: api.example.com, other.example.com
 	ts.wantActive(rsAuth, at)
-	ts.wantInactive(basic("rs-2", rs2Secret), at)
+	ts.wantActive(rs2, at)
+	ts.wantInactive(confBAuth, at) // serves the issuer only
 	f := pw("ada", userPass)
-	f.Set("resource", "https://other.example.com")
-	narrowed := ts.token(confA, f).str("access_token")
+	f.Set("resource", "https://api.example.com")
+	narrowed := ts.token(confA, f).str("access_token") // aud: api.example.com
 	ts.wantActive(rsAuth, narrowed)
+	ts.wantInactive(rs2, narrowed)
 }

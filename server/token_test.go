@@ -622,20 +622,26 @@ func TestGraceWindowOnAnotherInstance(t *testing.T) {
 }
 
 // TestHashSlotsGetProcessors: by default a server gives each hash slot a Go
-// processor of its own on top of the CPUs.
+// processor of its own on top of the CPUs; with hash_processors: shared it
+// leaves GOMAXPROCS alone. The reservation is process-wide and only grows,
+// so the slot counts here are larger than any other test's (their default
+// is one slot per CPU).
 func TestHashSlotsGetProcessors(t *testing.T) {
-	newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.MaxConcurrentHashes = 3 })
-	if got, want := runtime.GOMAXPROCS(0), passhash.CPUs()+3; got < want {
-		t.Fatalf("GOMAXPROCS %d, want at least CPUs + 3 hash slots = %d", got, want)
+	own, shared := passhash.CPUs()+8, passhash.CPUs()+16
+	s := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) {
+		o.Login.MaxConcurrentHashes, o.Login.SharedHashProcessors = shared, true
+	})
+	if got := runtime.GOMAXPROCS(0); got >= passhash.CPUs()+shared {
+		t.Fatalf("shared: GOMAXPROCS %d, want below CPUs + %d", got, shared)
 	}
-}
-
-// TestPasswordGrantSharedHashProcessors: with login.hash_processors: shared
-// GOMAXPROCS is left alone; logins work the same.
-func TestPasswordGrantSharedHashProcessors(t *testing.T) {
-	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.SharedHashProcessors = true })
-	if r := ts.login(confA); r.status != 200 || r.str("refresh_token") == "" {
+	// Logins work the same with shared processors.
+	if r := s.login(confA); r.status != 200 || r.str("refresh_token") == "" {
 		t.Fatalf("login: %d %s", r.status, r.body)
 	}
-	wantError(t, ts.token(confA, pw("ada", "wrong")), 400, "invalid_grant")
+	wantError(t, s.token(confA, pw("ada", "wrong")), 400, "invalid_grant")
+
+	newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.MaxConcurrentHashes = own })
+	if got, want := runtime.GOMAXPROCS(0), passhash.CPUs()+own; got != want {
+		t.Fatalf("own: GOMAXPROCS %d, want CPUs + %d hash slots = %d", got, own, want)
+	}
 }
