@@ -284,7 +284,7 @@ func TestReuseDetectedForTheFamilysWholeLife(t *testing.T) {
 // learns nothing about tokens for another audience (T-7662-4-b).
 func TestIntrospectOnlyForTheCallersAudience(t *testing.T) {
 	ts := newTestServer(t, sqlite)
-	rs2 := basic("rs-2", rs2Secret) // serves other.example.com only
+	rs2 := basic("rs-2", rs2Secret)           // serves other.example.com only
 	at := ts.login(confA).str("access_token") // aud: api.example.com, other.example.com
 	ts.wantActive(rsAuth, at)
 	ts.wantActive(rs2, at)

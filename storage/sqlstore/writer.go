@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 )
@@ -50,6 +51,9 @@ type groupWriter struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	stopped  chan struct{}
+	// waiting counts callers handing a write over; commits counts the
+	// batches run (a lone write is a batch). Tests read them.
+	waiting, commits atomic.Int64
 }
 
 func newGroupWriter(db *gorm.DB) *groupWriter {
@@ -62,6 +66,8 @@ var errStoreClosed = errors.New("store closed")
 
 func (w *groupWriter) do(ctx context.Context, fn func(*gorm.DB) error) error {
 	r := writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w.waiting.Add(1)
+	defer w.waiting.Add(-1)
 	select {
 	case w.reqs <- r:
 	case <-ctx.Done():
@@ -112,6 +118,9 @@ func (w *groupWriter) run(batch []writeReq) {
 			continue
 		}
 		live = append(live, r)
+	}
+	if len(live) > 0 {
+		w.commits.Add(1)
 	}
 	switch len(live) {
 	case 0:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,50 @@ func TestGroupCommitSkipsAbandonedWrites(t *testing.T) {
 	}
 	if userExists(t, s, "c") {
 		t.Error("a write cancelled before it was queued ran")
+	}
+}
+
+// TestGroupCommitBatches: writes that arrive while a commit is in progress
+// are committed together, fewer commits than writes (one, unless a caller
+// was slow to reach the queue).
+func TestGroupCommitBatches(t *testing.T) {
+	s := openSQLite(t)
+	ctx := t.Context()
+	release := make(chan struct{})
+	blocked := make(chan error, 1)
+	go func() {
+		blocked <- s.write(ctx, func(*gorm.DB) error { <-release; return nil })
+	}()
+	for s.writer.waiting.Load() != 1 || s.writer.commits.Load() != 1 {
+		runtime.Gosched() // the blocking write is in its batch
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.CreateUser(ctx, storage.User{ID: fmt.Sprint("u", i), Username: fmt.Sprint("u", i)})
+		})
+	}
+	for s.writer.waiting.Load() != 1+n {
+		runtime.Gosched() // every write is waiting for the writer
+	}
+	close(release)
+	wg.Wait()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if commits := s.writer.commits.Load() - 1; commits >= n {
+		t.Fatalf("%d writes took %d commits: not grouped", n, commits)
+	}
+	users, err := s.ListUsers(ctx)
+	if err != nil || len(users) != n {
+		t.Fatalf("%d users, %v; want %d", len(users), err, n)
 	}
 }
 
