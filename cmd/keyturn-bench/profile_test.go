@@ -113,7 +113,7 @@ func TestServeForProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, err := server.NewKeys(ctx, store, secret, server.KeysOptions{
-		Algorithm: cfg.Keys.Algorithm, RotationDelay: cfg.Keys.RotationDelay, MaxTokenTTL: cfg.Tokens.AccessTokenTTL,
+		Algorithm: cfg.Keys.Algorithm, RotationDelay: cfg.Keys.RotationDelay, MaxTokenTTL: clients.MaxAccessTokenTTL, // as serve does
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -104,8 +104,12 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s.wsqlDB = s.sqlDB
 	if dialect == migrations.SQLite {
-		_, writer, _ := dialectorFor(rawURL)
-		if s.wdb, err = openGORM(writer, Options{MaxOpenConns: 1}); err != nil {
+		// A second pool needs a dialector of its own; the URL parsed above.
+		_, writer, err := dialectorFor(rawURL)
+		if err == nil {
+			s.wdb, err = openGORM(writer, Options{MaxOpenConns: 1})
+		}
+		if err != nil {
 			s.sqlDB.Close()
 			return nil, err
 		}
@@ -302,12 +306,14 @@ func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case unavailable(err):
-		return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
+	// The sentinels first: they are common (an unknown id) and cheap to
+	// check, unavailable is neither.
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return fmt.Errorf("%s: %w", op, storage.ErrAlreadyExists)
+	case unavailable(err):
+		return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
 	default:
 		return fmt.Errorf("%s: %w", op, err)
 	}
