@@ -148,8 +148,6 @@ func (s *benchStore) GetUserByUsername(_ context.Context, username string) (stor
 	return storage.User{}, storage.ErrNotFound
 }
 
-func (s *benchStore) AccessTokenDenied(context.Context, string) (bool, error) { return false, nil }
-
 func (s *benchStore) CheckAccess(_ context.Context, _, familyID string) (storage.AccessCheck, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

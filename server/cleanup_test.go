@@ -71,8 +71,8 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 				}
 			}
 			for jti, want := range map[string]bool{"old": false, "old2": false, "fresh": true} {
-				if denied, _ := store.AccessTokenDenied(ctx, jti); denied != want {
-					t.Errorf("denial %s kept = %v, want %v", jti, denied, want)
+				if chk, _ := store.CheckAccess(ctx, jti, ""); chk.Denied != want {
+					t.Errorf("denial %s kept = %v, want %v", jti, chk.Denied, want)
 				}
 			}
 			if _, err := store.GetThrottle(ctx, "recent"); err != nil {

@@ -171,8 +171,6 @@ type Store interface {
 	// DenyAccessToken puts an access token's jti on the denylist until
 	// expiresAt (RFC 7009). Denying twice is a no-op.
 	DenyAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
-	// AccessTokenDenied reports whether jti is on the denylist.
-	AccessTokenDenied(ctx context.Context, jti string) (bool, error)
 	// CheckAccess reads, in one round trip, whether jti is on the denylist
 	// (false for an empty jti) and the family familyID with its user's
 	// username (none for an empty familyID). An unknown family or user is

@@ -200,8 +200,8 @@ func TestCleanup(t *testing.T) {
 		if !strings.HasSuffix(r.stdout, "deleted 0 sessions, 1 denylist entries, 1 login throttles\n") {
 			t.Errorf("stdout = %q", r.stdout)
 		}
-		if denied, err := store.AccessTokenDenied(ctx, "live-jti"); err != nil || !denied {
-			t.Errorf("live denial: %v, %v; want kept", denied, err)
+		if chk, err := store.CheckAccess(ctx, "live-jti", ""); err != nil || !chk.Denied {
+			t.Errorf("live denial: %v, %v; want kept", chk.Denied, err)
 		}
 	})
 }

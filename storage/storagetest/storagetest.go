@@ -846,9 +846,9 @@ func testDenyAccessToken(t *testing.T, s storage.Store) {
 		t.Fatalf("DenyAccessToken twice: %v", err)
 	}
 	for jti, want := range map[string]bool{"jti-1": true, "jti-2": false, "": false} {
-		got, err := s.AccessTokenDenied(ctx, jti)
-		if err != nil || got != want {
-			t.Errorf("AccessTokenDenied(%q) = %v, %v; want %v", jti, got, err, want)
+		got, err := s.CheckAccess(ctx, jti, "")
+		if err != nil || got.Denied != want {
+			t.Errorf("CheckAccess(%q).Denied = %v, %v; want %v", jti, got.Denied, err, want)
 		}
 	}
 }
@@ -937,8 +937,8 @@ func testDeleteDenials(t *testing.T, s storage.Store) {
 		t.Fatalf("DeleteDenials(limit 10) = %d, %v; want 1", n, err)
 	}
 	for jti, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "current": true} {
-		if got, err := s.AccessTokenDenied(ctx, jti); err != nil || got != want {
-			t.Errorf("AccessTokenDenied(%s) = %v, %v; want %v", jti, got, err, want)
+		if got, err := s.CheckAccess(ctx, jti, ""); err != nil || got.Denied != want {
+			t.Errorf("CheckAccess(%s).Denied = %v, %v; want %v", jti, got.Denied, err, want)
 		}
 	}
 }
