@@ -335,23 +335,32 @@ func (k *Keys) Published(ctx context.Context) ([]jose.JSONWebKey, error) {
 	now := k.opts.Now()
 	out := make([]jose.JSONWebKey, 0, len(keys))
 	for i, sk := range keys {
-		if at, ok := supersededAt(keys, i); ok && !now.Before(at.Add(k.opts.MaxTokenTTL)) {
-			continue
+		if k.published(keys, i, now) {
+			out = append(out, sk.public)
 		}
-		out = append(out, sk.public)
 	}
 	return out, nil
 }
 
-// verificationKey returns the published public key with the given kid.
+// published reports whether keys[i] is in the JWK Set at now: not yet
+// superseded, or superseded less than the longest token lifetime ago.
+func (k *Keys) published(keys []*signingKey, i int, now time.Time) bool {
+	at, superseded := supersededAt(keys, i)
+	return !superseded || now.Before(at.Add(k.opts.MaxTokenTTL))
+}
+
+// verificationKey returns the published public key with the given kid. It
+// is on every introspection, so it looks the key up without building the
+// set.
 func (k *Keys) verificationKey(ctx context.Context, kid string) (*jose.JSONWebKey, bool) {
-	pub, err := k.Published(ctx)
+	keys, err := k.current(ctx)
 	if err != nil {
 		return nil, false
 	}
-	for i := range pub {
-		if pub[i].KeyID == kid {
-			return &pub[i], true
+	now := k.opts.Now()
+	for i, sk := range keys {
+		if sk.public.KeyID == kid && k.published(keys, i, now) {
+			return &sk.public, true
 		}
 	}
 	return nil, false
