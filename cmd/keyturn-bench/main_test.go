@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -275,16 +276,27 @@ func TestProcParsing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(deadline) { // burn some CPU to be measured
+	// Burn 50 ms of this process's CPU (not of wall time: a loaded machine
+	// may not run us), five clock ticks the sampler must see.
+	for start := cpuTime(t); cpuTime(t)-start < 50*time.Millisecond; {
 	}
 	u := s.finish()
 	// VmHWM can trail a VmRSS sample slightly (the kernel batches RSS
 	// counters per CPU), so the peak is only checked to be there.
-	if u.MaxRSSMiB <= 0 || u.PeakRSSMiB <= 0 || u.RSSSamples < 2 || u.CPUPercent < 0 || u.Error != "" {
+	if u.MaxRSSMiB <= 0 || u.PeakRSSMiB <= 0 || u.RSSSamples < 2 || u.CPUPercent <= 0 || u.Error != "" {
 		t.Fatalf("usage of this process: %+v", u)
 	}
 	if _, err := startSampler(1<<30, time.Second); err == nil {
 		t.Error("sampling a process that does not exist: want an error")
 	}
+}
+
+// cpuTime is the CPU this process has used (user and system).
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
