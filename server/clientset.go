@@ -9,11 +9,16 @@ import (
 // clientSet is the current client registry, swapped whole when admins
 // reload the configuration: a request sees either the old registry or the
 // new one, never a mix. The metadata document, which lists what the
-// clients may do, is rendered with each registry.
+// clients may do, is rendered with each registry and swapped with it.
 type clientSet struct {
-	issuer   string
-	reg      atomic.Pointer[clients.Registry]
-	metadata atomic.Pointer[[]byte]
+	issuer  string
+	current atomic.Pointer[registryDoc]
+}
+
+// registryDoc is a registry and the metadata document rendered from it.
+type registryDoc struct {
+	reg      *clients.Registry
+	metadata []byte
 }
 
 func newClientSet(issuer string, reg *clients.Registry) *clientSet {
@@ -22,10 +27,10 @@ func newClientSet(issuer string, reg *clients.Registry) *clientSet {
 	return c
 }
 
-func (c *clientSet) registry() *clients.Registry { return c.reg.Load() }
+func (c *clientSet) registry() *clients.Registry { return c.current.Load().reg }
+
+func (c *clientSet) metadata() []byte { return c.current.Load().metadata }
 
 func (c *clientSet) set(reg *clients.Registry) {
-	doc := renderMetadata(c.issuer, reg)
-	c.metadata.Store(&doc)
-	c.reg.Store(reg)
+	c.current.Store(&registryDoc{reg: reg, metadata: renderMetadata(c.issuer, reg)})
 }

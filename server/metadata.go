@@ -77,7 +77,7 @@ func renderMetadata(issuer string, reg *clients.Registry) []byte {
 func (h *metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(*h.clients.metadata.Load())
+	_, _ = w.Write(h.clients.metadata())
 }
 
 func sortedKeys(m map[string]bool) []string {
