@@ -316,10 +316,7 @@ func (r *Registry) Authenticate(id, secret string) (*Client, error) {
 		return nil, ErrInvalidClient
 	}
 	ok, err := c.checkSecret(secret, presented, r.verifyHash)
-	if errors.Is(err, ErrBusy) {
-		return nil, err
-	}
-	if err != nil {
+	if err != nil { // ErrBusy stays visible to errors.Is
 		return nil, fmt.Errorf("authenticate client %q: %w", id, err)
 	}
 	if !ok {

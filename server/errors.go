@@ -92,16 +92,19 @@ func (e *Error) withCause(err error) *Error {
 // the wire.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var oe *Error
-	if errors.Is(err, storage.ErrUnavailable) && !errors.As(err, &oe) {
+	switch {
+	case errors.As(err, &oe):
+		if oe.cause != nil {
+			log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", oe.Code, "err", oe.cause)
+		}
+	case errors.Is(err, storage.ErrUnavailable):
 		// The database is down or slow: a retryable 503, not a 500, and
 		// quickly (every request has a deadline; see Options.RequestTimeout).
 		log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
 		oe = errTemporarilyUnavailable("the service is temporarily unavailable; retry later", time.Second)
-	} else if !errors.As(err, &oe) {
+	default:
 		log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: "server_error", status: http.StatusInternalServerError}
-	} else if oe.cause != nil {
-		log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", oe.Code, "err", oe.cause)
 	}
 	infoFrom(r.Context()).errorCode = oe.Code
 	h := w.Header()
