@@ -120,9 +120,9 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	}
 	// Listen before serving so that a busy port is one clear error, and
 	// so that the log shows the actual address (listen: 127.0.0.1:0).
-	listeners := []*listener{{what: "listening", addr: a.cfg.Listen, handler: handler, tls: tlsConfig}}
+	listeners := []*listener{{addr: a.cfg.Listen, handler: handler, tls: tlsConfig}}
 	if a.cfg.AdminListen != "" {
-		listeners = append(listeners, &listener{what: "admin listening", addr: a.cfg.AdminListen, handler: handler.AdminHandler()})
+		listeners = append(listeners, &listener{addr: a.cfg.AdminListen, handler: handler.AdminHandler()})
 	}
 	for _, l := range listeners {
 		if err := l.listen(ctx, a.log); err != nil {
@@ -183,7 +183,6 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 
 // listener is one HTTP listener of serve: the public one, or the admin one.
 type listener struct {
-	what    string
 	addr    string
 	handler http.Handler
 	tls     *tls.Config
