@@ -17,13 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-)
 
-// Endpoint paths (server.PathToken and server.PathIntrospect; not imported,
-// so that the tool builds against any Keyturn with the same surface).
-const (
-	pathToken      = "/oauth2/token"
-	pathIntrospect = "/oauth2/introspect"
+	"github.com/keyturn/keyturn/server"
 )
 
 // op is one kind of request.
@@ -220,20 +215,20 @@ func transportError(err error) string {
 }
 
 func (t *target) refresh(ctx context.Context, buf *bytes.Buffer, rt string) outcome {
-	return t.post(ctx, buf, pathToken, t.auth, t.clientParam("grant_type=refresh_token&refresh_token="+url.QueryEscape(rt)), opRefresh)
+	return t.post(ctx, buf, server.PathToken, t.auth, t.clientParam("grant_type=refresh_token&refresh_token="+url.QueryEscape(rt)), opRefresh)
 }
 
 func (t *target) login(ctx context.Context, buf *bytes.Buffer, username string) outcome {
-	return t.post(ctx, buf, pathToken, t.auth, t.clientParam("grant_type=password&username="+
+	return t.post(ctx, buf, server.PathToken, t.auth, t.clientParam("grant_type=password&username="+
 		url.QueryEscape(username)+"&password="+url.QueryEscape(t.password)), opPassword)
 }
 
 func (t *target) clientCredentials(ctx context.Context, buf *bytes.Buffer) outcome {
-	return t.post(ctx, buf, pathToken, t.auth, t.clientParam("grant_type=client_credentials"), opClientCredentials)
+	return t.post(ctx, buf, server.PathToken, t.auth, t.clientParam("grant_type=client_credentials"), opClientCredentials)
 }
 
 func (t *target) introspect(ctx context.Context, buf *bytes.Buffer, at string) outcome {
-	return t.post(ctx, buf, pathIntrospect, t.introAuth, "token="+url.QueryEscape(at), opIntrospect)
+	return t.post(ctx, buf, server.PathIntrospect, t.introAuth, "token="+url.QueryEscape(at), opIntrospect)
 }
 
 // clientParam adds client_id to the body of a public client's request.
