@@ -14,7 +14,7 @@ import (
 )
 
 // Client secrets are verified without a slow hash in the steady state
-// (DESIGN.md, "Clients and users"):
+// (DESIGN.md §4):
 //
 //   - "sha256:" hashes are for generated secrets with 256 bits of entropy,
 //     which no amount of hashing would make harder to guess; the presented

@@ -90,7 +90,7 @@ func (d Database) LogValue() slog.Value {
 }
 
 // Tokens are the server-wide token settings; each client may override
-// them (clients.Spec). Together they set the trade-off of DESIGN.md: the
+// them (clients.Spec). Together they set the trade-off of DESIGN.md §1: the
 // access-token lifetime is how long an offline resource server keeps
 // accepting a revoked session.
 type Tokens struct {

@@ -11,7 +11,7 @@ package server
 // The database-free handler benchmarks run over benchStore, an in-memory
 // store with just what the token, introspection and key paths call. It
 // exists to take the database out of the measurement, not to stand in for
-// one in tests (STYLE.md §4: tests use SQLite); the SQLite variants are
+// one in tests (DESIGN.md §6: tests use SQLite); the SQLite variants are
 // there for reference and include SQLite's work (and fsyncs).
 
 import (

@@ -48,7 +48,7 @@ func errUnsupportedGrantType(desc string) *Error {
 func errInvalidTarget(desc string) *Error { return oauthError(400, "invalid_target", desc) }
 
 // errMethodNotAllowed answers a non-POST request to a POST-only endpoint
-// (STANDARDS.md §11 decision 9): 405, Allow: POST, JSON invalid_request.
+// (DESIGN.md decision D8): 405, Allow: POST, JSON invalid_request.
 func errMethodNotAllowed(allow string) *Error {
 	e := oauthError(http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
 	e.header = http.Header{"Allow": {allow}}
@@ -57,7 +57,7 @@ func errMethodNotAllowed(allow string) *Error {
 
 // errTemporarilyUnavailable is 503 with Retry-After: overload or a database
 // outage. RFC 6749 registers temporarily_unavailable for the authorization
-// endpoint only; we use it here too (STANDARDS.md §11 decision 10).
+// endpoint only; we use it here too (DESIGN.md decision D9).
 func errTemporarilyUnavailable(desc string, retryAfter time.Duration) *Error {
 	return withRetryAfter(oauthError(http.StatusServiceUnavailable, "temporarily_unavailable", desc), retryAfter)
 }

@@ -217,7 +217,7 @@ func (fs *fuzzServer) login(f *testing.F) tokenResponse {
 
 // rfcErrorCodes are the error codes the POST endpoints may answer with:
 // RFC 6749 §5.2, RFC 8707 §2 (invalid_target), and those of load shedding
-// and throttling (temporarily_unavailable; STANDARDS.md §11 decision 10).
+// and throttling (temporarily_unavailable; DESIGN.md decision D9).
 var rfcErrorCodes = map[string]bool{
 	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
 	"unsupported_grant_type": true, "invalid_scope": true, "invalid_target": true,

@@ -180,7 +180,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "basic at revoke, invalid", call: call{path: server.PathRevoke, auth: "Basic " + enc(":"), form: url.Values{"token": {rt}}}, status: 401, code: "invalid_client"},
 
 		// Methods: the POST endpoints answer 405 with Allow: POST
-		// (STANDARDS.md §11 decision 9).
+		// (DESIGN.md decision D8).
 		{name: "PUT token", call: call{method: http.MethodPut, auth: confA, body: cc}, status: 405, code: "invalid_request", allow: "POST"},
 		{name: "DELETE token", call: call{method: http.MethodDelete, auth: confA}, status: 405, code: "invalid_request", allow: "POST"},
 		{name: "PATCH token", call: call{method: http.MethodPatch, auth: confA, body: cc}, status: 405, code: "invalid_request", allow: "POST"},

@@ -88,7 +88,7 @@ func TestAccessTokenFormat(t *testing.T) {
 	if err := json.Unmarshal(b, &claims); err != nil {
 		t.Fatal(err)
 	}
-	// Integers, not floats with fractions (STANDARDS.md T-GO-g).
+	// Integers, not floats with fractions (DESIGN.md decision D10).
 	for _, k := range []string{"exp", "iat"} {
 		if !strings.Contains(string(b), `"`+k+`":`) || strings.Contains(string(b), `"`+k+`":1.`) {
 			t.Fatalf("%s not an integer in %s", k, b)
@@ -250,7 +250,7 @@ func TestGolangOAuth2Client(t *testing.T) {
 }
 
 // TestLogsHoldNoSecrets runs a whole session and checks that no password,
-// client secret or token value reaches the logs (STYLE.md §12).
+// client secret or token value reaches the logs (DESIGN.md decision D11).
 func TestLogsHoldNoSecrets(t *testing.T) {
 	ts := newTestServer(t, sqlite)
 	r := ts.login(confA)

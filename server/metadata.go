@@ -16,7 +16,7 @@ import (
 
 // metadata is the RFC 8414 §2 authorization server metadata document.
 // response_types_supported is omitted, not [] and not ["none"]: there is no
-// authorization endpoint (STANDARDS.md §11 decision 2, RFC 8414 errata 7793).
+// authorization endpoint (DESIGN.md decision D2, RFC 8414 errata 7793).
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	TokenEndpoint                     string   `json:"token_endpoint"`

@@ -1,9 +1,9 @@
 package server
 
-// This file is the only one that imports go-oauth2/oauth2/v4 (STYLE.md §8).
+// This file is the only one that imports go-oauth2/oauth2/v4 (DESIGN.md §5).
 // Its server.Server parses the token request and dispatches on grant_type;
 // it is handed our own oauth2.Manager (libManager) and our own password and
-// client handlers, never its stock manager or stores (DESIGN.md lists why).
+// client handlers, never its stock manager or stores (DESIGN.md §5 lists why).
 // Its errors are matched by identity and carry its own status codes, so they
 // are translated here, with errors.Is, before anything wraps them.
 

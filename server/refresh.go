@@ -12,7 +12,7 @@ import (
 )
 
 // refreshGrant is the refresh_token grant (RFC 6749 §6) with rotation and
-// reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md).
+// reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md §2).
 type refreshGrant struct {
 	store    storage.Store
 	sessions *sessionCache
@@ -106,7 +106,7 @@ func (g refreshGrant) genuine(ctx context.Context, req *tokenRequest, f storage.
 	return nil
 }
 
-// rotate spends tok, presumed current, with one conditional UPDATE (DESIGN.md),
+// rotate spends tok, presumed current, with one conditional UPDATE (DESIGN.md §2),
 // which also decides whether the session is still live and tok still current.
 func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, now time.Time) (*tokenResponse, error) {
 	// A bad scope is refused before the token is spent.

@@ -17,8 +17,8 @@ import (
 // revokeHandler serves POST /oauth2/revoke (RFC 7009). Revoking a refresh
 // token is logout: the whole session (family) is revoked. Revoking an
 // access token puts its jti on the denylist until it expires; the session
-// lives on (RFC 7009 §2.1 makes revoking the grant optional; STANDARDS.md
-// §11 decision 6).
+// lives on (RFC 7009 §2.1 makes revoking the grant optional; DESIGN.md
+// decision D6).
 type revokeHandler struct {
 	clients *clientSet
 	store   storage.Store
@@ -73,7 +73,7 @@ func parseTokenOp(w http.ResponseWriter, r *http.Request, cs *clientSet) (tokenO
 // errNotYourToken refuses to revoke a token issued to another client, with
 // no effect. RFC 7009 §2.1: "the request is refused and the client is
 // informed of the error"; RFC 6749 §5.2 names invalid_grant for a grant
-// "issued to another client" (STANDARDS.md §11 decision 1).
+// "issued to another client" (DESIGN.md decision D1).
 var errNotYourToken = errInvalidGrant("the token was issued to another client")
 
 // revoke answers nil (200) for unknown, expired, malformed and already
@@ -239,8 +239,8 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 }
 
 // refresh reports a refresh token active only to the client it was issued
-// to, and only while it is the session's current token (STANDARDS.md §11
-// decision 5); it never revokes anything (introspection is read-only).
+// to, and only while it is the session's current token (DESIGN.md
+// decision D5); it never revokes anything (introspection is read-only).
 func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
 	tok, err := parseRefreshToken(token)
 	if err != nil {

@@ -90,7 +90,7 @@ func TestRevokeAccessToken(t *testing.T) {
 				t.Fatalf("revoke: %d %s", r.status, r.body)
 			}
 			ts.wantInactive(rsAuth, at1)
-			// The rest of the session lives on (STANDARDS.md §11 decision 6).
+			// The rest of the session lives on (DESIGN.md decision D6).
 			ts.wantActive(rsAuth, at2)
 			if r := ts.token(confA, refresh(rt2)); r.status != 200 {
 				t.Fatalf("refresh after access-token revocation: %d %s", r.status, r.body)

@@ -49,7 +49,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"unknown client", call{auth: basic("nobody", "x"), form: url.Values{"grant_type": {"client_credentials"}}}, 401, "invalid_client"},
 		{"confidential client without secret", call{form: url.Values{"grant_type": {"client_credentials"}, "client_id": {"conf-a"}}}, 401, "invalid_client"},
 		{"public client with a secret", call{form: withClient(pw("ada", userPass), "client_id", "public-m", "client_secret", "x")}, 401, "invalid_client"},
-		// RFC 6749 §2.3.1: unencoded credentials are not accepted (STANDARDS.md §11 decision 8).
+		// RFC 6749 §2.3.1: unencoded credentials are not accepted (DESIGN.md decision D7).
 		{"basic not form-urlencoded", call{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("conf-a:"+confASecret)), form: url.Values{"grant_type": {"client_credentials"}}}, 401, "invalid_client"},
 		{"basic bad base64", call{auth: "Basic !!!", form: url.Values{"grant_type": {"client_credentials"}}}, 401, "invalid_client"},
 		{"bearer scheme", call{auth: "Bearer abc", form: url.Values{"grant_type": {"client_credentials"}}}, 401, "invalid_client"},

@@ -22,7 +22,7 @@ import (
 const refreshPrefix = "ktr1"
 
 // refreshToken is a parsed refresh token: ktr1.<family_id>.<generation>.<mac>
-// (DESIGN.md). The value is never stored: the token of any generation can be
+// (DESIGN.md §2). The value is never stored: the token of any generation can be
 // recomputed from the family row and the MAC key.
 type refreshToken struct {
 	FamilyID   string

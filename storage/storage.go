@@ -38,7 +38,7 @@ const (
 )
 
 // Family is one login session: the single row behind every refresh token
-// the session has ever had (DESIGN.md, "one row per session"). Its refresh
+// the session has ever had (DESIGN.md §2). Its refresh
 // token for generation g is recomputable from ID, g, Salt and the MAC key
 // KeyID names, so no token value is stored.
 type Family struct {

@@ -446,7 +446,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 		sed -n '1,25p' "$OUT/profile-$s.top.txt"
 	done
 
-	# One row per session however often it rotated (DESIGN.md): rows =
+	# One row per session however often it rotated (DESIGN.md §2): rows =
 	# logins, whatever the number of refreshes.
 	psql -q -d "$DB" -Atc "SELECT 'storage: ' || count(*) || ' families rows (sessions) after ' || sum(generation) || ' rotations (max ' || max(generation) || ' on one session); table ' || pg_size_pretty(pg_table_size('families')) || ', ' || pg_size_pretty(pg_table_size('families') / greatest(count(*), 1)) || ' per session' FROM families" | tee "$OUT/postgres-storage.txt"
 fi

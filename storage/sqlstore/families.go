@@ -82,7 +82,7 @@ func queryFamilies(db *gorm.DB, query string, args ...any) ([]familyRow, error) 
 
 // rotateSQL is the whole of a successful rotation: one statement, one round
 // trip, and of any number of concurrent callers with the same generation
-// only one can match (DESIGN.md). Live means now < both expiries.
+// only one can match (DESIGN.md §2). Live means now < both expiries.
 const rotateSQL = `UPDATE families
 SET generation = generation + 1, rotated_at = ?, last_used_at = ?, idle_expires_at = ?
 WHERE id = ? AND generation = ? AND revoked_at IS NULL

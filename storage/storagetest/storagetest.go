@@ -1,5 +1,5 @@
 // Package storagetest is the conformance suite for storage.Store: every
-// implementation runs the same cases (STYLE.md §4). It uses only the
+// implementation runs the same cases (DESIGN.md §6). It uses only the
 // storage package, fixed times (never time.Now) and no sleeps.
 package storagetest
 
