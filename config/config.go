@@ -51,8 +51,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// DataDir holds generated key material and the default SQLite file.
 	DataDir string `yaml:"data_dir"`
-	// SecretFile holds the master secret (at least 32 bytes, base64 or
-	// raw); empty means SecretPath's default. The caller generates it on
+	// SecretFile holds the master secret (base64 of at least 32 random
+	// bytes); empty means SecretPath's default. The caller generates it on
 	// first start, not this package.
 	SecretFile string `yaml:"secret_file"`
 	// Secret is the master secret from KEYTURN_SECRET; never read from the
