@@ -290,7 +290,9 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 	if err := k.store.RevokeSigningKey(ctx, kid, now); err != nil {
 		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, err)
 	}
-	k.verified.Purge()
+	// Tokens it signed that an instance remembers as verified are refused
+	// there as soon as it sees the revocation: parseAccessToken answers
+	// from memory only while the key is still published.
 	return res, k.reload(ctx)
 }
 
