@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -64,6 +65,9 @@ type KeysOptions struct {
 	// superseded key stays published this long after it last signed.
 	MaxTokenTTL time.Duration
 	Now         func() time.Time
+	// Log, if set, is told when this instance learns that a key was
+	// revoked.
+	Log *slog.Logger
 }
 
 // Keys holds Keyturn's key material: access-token signing keys (persisted,
@@ -357,9 +361,34 @@ func (k *Keys) reload(ctx context.Context) error {
 	sortKeys(keys)
 	now := k.opts.Now()
 	k.mu.Lock()
+	prev := k.loaded
 	k.loaded, k.loadedAt, k.checkedAt, k.revocations = keys, now, now, revs
 	k.mu.Unlock()
+	if k.opts.Log != nil {
+		for _, sk := range keys {
+			if sk.row.Revoked() && slices.ContainsFunc(prev, func(p *signingKey) bool { return p.row.ID == sk.row.ID && !p.row.Revoked() }) {
+				k.opts.Log.Warn("signing key revoked: no longer published, accepted or used", "kid", sk.row.ID, "revoked_at", sk.row.RevokedAt)
+			}
+		}
+	}
 	return nil
+}
+
+// Watch checks for revocations (and reloads the keys when due) every
+// revocationCheckInterval until ctx is done, so that an idle instance too
+// stops publishing a revoked key at once, and requests seldom find the
+// check due themselves.
+func (k *Keys) Watch(ctx context.Context) {
+	t := time.NewTicker(revocationCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = k.current(ctx) // a failure keeps the keys it has; logged by requests
+		}
+	}
 }
 
 // sortKeys puts keys in activation order: by ActivateAt, a revoked key
