@@ -549,7 +549,8 @@ func (k *Keys) published(keys []*signingKey, i int, now time.Time) bool {
 
 // verificationKey returns the published public key with the given kid. It
 // is on every introspection, so it looks the key up without building the
-// set.
+// set. A revoked key is not published, so a token it signed is not active
+// (RFC 7662 §2.2), even one remembered as verified.
 func (k *Keys) verificationKey(ctx context.Context, kid string) (*jose.JSONWebKey, bool) {
 	keys, err := k.current(ctx)
 	if err != nil {
