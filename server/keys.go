@@ -386,7 +386,7 @@ func (k *Keys) Watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_, _ = k.current(ctx) // a failure keeps the keys it has; logged by requests
+			_, _ = k.current(ctx) // a failure keeps the keys it has, as for a request
 		}
 	}
 }
