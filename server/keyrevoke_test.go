@@ -22,6 +22,9 @@ import (
 type countingStore struct {
 	storage.Store
 	lists, checks atomic.Int64
+	// hold, if not nil, holds the first revocation check until it is
+	// closed, after announcing it on entered.
+	hold, entered chan struct{}
 }
 
 func (c *countingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
@@ -30,7 +33,10 @@ func (c *countingStore) ListSigningKeys(ctx context.Context) ([]storage.SigningK
 }
 
 func (c *countingStore) SigningKeyRevocations(ctx context.Context) (storage.KeyRevocations, error) {
-	c.checks.Add(1)
+	if c.checks.Add(1) == 1 && c.hold != nil {
+		c.entered <- struct{}{}
+		<-c.hold
+	}
 	return c.Store.SigningKeyRevocations(ctx)
 }
 
@@ -255,5 +261,66 @@ func TestRevokePendingSigningKey(t *testing.T) {
 	ts.verifyAccessToken(at)
 	if kids := ts.jwksKids(); strings.Join(kids, ",") != cur {
 		t.Fatalf("JWKS %v, want [%s]", kids, cur)
+	}
+}
+
+// TestRevokedKeyNeverSigns: a signing key revoked with no replacement (the
+// replacement deleted by hand) signs nothing, not even for a moment, and
+// no older key stands in for it; revoking it again installs a replacement.
+func TestRevokedKeyNeverSigns(t *testing.T) {
+	ts := newTestServer(t, sqlite)
+	ctx := t.Context()
+	older := kidOf(t, ts.login(confA).str("access_token"))
+	ts.clock.Advance(time.Minute)
+	// A key that signs now, superseding older (which is still published).
+	res, err := adminKeys(t, ts.store, ts.clock).Revoke(ctx, older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := res.SignerID
+	ts.clock.Advance(time.Minute)
+	if err := ts.store.RevokeSigningKey(ctx, cur, ts.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ts.clock.Advance(revocationCheck)
+	if r := ts.token(confA, pw("ada", userPass)); r.status == http.StatusOK {
+		t.Fatalf("signed with %s while the signing key is revoked", kidOf(t, r.str("access_token")))
+	}
+	// (Through the server's own Keys: a Keys opened now would find no live
+	// key and generate one as on first start.)
+	again, err := ts.keys.Revoke(ctx, cur)
+	if err != nil || !again.AlreadyRevoked || !again.NewSigner || again.SignerID == cur || again.SignerID == older {
+		t.Fatalf("Revoke(revoked signing key) = %+v, %v; want a new signer", again, err)
+	}
+	ts.clock.Advance(revocationCheck)
+	if kid := kidOf(t, ts.login(confA).str("access_token")); kid != again.SignerID {
+		t.Fatalf("signing kid = %s, want %s", kid, again.SignerID)
+	}
+}
+
+// TestRevocationCheckOncePerInterval: when the check falls due, one
+// request asks the database; requests arriving while it waits for the
+// answer go on with the keys they have.
+func TestRevocationCheckOncePerInterval(t *testing.T) {
+	store := openStore(t, sqlite)
+	counted := &countingStore{Store: store}
+	ts := newTestServerOn(t, counted, nil)
+	at := ts.login(confA).str("access_token")
+	ts.wantActive(rsAuth, at)
+	ts.clock.Advance(revocationCheck)
+	counted.reset()
+	counted.hold, counted.entered = make(chan struct{}), make(chan struct{})
+	first := make(chan reply)
+	go func() { first <- ts.introspect(rsAuth, at) }()
+	<-counted.entered // the first request is waiting for the database
+	for range 8 {
+		ts.wantActive(rsAuth, at)
+	}
+	close(counted.hold)
+	if r := <-first; r.status != http.StatusOK || r.json["active"] != true {
+		t.Fatalf("introspect: %d %s", r.status, r.body)
+	}
+	if lists, checks := counted.reads(); lists != 0 || checks != 1 {
+		t.Fatalf("9 introspections at the check: %d reloads, %d checks; want 0, 1", lists, checks)
 	}
 }

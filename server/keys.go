@@ -264,14 +264,14 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 	if i < 0 {
 		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, storage.ErrNotFound)
 	}
-	if sk := keys[i]; sk.row.Revoked() {
-		return RevokeResult{ID: kid, RevokedAt: sk.row.RevokedAt, AlreadyRevoked: true}, nil
-	}
 	res := RevokeResult{ID: kid, RevokedAt: now}
-	if a := activeAt(keys, now); a < 0 || a == i || keys[a].row.Revoked() {
-		// kid signs now (a < 0: every key is in the future, and the
-		// oldest signs; a revoked active key: a revocation left without a
-		// replacement, repaired here).
+	if sk := keys[i]; sk.row.Revoked() {
+		res.RevokedAt, res.AlreadyRevoked = sk.row.RevokedAt, true
+	}
+	// A replacement is needed if kid signs now (a < 0: every key is in
+	// the future, and the oldest signs), or if the active key is revoked
+	// already (its replacement was deleted by hand): repaired here.
+	if a := activeAt(keys, now); !res.AlreadyRevoked && (a < 0 || a == i) || a >= 0 && keys[a].row.Revoked() {
 		var pending *signingKey
 		for _, sk := range keys {
 			if !sk.row.Revoked() && now.Before(sk.row.ActivateAt) && (pending == nil || sk.row.CreatedAt.Before(pending.row.CreatedAt)) {
@@ -290,6 +290,9 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 			}
 			res.SignerID, res.NewSigner = row.ID, true
 		}
+	}
+	if res.AlreadyRevoked {
+		return res, k.reload(ctx)
 	}
 	if err := k.store.RevokeSigningKey(ctx, kid, now); err != nil {
 		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, err)
