@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server"
 )
 
 // DefaultFile is the file Load reads when given no path, if it exists.
@@ -36,10 +37,6 @@ const DefaultFile = "keyturn.yaml"
 // re-read the keys every 30 seconds; a rotated-in key signs only after
 // every cache has seen it.
 const MinRotationDelay = 6 * time.Minute
-
-// MinSecretLen is the least number of bytes a master secret may hold (as
-// server.NewKeys requires).
-const MinSecretLen = 32
 
 // Config is the whole configuration. Its YAML tags are the file's schema.
 type Config struct {
@@ -54,8 +51,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// DataDir holds generated key material and the default SQLite file.
 	DataDir string `yaml:"data_dir"`
-	// SecretFile holds the master secret (at least 32 bytes, base64 or
-	// raw); empty means SecretPath's default. The caller generates it on
+	// SecretFile holds the master secret (base64 of at least 32 random
+	// bytes); empty means SecretPath's default. The caller generates it on
 	// first start, not this package.
 	SecretFile string `yaml:"secret_file"`
 	// Secret is the master secret from KEYTURN_SECRET; never read from the
@@ -803,24 +800,22 @@ func (c Config) ClientDefaults() clients.Defaults {
 }
 
 // DecodeSecret decodes a master secret (KEYTURN_SECRET or the secret
-// file). It accepts base64 (standard or URL alphabet, padded or not) of at
-// least MinSecretLen bytes, or at least that many raw bytes.
-// Surrounding whitespace is ignored.
+// file): base64 (standard or URL alphabet, padded or not) of at least
+// server.MinSecretLen random bytes. Surrounding whitespace is ignored. A
+// passphrase is refused however long it is: the keys derived from the
+// secret are only as strong as it is, and a chosen phrase holds far fewer
+// than 256 bits. The error never contains the value.
 func DecodeSecret(raw []byte) ([]byte, error) {
 	s := strings.TrimSpace(string(raw))
 	for _, enc := range []*base64.Encoding{
 		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
 	} {
 		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) < MinSecretLen {
-				// Base64 of too few bytes: not a longer raw secret.
-				return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (e.g. `openssl rand -base64 32`); this is base64 of %d", MinSecretLen, len(b))
+			if len(b) < server.MinSecretLen {
+				return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (make one with `openssl rand -base64 32`); this is base64 of %d", server.MinSecretLen, len(b))
 			}
 			return b, nil
 		}
 	}
-	if len(s) >= MinSecretLen {
-		return []byte(s), nil
-	}
-	return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (e.g. `openssl rand -base64 32`)", MinSecretLen)
+	return nil, fmt.Errorf("not base64: need at least %d random bytes, base64-encoded (make one with `openssl rand -base64 32`); a passphrase is not accepted", server.MinSecretLen)
 }

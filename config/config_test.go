@@ -439,7 +439,7 @@ clients:
 		"clients[0].secret_hash: not a hash",
 		"clients[1].id: duplicate of clients[0]",
 		"KEYTURN_REFRESH_REUSE_GRACE: \"soon\" is not a duration",
-		"KEYTURN_SECRET: too short: need at least 32 random bytes",
+		"KEYTURN_SECRET: not base64: need at least 32 random bytes",
 	)
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("an error shows a secret:\n%v", err)
@@ -453,7 +453,7 @@ func TestEnvOverrides(t *testing.T) {
 		"KEYTURN_LISTEN":               ":9999",
 		"KEYTURN_DATA_DIR":             "/srv/keyturn",
 		"KEYTURN_DATABASE_URL":         "sqlite:///srv/keyturn/k.db",
-		"KEYTURN_SECRET":               "0123456789abcdef0123456789abcdef!",
+		"KEYTURN_SECRET":               "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"KEYTURN_SECRET_FILE":          "/srv/secret",
 		"KEYTURN_ACCESS_TOKEN_TTL":     "1h",
 		"KEYTURN_REFRESH_IDLE_TTL":     "2h",
@@ -475,7 +475,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"KEYTURN_LISTEN", c.Listen, ":9999"},
 		{"KEYTURN_DATA_DIR", c.DataDir, "/srv/keyturn"},
 		{"KEYTURN_DATABASE_URL", c.Database.URL, "sqlite:///srv/keyturn/k.db"},
-		{"KEYTURN_SECRET", c.Secret, Secret("0123456789abcdef0123456789abcdef!")},
+		{"KEYTURN_SECRET", c.Secret, Secret("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")},
 		{"KEYTURN_SECRET_FILE", c.SecretFile, "/srv/secret"},
 		{"KEYTURN_ACCESS_TOKEN_TTL", c.Tokens.AccessTokenTTL, time.Hour},
 		{"KEYTURN_REFRESH_IDLE_TTL", c.Tokens.RefreshIdleTTL, 2 * time.Hour},
@@ -706,7 +706,6 @@ func TestSecretRedacts(t *testing.T) {
 }
 
 func TestDecodeSecret(t *testing.T) {
-	raw := "0123456789abcdef0123456789abcdef!" // 33 bytes, not base64
 	tests := []struct {
 		name    string
 		in      string
@@ -717,10 +716,15 @@ func TestDecodeSecret(t *testing.T) {
 		{"url padded", "_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-8=", 32},
 		{"url unpadded", " _-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-8\r\n", 32},
 		{"long base64", strings.Repeat("A", 88), 66},
-		{"raw bytes", raw + "\n", len(raw)},
 		{"short base64", "c2hvcnQ=", 0},
+		{"31 bytes base64", strings.Repeat("A", 40) + "AA==", 0},
 		{"short raw", "short!", 0},
 		{"empty", "  \n", 0},
+		// A passphrase is not 32 random bytes, however long it is: only
+		// base64 of 32+ bytes is accepted (`openssl rand -base64 32`).
+		{"long passphrase", "correct horse battery staple, twice over!", 0},
+		{"33 raw characters", "0123456789abcdef0123456789abcdef!", 0},
+		{"43 raw characters not base64", strings.Repeat("k", 42) + "!", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -729,6 +733,10 @@ func TestDecodeSecret(t *testing.T) {
 				if err == nil {
 					t.Fatalf("DecodeSecret(%q) = %x, want error", tt.in, got)
 				}
+				// The error says how to make a good one, and never shows the value.
+				if msg := err.Error(); !strings.Contains(msg, "openssl rand -base64 32") || (strings.TrimSpace(tt.in) != "" && strings.Contains(msg, strings.TrimSpace(tt.in))) {
+					t.Errorf("DecodeSecret(%q) error = %q", tt.in, msg)
+				}
 				return
 			}
 			if err != nil || len(got) != tt.wantLen {
@@ -736,8 +744,19 @@ func TestDecodeSecret(t *testing.T) {
 			}
 		})
 	}
-	if got, _ := DecodeSecret([]byte(raw)); string(got) != raw {
-		t.Errorf("raw secret decoded to %q", got)
+}
+
+// TestPassphraseSecretRejected: a long human passphrase in KEYTURN_SECRET
+// is a configuration error, reported by Load with the other problems.
+func TestPassphraseSecretRejected(t *testing.T) {
+	c := Default()
+	c.Secret = "my company's very long and secret passphrase 2026"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "KEYTURN_SECRET: ") || !strings.Contains(err.Error(), "openssl rand -base64 32") {
+		t.Fatalf("Validate = %v, want a KEYTURN_SECRET error saying how to make one", err)
+	}
+	if strings.Contains(err.Error(), "passphrase 2026") {
+		t.Errorf("the error shows the secret: %v", err)
 	}
 }
 

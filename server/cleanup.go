@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -18,6 +19,10 @@ type CleanupOptions struct {
 	// ThrottleRetention is how long failed-login counters are kept
 	// (default 24h).
 	ThrottleRetention time.Duration
+	// MaxTokenTTL is the longest access-token lifetime (KeysOptions'): a
+	// signing key is deleted once superseded or revoked this long ago.
+	// Zero means clients.MaxAccessTokenTTL.
+	MaxTokenTTL time.Duration
 	// BatchSize bounds every DELETE, so no sweep holds long locks.
 	BatchSize int
 	Now       func() time.Time
@@ -25,12 +30,16 @@ type CleanupOptions struct {
 
 // CleanupResult counts what one sweep deleted.
 type CleanupResult struct {
-	Families, Denials, Throttles int64
+	Families, Denials, Throttles, Keys int64
 }
 
 // Cleaner deletes expired state: sessions past their absolute expiry or
 // past the revoked retention, denylisted access-token ids past their
-// token's exp, and stale login throttles. Several instances may sweep at
+// token's exp, stale login throttles, and signing keys that can neither
+// sign nor verify any more: superseded longer than the longest token
+// lifetime ago (no longer published), or revoked as long ago (a revoked
+// key's private half is erased when it is revoked; its row orders the
+// keys around it until then and shows in `keyturn keys list`). Several instances may sweep at
 // once: each batch deletes rows by id, and a row already gone is no error.
 // Reuse detection is unaffected: a family is kept for its whole absolute
 // lifetime, so a token rotated away long ago still trips revocation.
@@ -50,6 +59,9 @@ func NewCleaner(store storage.Store, opts CleanupOptions, log *slog.Logger) *Cle
 	}
 	if opts.ThrottleRetention <= 0 {
 		opts.ThrottleRetention = 24 * time.Hour
+	}
+	if opts.MaxTokenTTL <= 0 {
+		opts.MaxTokenTTL = clients.MaxAccessTokenTTL
 	}
 	return &Cleaner{store: store, opts: opts, log: log}
 }
@@ -74,7 +86,14 @@ func (c *Cleaner) Sweep(ctx context.Context) (CleanupResult, error) {
 	}); err != nil {
 		return res, fmt.Errorf("cleanup throttles: %w", err)
 	}
-	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials, "throttles_deleted", res.Throttles)
+	keysBefore := now.Add(-c.opts.MaxTokenTTL)
+	if res.Keys, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteSigningKeys(ctx, keysBefore, keysBefore, n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup signing keys: %w", err)
+	}
+	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials,
+		"throttles_deleted", res.Throttles, "signing_keys_deleted", res.Keys)
 	return res, nil
 }
 

@@ -17,6 +17,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -47,6 +49,14 @@ const keyCacheTTL = 30 * time.Second
 // jwksMaxAge is how long resource servers may cache the JWKS.
 const jwksMaxAge = 5 * time.Minute
 
+// revocationCheckInterval bounds how long an instance keeps publishing,
+// verifying with or signing with a key after `keyturn keys revoke` (on any
+// instance): between full reloads, at most once per interval one request
+// asks the database whether any key was revoked (one aggregate query over
+// a handful of rows, SigningKeyRevocations), and the keys are reloaded
+// only if the answer changed. No request waits for the database otherwise.
+const revocationCheckInterval = 2 * time.Second
+
 // KeysOptions configures Keys.
 type KeysOptions struct {
 	Algorithm     string        // for keys generated from now on
@@ -55,6 +65,9 @@ type KeysOptions struct {
 	// superseded key stays published this long after it last signed.
 	MaxTokenTTL time.Duration
 	Now         func() time.Time
+	// Log, if set, is told when this instance learns that a key was
+	// revoked.
+	Log *slog.Logger
 }
 
 // Keys holds Keyturn's key material: access-token signing keys (persisted,
@@ -69,9 +82,12 @@ type Keys struct {
 	macKey   []byte // HMAC-SHA256 key for refresh tokens
 	macKeyID string
 
-	mu       sync.Mutex
-	loaded   []*signingKey // sorted by ActivateAt, ID
-	loadedAt time.Time
+	mu          sync.Mutex
+	loaded      []*signingKey // in activation order (sortKeys)
+	loadedAt    time.Time
+	checkedAt   time.Time              // last revocation check (or reload)
+	revocations storage.KeyRevocations // as of the last reload
+	refreshing  bool                   // a request is checking or reloading; others use loaded
 
 	// verified remembers access tokens whose signature verified, by
 	// SHA-256 of the whole token, so that introspecting a token again (a
@@ -91,11 +107,20 @@ type verifiedToken struct {
 	kid    string
 }
 
-// signingKey is a decrypted, ready-to-use signing key.
+// signingKey is a decrypted, ready-to-use signing key. A revoked key has
+// no signer (its private half is erased): it is kept only for its place
+// in the activation order.
 type signingKey struct {
 	row    storage.SigningKey
 	public jose.JSONWebKey
 	signer jose.Signer
+}
+
+// signed reports whether the key ever became the signing key: it was not
+// revoked before it activated. A key revoked while pending supersedes
+// nothing.
+func (sk *signingKey) signed() bool {
+	return !sk.row.Revoked() || !sk.row.RevokedAt.Before(sk.row.ActivateAt)
 }
 
 // KeyInfo describes a signing key for `keyturn keys list`.
@@ -104,8 +129,22 @@ type KeyInfo struct {
 	Algorithm  string
 	CreatedAt  time.Time
 	ActivateAt time.Time
-	State      string // pending, active, retiring (published, no longer signing), expired
+	State      string // pending, active, retiring (published, no longer signing), expired, revoked
 	RetireAt   time.Time
+	RevokedAt  time.Time // zero unless revoked
+}
+
+// RevokeResult says what Keys.Revoke did.
+type RevokeResult struct {
+	ID        string
+	RevokedAt time.Time
+	// AlreadyRevoked: the key was revoked before (at RevokedAt); nothing changed.
+	AlreadyRevoked bool
+	// SignerID is the key that signs from now on when the revoked key was
+	// signing ("" otherwise); NewSigner tells whether it was generated
+	// (else a pending key was made to sign at once).
+	SignerID  string
+	NewSigner bool
 }
 
 // NewKeys derives the key material from secret, loads the signing keys and,
@@ -144,7 +183,7 @@ func NewKeys(ctx context.Context, store storage.Store, secret []byte, opts KeysO
 	if err := k.reload(ctx); err != nil {
 		return nil, err
 	}
-	if len(k.loaded) == 0 {
+	if !slices.ContainsFunc(k.loaded, func(sk *signingKey) bool { return !sk.row.Revoked() }) {
 		if _, err := k.add(ctx, opts.Now().UTC()); err != nil {
 			return nil, err
 		}
@@ -179,6 +218,9 @@ func (k *Keys) List(ctx context.Context) ([]KeyInfo, error) {
 		info := KeyInfo{ID: sk.row.ID, Algorithm: sk.row.Algorithm, CreatedAt: sk.row.CreatedAt, ActivateAt: sk.row.ActivateAt}
 		superseded, ok := supersededAt(keys, i)
 		switch {
+		case sk.row.Revoked():
+			info.State = "revoked"
+			info.RevokedAt = sk.row.RevokedAt
 		case now.Before(sk.row.ActivateAt):
 			info.State = "pending"
 		case !ok || now.Before(superseded):
@@ -193,6 +235,72 @@ func (k *Keys) List(ctx context.Context) ([]KeyInfo, error) {
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// Revoke withdraws a signing key at once, for a key that leaked: every
+// instance stops publishing it, stops accepting tokens it signed and stops
+// signing with it within revocationCheckInterval, without a restart, and
+// its private half is erased. ErrNotFound (wrapped) for an unknown kid.
+//
+// If the key is the one signing, another signs from now on: the pending key
+// published longest (resource servers that fetched the JWKS since it was
+// added know it already), else a new key, with no RotationDelay. Skipping
+// the delay is right here, unlike in Rotate: waiting would keep a leaked
+// key signing, or leave no key to sign with; and a resource server whose
+// cached JWKS lacks the new kid fetches the JWKS again (RFC 7515 §4.1.4:
+// the kid picks the key; an unknown one means the set changed), so the
+// cost is one extra fetch, not a rejected token. The replacement is stored
+// before the key is marked revoked, so no instance ever finds the signing
+// key revoked with nothing to take its place.
+func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
+	if err := k.reload(ctx); err != nil {
+		return RevokeResult{}, err
+	}
+	now := k.opts.Now().UTC()
+	k.mu.Lock()
+	keys := k.loaded
+	k.mu.Unlock()
+	i := slices.IndexFunc(keys, func(sk *signingKey) bool { return sk.row.ID == kid })
+	if i < 0 {
+		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, storage.ErrNotFound)
+	}
+	res := RevokeResult{ID: kid, RevokedAt: now}
+	if sk := keys[i]; sk.row.Revoked() {
+		res.RevokedAt, res.AlreadyRevoked = sk.row.RevokedAt, true
+	}
+	// A replacement is needed if kid signs now (a < 0: every key is in
+	// the future, and the oldest signs), or if the active key is revoked
+	// already (its replacement was deleted by hand): repaired here.
+	if a := activeAt(keys, now); !res.AlreadyRevoked && (a < 0 || a == i) || a >= 0 && keys[a].row.Revoked() {
+		var pending *signingKey
+		for _, sk := range keys {
+			if !sk.row.Revoked() && now.Before(sk.row.ActivateAt) && (pending == nil || sk.row.CreatedAt.Before(pending.row.CreatedAt)) {
+				pending = sk
+			}
+		}
+		if pending != nil {
+			if err := k.store.ActivateSigningKey(ctx, pending.row.ID, now); err != nil {
+				return RevokeResult{}, fmt.Errorf("keys: activate %s: %w", pending.row.ID, err)
+			}
+			res.SignerID = pending.row.ID
+		} else {
+			row, err := k.add(ctx, now)
+			if err != nil {
+				return RevokeResult{}, err
+			}
+			res.SignerID, res.NewSigner = row.ID, true
+		}
+	}
+	if res.AlreadyRevoked {
+		return res, k.reload(ctx)
+	}
+	if err := k.store.RevokeSigningKey(ctx, kid, now); err != nil {
+		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, err)
+	}
+	// Tokens it signed that an instance remembers as verified are refused
+	// there as soon as it sees the revocation: parseAccessToken answers
+	// from memory only while the key is still published.
+	return res, k.reload(ctx)
 }
 
 func (k *Keys) add(ctx context.Context, activateAt time.Time) (storage.SigningKey, error) {
@@ -236,24 +344,71 @@ func (k *Keys) reload(ctx context.Context) error {
 		return fmt.Errorf("keys: load: %w", err)
 	}
 	keys := make([]*signingKey, 0, len(rows))
+	var revs storage.KeyRevocations
 	for _, row := range rows {
-		sk, err := k.open(row)
-		if err != nil {
+		var sk *signingKey
+		if row.Revoked() {
+			revs.Count++
+			if row.RevokedAt.After(revs.Latest) {
+				revs.Latest = row.RevokedAt
+			}
+			sk = &signingKey{row: row}
+			if err := json.Unmarshal(row.PublicJWK, &sk.public); err != nil {
+				return fmt.Errorf("keys: signing key %s: public jwk: %w", row.ID, err)
+			}
+		} else if sk, err = k.open(row); err != nil {
 			return err
 		}
 		keys = append(keys, sk)
 	}
+	sortKeys(keys)
+	now := k.opts.Now()
+	k.mu.Lock()
+	prev := k.loaded
+	k.loaded, k.loadedAt, k.checkedAt, k.revocations = keys, now, now, revs
+	k.mu.Unlock()
+	if k.opts.Log != nil {
+		for _, sk := range keys {
+			if sk.row.Revoked() && slices.ContainsFunc(prev, func(p *signingKey) bool { return p.row.ID == sk.row.ID && !p.row.Revoked() }) {
+				k.opts.Log.Warn("signing key revoked: no longer published, accepted or used", "kid", sk.row.ID, "revoked_at", sk.row.RevokedAt)
+			}
+		}
+	}
+	return nil
+}
+
+// Watch checks for revocations (and reloads the keys when due) every
+// revocationCheckInterval until ctx is done, so that an idle instance too
+// stops publishing a revoked key at once, and requests seldom find the
+// check due themselves.
+func (k *Keys) Watch(ctx context.Context) {
+	t := time.NewTicker(revocationCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = k.current(ctx) // a failure keeps the keys it has, as for a request
+		}
+	}
+}
+
+// sortKeys puts keys in activation order: by ActivateAt, a revoked key
+// before a live one at the same instant (so that a replacement activated
+// at the very instant its predecessor was revoked supersedes it), then by
+// ID.
+func sortKeys(keys []*signingKey) {
 	sort.SliceStable(keys, func(i, j int) bool {
 		a, b := keys[i].row, keys[j].row
 		if !a.ActivateAt.Equal(b.ActivateAt) {
 			return a.ActivateAt.Before(b.ActivateAt)
 		}
+		if a.Revoked() != b.Revoked() {
+			return a.Revoked()
+		}
 		return a.ID < b.ID
 	})
-	k.mu.Lock()
-	k.loaded, k.loadedAt = keys, k.opts.Now()
-	k.mu.Unlock()
-	return nil
 }
 
 func (k *Keys) open(row storage.SigningKey) (*signingKey, error) {
@@ -280,13 +435,37 @@ func (k *Keys) open(row storage.SigningKey) (*signingKey, error) {
 	return &signingKey{row: row, public: pub, signer: signer}, nil
 }
 
-// current returns the cached keys, reloading them when the cache is stale.
+// current returns the cached keys: reloaded every keyCacheTTL, and in
+// between checked for a revocation every revocationCheckInterval. One
+// request at a time checks or reloads; the others use the keys they have
+// meanwhile, so no request but that one waits for the database.
 func (k *Keys) current(ctx context.Context) ([]*signingKey, error) {
+	now := k.opts.Now()
 	k.mu.Lock()
-	keys, at := k.loaded, k.loadedAt
-	k.mu.Unlock()
-	if k.opts.Now().Sub(at) < keyCacheTTL && len(keys) > 0 {
+	keys, revs := k.loaded, k.revocations
+	reload := len(keys) == 0 || now.Sub(k.loadedAt) >= keyCacheTTL
+	check := !reload && now.Sub(k.checkedAt) >= revocationCheckInterval
+	if !reload && !check || k.refreshing && len(keys) > 0 {
+		k.mu.Unlock()
 		return keys, nil
+	}
+	k.refreshing = true
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.refreshing = false
+		k.mu.Unlock()
+	}()
+	if check {
+		got, err := k.store.SigningKeyRevocations(ctx)
+		if err != nil || got == revs {
+			// Nothing revoked (or the database is down: keep going with
+			// what we have and ask again after another interval).
+			k.mu.Lock()
+			k.checkedAt = now
+			k.mu.Unlock()
+			return keys, nil
+		}
 	}
 	if err := k.reload(ctx); err != nil {
 		if len(keys) > 0 {
@@ -294,7 +473,7 @@ func (k *Keys) current(ctx context.Context) ([]*signingKey, error) {
 			// another keyCacheTTL: during an outage requests must not each
 			// wait for the database first.
 			k.mu.Lock()
-			k.loadedAt = k.opts.Now()
+			k.loadedAt, k.checkedAt = now, now
 			k.mu.Unlock()
 			return keys, nil
 		}
@@ -305,21 +484,39 @@ func (k *Keys) current(ctx context.Context) ([]*signingKey, error) {
 	return k.loaded, nil
 }
 
+// activeAt is the index of the key that signs at now in activation order:
+// the last one that activated at or before now, revoked or not (-1 if
+// none). A revoked one means no key may sign: signing falls back neither to
+// it nor to the key it superseded.
+func activeAt(keys []*signingKey, now time.Time) int {
+	for i := len(keys) - 1; i >= 0; i-- {
+		if keys[i].signed() && !now.Before(keys[i].row.ActivateAt) {
+			return i
+		}
+	}
+	return -1
+}
+
 // signer returns the key that signs at now: the newest key whose ActivateAt
-// has passed.
+// has passed, unless it is revoked.
 func (k *Keys) signer(ctx context.Context) (*signingKey, error) {
 	keys, err := k.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := k.opts.Now()
-	for i := len(keys) - 1; i >= 0; i-- {
-		if !now.Before(keys[i].row.ActivateAt) {
-			return keys[i], nil
-		}
+	switch i := activeAt(keys, k.opts.Now()); {
+	case i >= 0 && keys[i].row.Revoked():
+		// Revoke stores a replacement before it revokes, so this is seen
+		// only if that replacement was deleted by hand.
+		return nil, fmt.Errorf("keys: signing key %s is revoked and none replaces it (run `keyturn keys revoke %s` again)", keys[i].row.ID, keys[i].row.ID)
+	case i >= 0:
+		return keys[i], nil
 	}
-	if len(keys) > 0 { // clock skew: every key is in the future; sign with the oldest
-		return keys[0], nil
+	// Clock skew: every key is in the future; sign with the oldest live one.
+	for _, sk := range keys {
+		if !sk.row.Revoked() {
+			return sk, nil
+		}
 	}
 	return nil, errors.New("keys: no signing key")
 }
@@ -342,16 +539,21 @@ func (k *Keys) Published(ctx context.Context) ([]jose.JSONWebKey, error) {
 	return out, nil
 }
 
-// published reports whether keys[i] is in the JWK Set at now: not yet
-// superseded, or superseded less than the longest token lifetime ago.
+// published reports whether keys[i] is in the JWK Set at now: not
+// revoked, and not yet superseded or superseded less than the longest
+// token lifetime ago.
 func (k *Keys) published(keys []*signingKey, i int, now time.Time) bool {
+	if keys[i].row.Revoked() {
+		return false
+	}
 	at, superseded := supersededAt(keys, i)
 	return !superseded || now.Before(at.Add(k.opts.MaxTokenTTL))
 }
 
 // verificationKey returns the published public key with the given kid. It
 // is on every introspection, so it looks the key up without building the
-// set.
+// set. A revoked key is not published, so a token it signed is not active
+// (RFC 7662 §2.2), even one remembered as verified.
 func (k *Keys) verificationKey(ctx context.Context, kid string) (*jose.JSONWebKey, bool) {
 	keys, err := k.current(ctx)
 	if err != nil {
@@ -367,10 +569,15 @@ func (k *Keys) verificationKey(ctx context.Context, kid string) (*jose.JSONWebKe
 }
 
 // supersededAt is when keys[i] stopped signing: when the next key in
-// activation order became active. ok is false while keys[i] is the newest.
+// activation order that ever signed became active (a key revoked later
+// still ended its predecessor's turn; one revoked while pending did not).
+// ok is false while no later key has or will become active.
+// storage.Store.DeleteSigningKeys applies the same rule.
 func supersededAt(keys []*signingKey, i int) (time.Time, bool) {
-	if i+1 < len(keys) {
-		return keys[i+1].row.ActivateAt, true
+	for _, next := range keys[i+1:] {
+		if next.signed() {
+			return next.row.ActivateAt, true
+		}
 	}
 	return time.Time{}, false
 }

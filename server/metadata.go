@@ -104,7 +104,9 @@ func (h *jwksHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	// Short enough that a rotated-in key reaches caches before it signs
-	// (keys.rotation_delay is at least this plus keyCacheTTL).
+	// (keys.rotation_delay is at least this plus keyCacheTTL). It is also
+	// how long a resource server may still hold a revoked key: the set
+	// itself drops it at once (Keys.Revoke; README).
 	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(jwksMaxAge/time.Second)))
 	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
 }

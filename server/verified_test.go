@@ -47,12 +47,12 @@ func TestVerifiedAccessTokensRemembered(t *testing.T) {
 		t.Fatalf("%d tokens remembered after a tampered one, want 1", keys.verified.Len())
 	}
 
-	// Once its key is gone, a remembered token is refused and forgotten.
+	// Once its key is withdrawn, a remembered token is refused and forgotten.
 	pub, err := keys.Published(ctx)
 	if err != nil || len(pub) != 1 {
 		t.Fatalf("published: %d keys, %v", len(pub), err)
 	}
-	if err := store.DeleteSigningKey(ctx, pub[0].KeyID); err != nil {
+	if err := store.RevokeSigningKey(ctx, pub[0].KeyID, now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := keys.reload(ctx); err != nil {

@@ -100,6 +100,21 @@ type SigningKey struct {
 	PrivateEncrypted []byte
 	CreatedAt        time.Time
 	ActivateAt       time.Time // published from CreatedAt, signs from ActivateAt
+	// RevokedAt: when `keyturn keys revoke` withdrew the key (zero: never).
+	// A revoked key is neither published nor used, and its
+	// PrivateEncrypted is erased.
+	RevokedAt time.Time
+}
+
+// Revoked reports whether the key has been revoked.
+func (k SigningKey) Revoked() bool { return !k.RevokedAt.IsZero() }
+
+// KeyRevocations summarises the revoked signing keys: it changes whenever a
+// key is revoked (or a revoked key is deleted), so an instance can learn of
+// a revocation with a query far cheaper than reloading every key.
+type KeyRevocations struct {
+	Count  int64
+	Latest time.Time // the latest RevokedAt; zero if Count is 0
 }
 
 // Throttle is the failed-login state for one key (a username or a source
@@ -183,8 +198,22 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns all keys ordered by ActivateAt, then ID.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// DeleteSigningKey returns ErrNotFound for an unknown ID.
-	DeleteSigningKey(ctx context.Context, id string) error
+	// ActivateSigningKey moves a key's ActivateAt to at (a pending key
+	// promoted to sign at once when the signing key is revoked).
+	// ErrNotFound if the ID is unknown or the key is revoked.
+	ActivateSigningKey(ctx context.Context, id string, at time.Time) error
+	// RevokeSigningKey marks a key revoked at now and erases its private
+	// half. Revoking a revoked key is a no-op that keeps the first time.
+	// ErrNotFound if unknown.
+	RevokeSigningKey(ctx context.Context, id string, now time.Time) error
+	// SigningKeyRevocations counts the revoked keys and returns the latest
+	// RevokedAt, in one cheap query.
+	SigningKeyRevocations(ctx context.Context) (KeyRevocations, error)
+	// DeleteSigningKeys deletes up to limit keys that were revoked before
+	// revokedBefore, or were superseded before supersededBefore: some key
+	// with a later ActivateAt, not revoked before that, activated before
+	// supersededBefore.
+	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
 
 	// AddLoginFailure records a failed login for key at now and returns the
 	// new state. A key whose last failure is before resetBefore starts again

@@ -197,7 +197,7 @@ func TestCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := c.want(exitOK, "", "cleanup")
-		if !strings.HasSuffix(r.stdout, "deleted 0 sessions, 1 denylist entries, 1 login throttles\n") {
+		if !strings.HasSuffix(r.stdout, "deleted 0 sessions, 1 denylist entries, 1 login throttles, 0 signing keys\n") {
 			t.Errorf("stdout = %q", r.stdout)
 		}
 		if chk, err := store.CheckAccess(ctx, "live-jti", ""); err != nil || !chk.Denied {

@@ -189,8 +189,9 @@ func writeNewSecret(path string) ([]byte, error) {
 	return b, nil
 }
 
-// keys loads (on first start: generates) the signing keys.
-func (a *app) keys(ctx context.Context, store storage.Store, secret []byte) (*server.Keys, error) {
+// keys loads (on first start: generates) the signing keys. log, if not
+// nil, hears when a key is found revoked (serve's, not the keys commands').
+func (a *app) keys(ctx context.Context, store storage.Store, secret []byte, log *slog.Logger) (*server.Keys, error) {
 	k, err := server.NewKeys(ctx, store, secret, server.KeysOptions{
 		Algorithm:     a.cfg.Keys.Algorithm,
 		RotationDelay: a.cfg.Keys.RotationDelay,
@@ -198,6 +199,7 @@ func (a *app) keys(ctx context.Context, store storage.Store, secret []byte) (*se
 		// live: the longest lifetime a client may be given, so a client
 		// reload that lengthens lifetimes cannot outrun it.
 		MaxTokenTTL: clients.MaxAccessTokenTTL,
+		Log:         log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot load signing keys: %w", err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
 )
@@ -13,11 +14,13 @@ import (
 func (e *env) cleanupCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cleanup",
-		Short: "Delete expired sessions, denylist entries and login throttles once",
+		Short: "Delete expired sessions, denylist entries, login throttles and signing keys once",
 		Long: `Delete what serve's sweeper deletes every cleanup.interval: sessions past
 their absolute expiry or revoked longer than cleanup.revoked_retention ago,
-denylisted access-token ids past their expiry, and stale login throttles.
-For running from cron with cleanup.interval: 0.`,
+denylisted access-token ids past their expiry, stale login throttles, and
+signing keys no longer published (superseded or revoked longer than the
+longest access-token lifetime ago). For running from cron with
+cleanup.interval: 0.`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
@@ -25,8 +28,8 @@ For running from cron with cleanup.interval: 0.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles\n",
-					res.Families, res.Denials, res.Throttles)
+				fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles, %d signing keys\n",
+					res.Families, res.Denials, res.Throttles, res.Keys)
 				return nil
 			})
 		}),
@@ -37,6 +40,8 @@ For running from cron with cleanup.interval: 0.`,
 func (a *app) cleaner(store storage.Store) *server.Cleaner {
 	return server.NewCleaner(store, server.CleanupOptions{
 		RevokedRetention: a.cfg.Cleanup.RevokedRetention,
-		BatchSize:        a.cfg.Cleanup.BatchSize,
+		// As a.keys: a key is published this long after it last signed.
+		MaxTokenTTL: clients.MaxAccessTokenTTL,
+		BatchSize:   a.cfg.Cleanup.BatchSize,
 	}, a.log)
 }

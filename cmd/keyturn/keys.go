@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -33,6 +34,42 @@ func (e *env) keysCommand() *cobra.Command {
 			}),
 		},
 		&cobra.Command{
+			Use:   "revoke KID",
+			Short: "Withdraw a signing key at once (a leaked key)",
+			Long: `Revoke the signing key KID at once, for a key that leaked: every running
+instance stops publishing it in the JWKS, answers introspection of tokens it
+signed with {"active":false}, and stops signing with it within a few seconds,
+without a restart; its private half is erased from the database. If it was
+the signing key, a pending key (from keys rotate) signs from now on, or else
+a new key, without keys.rotation_delay. Resource servers that verify tokens
+themselves may hold the key in a cached JWKS for up to its max-age (5 minutes).
+Sessions are not ended: refresh tokens do not depend on the signing key.`,
+			Args: oneKID,
+			RunE: runE(func(cmd *cobra.Command, args []string) error {
+				return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
+					res, err := keys.Revoke(ctx, args[0])
+					if errors.Is(err, storage.ErrNotFound) {
+						return usageErrorf("no signing key %q (see keyturn keys list)", args[0])
+					}
+					if err != nil {
+						return fmt.Errorf("revoke: %w", err)
+					}
+					if res.AlreadyRevoked {
+						fmt.Fprintf(e.stdout, "key %s was already revoked at %s\n", res.ID, formatTime(res.RevokedAt))
+						return nil
+					}
+					fmt.Fprintf(e.stdout, "revoked key %s: every instance drops it within seconds\n", res.ID)
+					switch {
+					case res.NewSigner:
+						fmt.Fprintf(e.stdout, "new key %s signs from now on\n", res.SignerID)
+					case res.SignerID != "":
+						fmt.Fprintf(e.stdout, "pending key %s signs from now on\n", res.SignerID)
+					}
+					return nil
+				})
+			}),
+		},
+		&cobra.Command{
 			Use:   "list",
 			Short: "List signing keys and their states",
 			Args:  noArgs,
@@ -45,8 +82,13 @@ func (e *env) keysCommand() *cobra.Command {
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES")
 					for _, k := range list {
+						// A revoked key retired when it was revoked.
+						retires := k.RetireAt
+						if k.State == "revoked" {
+							retires = k.RevokedAt
+						}
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
-							formatTime(k.CreatedAt), formatTime(k.ActivateAt), formatTime(k.RetireAt))
+							formatTime(k.CreatedAt), formatTime(k.ActivateAt), formatTime(retires))
 					}
 					return tw.Flush()
 				})
@@ -67,10 +109,19 @@ func (e *env) withKeys(ctx context.Context, fn func(context.Context, *server.Key
 		return err
 	}
 	return a.withStore(ctx, func(ctx context.Context, store storage.Store) error {
-		keys, err := a.keys(ctx, store, secret)
+		keys, err := a.keys(ctx, store, secret, nil)
 		if err != nil {
 			return err
 		}
 		return fn(ctx, keys)
 	})
+}
+
+// oneKID accepts exactly one argument, the kid; anything else is a usage
+// error (exit 2), as noArgs answers.
+func oneKID(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usageErrorf("%s takes one KID (got %d arguments); see '%s --help'", cmd.CommandPath(), len(args), cmd.CommandPath())
+	}
+	return nil
 }

@@ -93,7 +93,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		}
 		a.log.Warn("demo mode: client and user \"demo\" are enabled; do not use in production")
 	}
-	keys, err := a.keys(ctx, store, secret)
+	keys, err := a.keys(ctx, store, secret, a.log)
 	if err != nil {
 		return err
 	}
@@ -139,8 +139,8 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		printDemo(e.stdout, a.cfg.Issuer, creds)
 	}
 
-	// The sweeper and the reloader stop with ctx; the store is closed only
-	// after they have.
+	// The sweeper, the reloader and the key watcher stop with ctx; the
+	// store is closed only after they have.
 	var background sync.WaitGroup
 	defer background.Wait()
 	bgCtx, stopBackground := context.WithCancel(ctx)
@@ -149,6 +149,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		background.Go(func() { a.cleaner(store).Run(bgCtx, a.cfg.Cleanup.Interval) })
 	}
 	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, creds) })
+	background.Go(func() { keys.Watch(bgCtx) })
 
 	served := make(chan error, len(listeners))
 	for _, l := range listeners {

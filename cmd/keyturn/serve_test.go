@@ -102,11 +102,17 @@ func TestServeGeneratesSecret(t *testing.T) {
 	}
 
 	// A secret file that is too short is the admin's to fix.
-	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("c2hvcnQ=\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := c.want(exitUsage, "", "serve")
-	wantOneLine(t, r.stderr, "keyturn: secret file "+path+": too short: need at least 32 random bytes, base64-encoded (e.g. `openssl rand -base64 32`)")
+	wantOneLine(t, r.stderr, "keyturn: secret file "+path+": too short: need at least 32 random bytes, base64-encoded (make one with `openssl rand -base64 32`); this is base64 of 5")
+	// So is a passphrase, however long: it is not 32 random bytes.
+	if err := os.WriteFile(path, []byte("a long passphrase that nobody will ever guess\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = c.want(exitUsage, "", "serve")
+	wantOneLine(t, r.stderr, "keyturn: secret file "+path+": not base64: need at least 32 random bytes, base64-encoded (make one with `openssl rand -base64 32`); a passphrase is not accepted")
 }
 
 // TestServePostgresNeedsSecret: instances sharing PostgreSQL must share

@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -29,16 +31,80 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	return out, nil
 }
 
-// DeleteSigningKey deletes a key. ErrNotFound if unknown.
-func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
+// ActivateSigningKey moves a live key's ActivateAt to at. ErrNotFound if
+// the key is unknown or revoked.
+func (s *Store) ActivateSigningKey(ctx context.Context, id string, at time.Time) error {
 	var n int64
 	err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Where("id = ?", id).Delete(&signingKeyRow{})
+		res := db.Exec("UPDATE signing_keys SET activate_at = ? WHERE id = ? AND revoked_at IS NULL", micros(at), id)
 		n = res.RowsAffected
 		return res.Error
 	})
 	if err == nil && n == 0 {
-		return fmt.Errorf("delete signing key: %w", storage.ErrNotFound)
+		return fmt.Errorf("activate signing key: %w", storage.ErrNotFound)
 	}
-	return mapErr("delete signing key", err)
+	return mapErr("activate signing key", err)
+}
+
+// RevokeSigningKey marks a key revoked at now and erases its private half
+// in the same statement. Revoking a revoked key keeps the first time.
+// ErrNotFound if unknown.
+func (s *Store) RevokeSigningKey(ctx context.Context, id string, now time.Time) error {
+	var revoked int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Exec("UPDATE signing_keys SET revoked_at = ?, private_encrypted = ? WHERE id = ? AND revoked_at IS NULL",
+			micros(now), []byte{}, id)
+		revoked = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return mapErr("revoke signing key", err)
+	}
+	if revoked > 0 {
+		return nil
+	}
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&signingKeyRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return mapErr("revoke signing key", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("revoke signing key: %w", storage.ErrNotFound)
+	}
+	return nil
+}
+
+// SigningKeyRevocations counts the revoked keys and returns the latest
+// revocation time: one aggregate over a table of a handful of rows.
+func (s *Store) SigningKeyRevocations(ctx context.Context) (storage.KeyRevocations, error) {
+	var out storage.KeyRevocations
+	err := queryRows(s.db.WithContext(ctx),
+		"SELECT COUNT(*), COALESCE(MAX(revoked_at), 0) FROM signing_keys WHERE revoked_at IS NOT NULL", nil,
+		func(rows *sql.Rows) error {
+			var latest int64
+			if err := rows.Scan(&out.Count, &latest); err != nil {
+				return err
+			}
+			if out.Count > 0 {
+				out.Latest = fromMicros(latest)
+			}
+			return nil
+		})
+	return out, mapErr("signing key revocations", err)
+}
+
+// deleteSigningKeysCond selects keys revoked before $1, or superseded
+// before $2: a later key (strictly later ActivateAt, so a tie never
+// retires a key early), not revoked before it activated, activated before
+// $2. Such keys are a prefix of the activation order, so deleting any of
+// them never changes when a remaining key was superseded.
+const deleteSigningKeysCond = `revoked_at < ? OR EXISTS (SELECT 1 FROM signing_keys n
+  WHERE n.activate_at > signing_keys.activate_at AND n.activate_at < ?
+    AND (n.revoked_at IS NULL OR n.revoked_at >= n.activate_at))`
+
+// DeleteSigningKeys deletes up to limit keys revoked before revokedBefore
+// or superseded before supersededBefore.
+func (s *Store) DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error) {
+	n, err := s.deleteBatch(ctx, "signing_keys", "id", deleteSigningKeysCond,
+		[]any{micros(revokedBefore), micros(supersededBefore)}, limit)
+	return n, mapErr("delete signing keys", err)
 }

@@ -157,6 +157,7 @@ type signingKeyRow struct {
 	PrivateEncrypted []byte `gorm:"column:private_encrypted"`
 	CreatedAtUS      int64  `gorm:"column:created_at"`
 	ActivateAtUS     int64  `gorm:"column:activate_at"`
+	RevokedAtUS      *int64 `gorm:"column:revoked_at"`
 }
 
 func (signingKeyRow) TableName() string { return "signing_keys" }
@@ -169,6 +170,7 @@ func toSigningKeyRow(k storage.SigningKey) signingKeyRow {
 		PrivateEncrypted: nonNil(k.PrivateEncrypted),
 		CreatedAtUS:      micros(k.CreatedAt),
 		ActivateAtUS:     micros(k.ActivateAt),
+		RevokedAtUS:      nullMicros(k.RevokedAt),
 	}
 }
 
@@ -180,6 +182,7 @@ func (r signingKeyRow) signingKey() storage.SigningKey {
 		PrivateEncrypted: r.PrivateEncrypted,
 		CreatedAt:        fromMicros(r.CreatedAtUS),
 		ActivateAt:       fromMicros(r.ActivateAtUS),
+		RevokedAt:        fromNullMicros(r.RevokedAtUS),
 	}
 }
 

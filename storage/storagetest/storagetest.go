@@ -50,6 +50,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"DeleteDenials", testDeleteDenials},
 		{"CheckAccess", testCheckAccess},
 		{"SigningKeys", testSigningKeys},
+		{"RevokeSigningKey", testRevokeSigningKey},
+		{"ActivateSigningKey", testActivateSigningKey},
+		{"DeleteSigningKeys", testDeleteSigningKeys},
 		{"LoginThrottle", testLoginThrottle},
 		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
 		{"DeleteThrottles", testDeleteThrottles},
@@ -984,19 +987,207 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 		}
 		checkTime(t, "CreatedAt", g.CreatedAt, w.CreatedAt)
 		checkTime(t, "ActivateAt", g.ActivateAt, w.ActivateAt)
+		checkTime(t, "RevokedAt", g.RevokedAt, time.Time{})
 	}
 
-	if err := s.DeleteSigningKey(ctx, "k-b"); err != nil {
-		t.Fatalf("DeleteSigningKey: %v", err)
+}
+
+// signingKey is a stored key of id that activates activate after base.
+func signingKey(id string, activate time.Duration) storage.SigningKey {
+	return storage.SigningKey{
+		ID:               id,
+		Algorithm:        "ES256",
+		PublicJWK:        []byte(`{"kty":"EC","crv":"P-256","kid":"` + id + `"}`),
+		PrivateEncrypted: []byte{0x00, 0xff, 0x10, byte(len(id))},
+		CreatedAt:        base,
+		ActivateAt:       base.Add(activate),
+	}
+}
+
+func createSigningKeys(t *testing.T, s storage.Store, keys ...storage.SigningKey) {
+	t.Helper()
+	for _, k := range keys {
+		if err := s.CreateSigningKey(t.Context(), k); err != nil {
+			t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
+		}
+	}
+}
+
+// signingKeysByID lists the stored keys by ID.
+func signingKeysByID(t *testing.T, s storage.Store) map[string]storage.SigningKey {
+	t.Helper()
+	list, err := s.ListSigningKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]storage.SigningKey, len(list))
+	for _, k := range list {
+		out[k.ID] = k
+	}
+	return out
+}
+
+// testRevokeSigningKey: a revoked key keeps its row, loses its private
+// half, and shows in the cheap revocation summary; a second revocation
+// keeps the first time.
+func testRevokeSigningKey(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createSigningKeys(t, s, signingKey("k-1", 0), signingKey("k-2", time.Hour), signingKey("k-3", 2*time.Hour))
+	summary := func() storage.KeyRevocations {
+		t.Helper()
+		r, err := s.SigningKeyRevocations(ctx)
+		if err != nil {
+			t.Fatalf("SigningKeyRevocations: %v", err)
+		}
+		return r
+	}
+	if r := summary(); r.Count != 0 || !r.Latest.IsZero() {
+		t.Errorf("no revocation: summary = %+v, want zero", r)
+	}
+	for id, k := range signingKeysByID(t, s) {
+		if k.Revoked() {
+			t.Errorf("%s revoked before any revocation", id)
+		}
+	}
+
+	zone := time.FixedZone("UTC+1", 3600)
+	at := base.Add(90 * time.Minute)
+	if err := s.RevokeSigningKey(ctx, "k-2", at.In(zone)); err != nil {
+		t.Fatalf("RevokeSigningKey: %v", err)
+	}
+	keys := signingKeysByID(t, s)
+	if len(keys) != 3 {
+		t.Fatalf("%d keys after revocation, want 3 (the row is kept)", len(keys))
+	}
+	k2 := keys["k-2"]
+	checkTime(t, "RevokedAt", k2.RevokedAt, at)
+	if len(k2.PrivateEncrypted) != 0 {
+		t.Errorf("revoked key still holds its private half: %x", k2.PrivateEncrypted)
+	}
+	if !bytes.Equal(k2.PublicJWK, signingKey("k-2", 0).PublicJWK) || !k2.ActivateAt.Equal(base.Add(time.Hour)) {
+		t.Errorf("revocation changed the public half or the activation: %+v", k2)
+	}
+	if k1 := keys["k-1"]; k1.Revoked() || len(k1.PrivateEncrypted) == 0 {
+		t.Errorf("revoking k-2 touched k-1: %+v", k1)
+	}
+	r := summary()
+	if r.Count != 1 {
+		t.Errorf("summary count = %d, want 1", r.Count)
+	}
+	checkTime(t, "Latest", r.Latest, at)
+
+	// Again, later: a no-op keeping the first time.
+	if err := s.RevokeSigningKey(ctx, "k-2", at.Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeSigningKey again: %v", err)
+	}
+	checkTime(t, "RevokedAt after second revocation", signingKeysByID(t, s)["k-2"].RevokedAt, at)
+	if r2 := summary(); r2 != r {
+		t.Errorf("second revocation changed the summary: %+v, want %+v", r2, r)
+	}
+
+	// Another revocation changes the summary, even at an earlier time.
+	earlier := base.Add(time.Minute)
+	if err := s.RevokeSigningKey(ctx, "k-3", earlier); err != nil {
+		t.Fatal(err)
+	}
+	r = summary()
+	if r.Count != 2 {
+		t.Errorf("summary count = %d, want 2", r.Count)
+	}
+	checkTime(t, "Latest", r.Latest, at)
+
+	wantErr(t, "RevokeSigningKey(unknown)", s.RevokeSigningKey(ctx, "k-none", at), storage.ErrNotFound)
+}
+
+// testActivateSigningKey: a pending key can be made to sign earlier; a
+// revoked or unknown one cannot.
+func testActivateSigningKey(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createSigningKeys(t, s, signingKey("k-1", 0), signingKey("k-2", time.Hour), signingKey("k-3", 2*time.Hour))
+	now := base.Add(10 * time.Minute)
+	if err := s.ActivateSigningKey(ctx, "k-3", now); err != nil {
+		t.Fatalf("ActivateSigningKey: %v", err)
+	}
+	keys := signingKeysByID(t, s)
+	checkTime(t, "k-3 ActivateAt", keys["k-3"].ActivateAt, now)
+	checkTime(t, "k-2 ActivateAt", keys["k-2"].ActivateAt, base.Add(time.Hour))
+	list, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, k := range list {
+		order = append(order, k.ID)
+	}
+	if w := []string{"k-1", "k-3", "k-2"}; !equalStrings(order, w) {
+		t.Errorf("order after activation = %v, want %v", order, w)
+	}
+
+	if err := s.RevokeSigningKey(ctx, "k-2", now); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "ActivateSigningKey(revoked)", s.ActivateSigningKey(ctx, "k-2", now), storage.ErrNotFound)
+	checkTime(t, "revoked k-2 ActivateAt", signingKeysByID(t, s)["k-2"].ActivateAt, base.Add(time.Hour))
+	wantErr(t, "ActivateSigningKey(unknown)", s.ActivateSigningKey(ctx, "k-none", now), storage.ErrNotFound)
+}
+
+// testDeleteSigningKeys: keys are deleted once revoked before the cutoff,
+// or once a later key that really signed activated before the other
+// cutoff; a key revoked before it activated supersedes nothing, and a tie
+// in ActivateAt retires neither key.
+func testDeleteSigningKeys(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	revoke := func(id string, at time.Time) {
+		t.Helper()
+		if err := s.RevokeSigningKey(ctx, id, at); err != nil {
+			t.Fatalf("RevokeSigningKey(%s): %v", id, err)
+		}
+	}
+	supersededBefore, revokedBefore := base.Add(4*time.Hour), base.Add(time.Hour)
+	createSigningKeys(t, s,
+		signingKey("old", 0),                     // superseded by mid at +1h: deleted
+		signingKey("mid", time.Hour),             // superseded by cur at +5h, after the cutoff: kept
+		signingKey("never-signed", 2*time.Hour),  // revoked at +90m, before it activated: supersedes nothing
+		signingKey("rev-old", 6*time.Hour),       // revoked at +30m: deleted
+		signingKey("rev-at-cutoff", 7*time.Hour), // revoked at +1h: kept
+		signingKey("cur", 5*time.Hour),
+		signingKey("tie", 5*time.Hour), // same ActivateAt as cur: neither supersedes the other
+	)
+	revoke("never-signed", base.Add(90*time.Minute))
+	revoke("rev-old", base.Add(30*time.Minute))
+	revoke("rev-at-cutoff", revokedBefore)
+
+	if _, err := s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, 0); err == nil {
+		t.Error("DeleteSigningKeys(limit 0): no error")
+	}
+	n, err := s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, 1)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSigningKeys(limit 1) = %d, %v; want 1", n, err)
+	}
+	n, err = s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSigningKeys(limit 10) = %d, %v; want 1", n, err)
 	}
 	var left []string
-	for _, k := range list() {
+	list, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range list {
 		left = append(left, k.ID)
 	}
-	if w := []string{"k-first", "k-a", "k-late"}; !equalStrings(left, w) {
-		t.Errorf("after delete: %v, want %v", left, w)
+	if w := []string{"mid", "never-signed", "cur", "tie", "rev-at-cutoff"}; !equalStrings(left, w) {
+		t.Errorf("left %v, want %v", left, w)
 	}
-	wantErr(t, "DeleteSigningKey(unknown)", s.DeleteSigningKey(ctx, "k-b"), storage.ErrNotFound)
+	// Once cur has activated before the cutoff, mid and never-signed go
+	// (never-signed is older than cur), and cur and tie stay.
+	n, err = s.DeleteSigningKeys(ctx, base.Add(5*time.Hour+time.Microsecond), revokedBefore, 10)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteSigningKeys(after cur) = %d, %v; want 2", n, err)
+	}
+	if r, err := s.SigningKeyRevocations(ctx); err != nil || r.Count != 1 {
+		t.Errorf("SigningKeyRevocations after deletes = %+v, %v; want 1 (rev-at-cutoff)", r, err)
+	}
 }
 
 func testLoginThrottle(t *testing.T, s storage.Store) {
