@@ -156,3 +156,38 @@ func wantOneLine(t *testing.T, stderr, want string) {
 		t.Errorf("stderr = %q, want %q", stderr, want+"\n")
 	}
 }
+
+// TestControlCharactersInNames: a NUL or other control character in a
+// username, client id or session id is the caller's mistake (exit 2, one
+// line), on both databases, never a database error (PostgreSQL refuses a
+// NUL in text).
+func TestControlCharactersInNames(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		for _, name := range []string{"a\x00da", "\x00", "ada\x01", "ada\x1f", "ada\x7f", "a\nda"} {
+			for _, args := range [][]string{
+				{"users", "create", "--username", name, "--password-stdin"},
+				{"users", "set-password", "--username", name, "--password-stdin"},
+				{"users", "disable", "--username", name},
+				{"users", "delete", "--username", name},
+			} {
+				r := c.want(exitUsage, "pw\n", args...)
+				wantOneLine(t, r.stderr, "keyturn: --username: control character")
+			}
+			for _, args := range [][]string{
+				{"sessions", "list", "--user", name},
+				{"sessions", "list", "--client", name},
+				{"sessions", "revoke", "--user", name},
+				{"sessions", "revoke", "--client", name},
+				{"sessions", "revoke", "--family", name},
+			} {
+				r := c.want(exitUsage, "", args...)
+				if !strings.HasPrefix(r.stderr, "keyturn: --") || !strings.HasSuffix(r.stderr, ": control character\n") {
+					t.Errorf("%q: stderr %q, want keyturn: --flag: control character", args, r.stderr)
+				}
+			}
+		}
+		if out := c.want(exitOK, "", "users", "list").stdout; strings.Count(out, "\n") != 1 {
+			t.Errorf("list after refused creates:\n%s", out)
+		}
+	})
+}
