@@ -302,7 +302,7 @@ func ensureDemoUser(ctx context.Context, store storage.Store, creds *demoCredent
 	case err != nil:
 		return fmt.Errorf("demo user: %w", err)
 	}
-	if err := store.SetUserPassword(ctx, creds.Username, hash, now); err != nil {
+	if err := store.SetUserPassword(ctx, creds.Username, hash, false, now); err != nil {
 		return fmt.Errorf("demo user: %w", err)
 	}
 	if err := store.SetUserDisabled(ctx, creds.Username, false, now); err != nil {
