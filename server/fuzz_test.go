@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,10 +119,12 @@ func FuzzDecodeBasic(f *testing.F) {
 	})
 }
 
-// fuzzServer is a real server over a fresh SQLite store: client "web"
+// fuzzServer is a real server over a fresh store: client "web"
 // (confidential, password and refresh_token, may introspect), client "svc"
-// (client_credentials only) and user "ada".
+// (client_credentials only) and user "ada". The fuzz targets run every
+// input against one on SQLite and one on PostgreSQL (newFuzzServers).
 type fuzzServer struct {
+	name  string // the database: SQLite or Postgres
 	srv   *Server
 	store storage.Store
 	keys  *Keys
@@ -137,9 +140,33 @@ func fuzzBasic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
 
-func newFuzzServer(f *testing.F) *fuzzServer {
+// newFuzzServers returns a fuzz server on SQLite and one on PostgreSQL;
+// without KEYTURN_TEST_DATABASE_URL the PostgreSQL one has no server, and
+// forEachFuzzServer skips it.
+func newFuzzServers(f *testing.F) []*fuzzServer {
 	f.Helper()
-	store := sqlstoretest.SQLite(f)
+	servers := []*fuzzServer{newFuzzServer(f, "SQLite", sqlstoretest.SQLite(f))}
+	if os.Getenv(sqlstoretest.EnvPostgres) == "" {
+		return append(servers, &fuzzServer{name: "Postgres"})
+	}
+	return append(servers, newFuzzServer(f, "Postgres", sqlstoretest.Postgres(f)))
+}
+
+// forEachFuzzServer runs fn against each server in a subtest named after
+// its database (so CI counts the PostgreSQL runs, and notices skips).
+func forEachFuzzServer(t *testing.T, servers []*fuzzServer, fn func(t *testing.T, fs *fuzzServer)) {
+	for _, fs := range servers {
+		t.Run(fs.name, func(t *testing.T) {
+			if fs.srv == nil {
+				t.Skip("set " + sqlstoretest.EnvPostgres + " to a PostgreSQL database")
+			}
+			fn(t, fs)
+		})
+	}
+}
+
+func newFuzzServer(f *testing.F, name string, store storage.Store) *fuzzServer {
+	f.Helper()
 	now := func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }
 	hash := clients.SHA256Hash
 	reg, err := clients.New([]clients.Spec{
@@ -181,7 +208,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	if err != nil {
 		f.Fatal(err)
 	}
-	return &fuzzServer{srv: srv, store: store, keys: keys}
+	return &fuzzServer{name: name, srv: srv, store: store, keys: keys}
 }
 
 type fuzzReply struct {
@@ -253,16 +280,21 @@ func checkErrorReply(t *testing.T, what string, r fuzzReply) {
 }
 
 func FuzzTokenForm(f *testing.F) {
-	fs := newFuzzServer(f)
+	servers := newFuzzServers(f)
 	web := fuzzBasic("web", fuzzWebSecret)
 	svc := fuzzBasic("svc", fuzzSvcSecret)
-	rt := fs.login(f).RefreshToken
 	const form = "application/x-www-form-urlencoded"
+	for _, fs := range servers {
+		if fs.srv != nil {
+			rt := fs.login(f).RefreshToken
+			f.Add(form, web, "grant_type=refresh_token&refresh_token="+url.QueryEscape(rt))
+			f.Add(form, web, "grant_type=refresh_token&refresh_token="+url.QueryEscape(rt)+"%00")
+		}
+	}
 	for _, s := range []struct{ ctype, auth, body string }{
 		{form, web, "grant_type=password&username=ada&password=correct+horse"},
 		{form, web, "grant_type=password&username=ada&password=correct+horse&scope=read+write&resource=https%3A%2F%2Fapi.example.com"},
 		{form, web, "grant_type=password&username=ada&password=nope"},
-		{form, web, "grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt)},
 		{form, web, "grant_type=refresh_token&refresh_token=ktr1.AAAAAAAAAAAAAAAAAAAAAA.0." + fuzzMAC},
 		{form, svc, "grant_type=client_credentials&scope=read"},
 		{form, svc, "grant_type=client_credentials&scope=admin"},
@@ -275,6 +307,12 @@ func FuzzTokenForm(f *testing.F) {
 		{form, web, "grant_type=password&username=%ff%fe&password=x"},
 		{form, web, "\xff=\xfe&grant_type=password"},
 		{form, web, "grant_type=password&username=a%00da&password=x"},
+		{form, web, "grant_type=password&username=%00&password=x"},
+		{form, web, "grant_type=password&username=ada&password=x%00"},
+		{form, web, "grant_type=password&username=a%01da&password=x%09y"},
+		{form, web, "grant_type=client_credentials&scope=read%7f"},
+		{form, fuzzBasic("web\x00", fuzzWebSecret), "grant_type=password&username=ada&password=x"},
+		{form, "", "grant_type=password&client_id=app%00&username=ada&password=x"},
 		{form + "; charset=utf-16", web, "grant_type=client_credentials"},
 		{form + "; charset=", web, "grant_type=client_credentials"},
 		{"application/json", web, `{"grant_type":"client_credentials"}`},
@@ -292,108 +330,131 @@ func FuzzTokenForm(f *testing.F) {
 		f.Add(s.ctype, s.auth, s.body)
 	}
 	f.Fuzz(func(t *testing.T, ctype, auth, body string) {
-		r := fs.post(PathToken, ctype, auth, body)
-		if r.header.Get("Cache-Control") != "no-store" {
-			t.Fatalf("%d without Cache-Control: no-store", r.status)
-		}
-		if r.status == http.StatusOK {
-			var resp tokenResponse
-			if err := json.Unmarshal(r.body, &resp); err != nil || resp.AccessToken == "" || resp.TokenType != "Bearer" {
-				t.Fatalf("200 with body %q", r.body)
+		forEachFuzzServer(t, servers, func(t *testing.T, fs *fuzzServer) {
+			r := fs.post(PathToken, ctype, auth, body)
+			if r.header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("%d without Cache-Control: no-store", r.status)
 			}
-			return
-		}
-		checkErrorReply(t, "token", r)
+			if r.status == http.StatusOK {
+				var resp tokenResponse
+				if err := json.Unmarshal(r.body, &resp); err != nil || resp.AccessToken == "" || resp.TokenType != "Bearer" {
+					t.Fatalf("200 with body %q", r.body)
+				}
+				return
+			}
+			checkErrorReply(t, "token", r)
+		})
 	})
 }
 
 func FuzzIntrospectRevoke(f *testing.F) {
-	fs := newFuzzServer(f)
+	servers := newFuzzServers(f)
 	web := fuzzBasic("web", fuzzWebSecret)
-	// Real tokens: the only ones introspection may call active. The
-	// access tokens are identified by jti (a JWS signature has more than
-	// one base64 spelling; the claims it signs have one) and the refresh
-	// token by its exact value.
-	first, second := fs.login(f), fs.login(f)
-	issued := map[string]bool{}
-	for _, at := range []string{first.AccessToken, second.AccessToken} {
-		c, err := fs.keys.parseAccessToken(context.Background(), at)
-		if err != nil {
-			f.Fatal(err)
+	// Real tokens: the only ones introspection may call active, each on
+	// the server that issued it. The access tokens are identified by jti
+	// (a JWS signature has more than one base64 spelling; the claims it
+	// signs have one) and the refresh tokens by their exact value.
+	issued := map[*fuzzServer]map[string]bool{}
+	liveRefresh := map[*fuzzServer]map[string]bool{}
+	for _, fs := range servers {
+		if fs.srv == nil {
+			continue
 		}
-		issued[c.ID] = true
-	}
-	liveRefresh := map[string]bool{first.RefreshToken: true, second.RefreshToken: true}
-	// The setup is right: real tokens are active, so "inactive" below is
-	// the server's judgement, not a broken caller.
-	for _, tok := range []string{first.AccessToken, first.RefreshToken} {
-		r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, url.Values{"token": {tok}}.Encode())
-		if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"active":true`)) {
-			f.Fatalf("introspect a real token: %d %s", r.status, r.body)
+		first, second := fs.login(f), fs.login(f)
+		issued[fs], liveRefresh[fs] = map[string]bool{}, map[string]bool{}
+		for _, at := range []string{first.AccessToken, second.AccessToken} {
+			c, err := fs.keys.parseAccessToken(context.Background(), at)
+			if err != nil {
+				f.Fatal(err)
+			}
+			issued[fs][c.ID] = true
+		}
+		liveRefresh[fs][first.RefreshToken], liveRefresh[fs][second.RefreshToken] = true, true
+		// The setup is right: real tokens are active, so "inactive" below
+		// is the server's judgement, not a broken caller.
+		for _, tok := range []string{first.AccessToken, first.RefreshToken} {
+			r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, url.Values{"token": {tok}}.Encode())
+			if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"active":true`)) {
+				f.Fatalf("%s: introspect a real token: %d %s", fs.name, r.status, r.body)
+			}
+		}
+		parts := strings.Split(first.RefreshToken, ".")
+		at := strings.Split(first.AccessToken, ".")
+		noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`))
+		for _, s := range []string{
+			first.AccessToken,
+			first.RefreshToken,
+			first.RefreshToken + "\x00",
+			"ktr1." + parts[1] + ".0." + fuzzMAC,
+			"ktr1." + parts[1] + ".1." + parts[3],
+			"ktr1." + parts[1] + ".18446744073709551615." + parts[3],
+			noneHeader + "." + at[1] + ".",
+			at[0] + "." + at[1] + ".",
+			at[0] + "." + at[1] + "." + at[1],
+			second.AccessToken,
+			second.RefreshToken,
+		} {
+			f.Add(s)
 		}
 	}
-	parts := strings.Split(first.RefreshToken, ".")
-	at := strings.Split(first.AccessToken, ".")
-	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`))
 	for _, s := range []string{
-		first.AccessToken,
-		first.RefreshToken,
 		"",
 		"x",
 		"a.b.c",
 		"..",
 		"ktr1.",
-		"ktr1." + parts[1] + ".0." + fuzzMAC,
-		"ktr1." + parts[1] + ".1." + parts[3],
-		"ktr1." + parts[1] + ".18446744073709551615." + parts[3],
-		noneHeader + "." + at[1] + ".",
-		at[0] + "." + at[1] + ".",
-		at[0] + "." + at[1] + "." + at[1],
 		`{"alg":"none"}`,
 		"\x00",
+		"x\x1f",
 		"\xff\xfe",
 		strings.Repeat("A", 4096),
-		second.AccessToken,
-		second.RefreshToken,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		body := url.Values{"token": {token}}.Encode()
-		r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, body)
-		switch {
-		case r.status == http.StatusOK:
-			var got introspection
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("introspect: 200 with body %q", r.body)
-			}
-			if !got.Active {
-				if string(r.body) != "{\"active\":false}\n" {
-					t.Fatalf("introspect: inactive answer %q says more than {\"active\":false}", r.body)
+		forEachFuzzServer(t, servers, func(t *testing.T, fs *fuzzServer) {
+			body := url.Values{"token": {token}}.Encode()
+			r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, body)
+			switch {
+			case r.status == http.StatusOK:
+				var got introspection
+				if err := json.Unmarshal(r.body, &got); err != nil {
+					t.Fatalf("introspect: 200 with body %q", r.body)
 				}
-				break
+				if !got.Active {
+					if string(r.body) != "{\"active\":false}\n" {
+						t.Fatalf("introspect: inactive answer %q says more than {\"active\":false}", r.body)
+					}
+					break
+				}
+				if (got.ID != "" && !issued[fs][got.ID]) || (got.ID == "" && !liveRefresh[fs][token]) {
+					t.Fatalf("introspect(%q): active %s, but it is not a token this server issued", token, r.body)
+				}
+			case token == "":
+				checkErrorReply(t, "introspect", r)
+			default:
+				// Anything else non-200 is a parse refusal (invalid UTF-8,
+				// a control character) or load shedding, never 500.
+				checkErrorReply(t, "introspect", r)
+				if r.status == http.StatusBadRequest && utf8.ValidString(token) && !hasControl(token) {
+					t.Fatalf("introspect(%q): %d %s for a well-formed request", token, r.status, r.body)
+				}
 			}
-			if (got.ID != "" && !issued[got.ID]) || (got.ID == "" && !liveRefresh[token]) {
-				t.Fatalf("introspect(%q): active %s, but it is not a token this server issued", token, r.body)
-			}
-		case token == "":
-			checkErrorReply(t, "introspect", r)
-		default:
-			// Anything else non-200 is a parse refusal (invalid UTF-8) or
-			// load shedding, never 500.
-			checkErrorReply(t, "introspect", r)
-			if r.status == http.StatusBadRequest && utf8.ValidString(token) {
-				t.Fatalf("introspect(%q): %d %s for a well-formed request", token, r.status, r.body)
-			}
-		}
 
-		r = fs.post(PathRevoke, "application/x-www-form-urlencoded", web, body)
-		if r.status == http.StatusOK {
-			if len(r.body) != 0 {
-				t.Fatalf("revoke: 200 with body %q", r.body)
+			r = fs.post(PathRevoke, "application/x-www-form-urlencoded", web, body)
+			if r.status == http.StatusOK {
+				if len(r.body) != 0 {
+					t.Fatalf("revoke: 200 with body %q", r.body)
+				}
+				return
 			}
-			return
-		}
-		checkErrorReply(t, "revoke", r)
+			checkErrorReply(t, "revoke", r)
+		})
 	})
+}
+
+// hasControl reports whether s holds a C0 control character or DEL, which
+// parseForm refuses in a token.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 || c == 0x7f })
 }

@@ -48,6 +48,7 @@ const (
 	ccSecret    = "cc-secret"
 	shortSecret = "short-secret"
 	rs2Secret   = "rs2-secret"
+	pwOnly      = "pw-only-secret"
 	userPass    = "correct horse"
 )
 
@@ -71,6 +72,9 @@ func testClients() []clients.Spec {
 			Scopes: []string{"read"}, Introspect: true,
 			Resources: []string{"https://api.example.com", "https://other.example.com", testIssuer}},
 		{ID: "rs-2", SecretHash: clients.SHA256Hash(rs2Secret), Introspect: true, Resources: []string{"https://other.example.com"}},
+		// The password grant without refresh_token: no refresh token.
+		{ID: "pw-only", SecretHash: clients.SHA256Hash(pwOnly), GrantTypes: []string{clients.GrantPassword},
+			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
 	}
 }
 

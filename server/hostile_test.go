@@ -54,8 +54,17 @@ func manyResources(n int) string {
 	return b.String()
 }
 
+// TestHostileRequests runs the table once per database (subtests SQLite
+// and Postgres): a value PostgreSQL refuses (a NUL in text) must not
+// become a 500 there while SQLite takes it.
 func TestHostileRequests(t *testing.T) {
-	ts := newTestServer(t, sqlite)
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) { hostileRequests(t, b) })
+	}
+}
+
+func hostileRequests(t *testing.T, b backend) {
+	ts := newTestServer(t, b)
 	r := ts.login(confA)
 	at, rt := r.str("access_token"), r.str("refresh_token")
 	jwtHeader, jwtPayload := splitJWT(t, at)
@@ -63,7 +72,7 @@ func TestHostileRequests(t *testing.T) {
 	if kid == "" {
 		t.Fatalf("access token header %v has no kid", jwtHeader)
 	}
-	foreignAT := newTestServer(t, sqlite).login(confA).str("access_token")
+	foreignAT := newTestServer(t, b).login(confA).str("access_token")
 
 	cc := "grant_type=client_credentials"
 	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -114,19 +123,39 @@ func TestHostileRequests(t *testing.T) {
 		{name: "triple-encoded grant_type", call: tokenCall("grant_type=%252563lient_credentials"), status: 400, code: "unsupported_grant_type"},
 		{name: "semicolon separator", call: tokenCall(cc + ";scope=read"), status: 400, code: "invalid_request"},
 
-		// NUL bytes: valid UTF-8, so they reach the checks that refuse them.
-		{name: "NUL in grant_type", call: tokenCall(cc + "%00"), status: 400, code: "unsupported_grant_type"},
-		{name: "NUL in scope", call: tokenCall(cc + "&scope=read%00"), status: 400, code: "invalid_scope"},
-		{name: "NUL in username", call: tokenCall("grant_type=password&username=ada%00&password=" + url.QueryEscape(userPass)), status: 400, code: "invalid_grant"},
-		{name: "NUL in password", call: tokenCall("grant_type=password&username=ada&password=" + url.QueryEscape(userPass) + "%00"), status: 400, code: "invalid_grant"},
-		{name: "NUL in refresh token", call: tokenCall("grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt) + "%00"), status: 400, code: "invalid_grant"},
+		// NUL and control characters: valid UTF-8, refused by parseForm
+		// before any lookup (PostgreSQL cannot store a NUL in text). A NUL
+		// nowhere; C0 controls and DEL in every parameter but password and
+		// client_secret.
+		{name: "NUL in grant_type", call: tokenCall(cc + "%00"), status: 400, code: "invalid_request"},
+		{name: "NUL in scope", call: tokenCall(cc + "&scope=read%00"), status: 400, code: "invalid_request"},
+		{name: "NUL in username", call: tokenCall("grant_type=password&username=ada%00&password=" + url.QueryEscape(userPass)), status: 400, code: "invalid_request"},
+		{name: "NUL alone as username", call: tokenCall("grant_type=password&username=%00&password=x"), status: 400, code: "invalid_request"},
+		{name: "NUL in password", call: tokenCall("grant_type=password&username=ada&password=" + url.QueryEscape(userPass) + "%00"), status: 400, code: "invalid_request"},
+		{name: "NUL in refresh token", call: tokenCall("grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt) + "%00"), status: 400, code: "invalid_request"},
+		{name: "NUL in an unknown parameter", call: tokenCall(cc + "&state=%00"), status: 400, code: "invalid_request"},
+		{name: "NUL in resource", call: tokenCall(cc + "&resource=https%3A%2F%2Fapi.example.com%00"), status: 400, code: "invalid_request"},
+		{name: "NUL in client_id", call: call{body: cc + "&client_id=conf-a%00&client_secret=" + url.QueryEscape(confASecret)}, status: 400, code: "invalid_request"},
+		{name: "NUL in client_secret", call: call{body: cc + "&client_id=conf-a&client_secret=" + url.QueryEscape(confASecret) + "%00"}, status: 400, code: "invalid_request"},
+		{name: "NUL token at introspection", call: introspect("\x00"), status: 400, code: "invalid_request"},
+		{name: "NUL token at revocation", call: call{path: server.PathRevoke, auth: confA, form: url.Values{"token": {rt + "\x00"}}}, status: 400, code: "invalid_request"},
+		{name: "raw NUL in the body", call: tokenCall(cc + "\x00"), status: 400, code: "invalid_request"},
+		{name: "SOH in username", call: tokenCall("grant_type=password&username=a%01da&password=x"), status: 400, code: "invalid_request"},
+		{name: "US in username", call: tokenCall("grant_type=password&username=ada%1f&password=x"), status: 400, code: "invalid_request"},
+		{name: "DEL in username", call: tokenCall("grant_type=password&username=ada%7f&password=x"), status: 400, code: "invalid_request"},
+		{name: "tab in scope", call: tokenCall(cc + "&scope=read%09write"), status: 400, code: "invalid_request"},
+		{name: "newline in grant_type", call: tokenCall("grant_type=client_credentials%0a"), status: 400, code: "invalid_request"},
+		{name: "escape in client_id", call: call{body: cc + "&client_id=conf-a%1b&client_secret=x"}, status: 400, code: "invalid_request"},
+		{name: "CR in token_type_hint", call: call{path: server.PathRevoke, auth: confA, form: url.Values{"token": {rt}, "token_type_hint": {"refresh_token\r"}}}, status: 400, code: "invalid_request"},
+		{name: "newline in redirect_uri", call: tokenCall(cc + "&redirect_uri=https%3A%2F%2Fa%0d%0aX"), status: 400, code: "invalid_request"},
+		{name: "control character in code_verifier", call: tokenCall(cc + "&code_verifier=ab%08c"), status: 400, code: "invalid_request"},
+		// A password may hold any other character: it is only hashed.
+		{name: "tab and DEL in password", call: tokenCall("grant_type=password&username=ada&password=a%09b%7f"), status: 400, code: "invalid_grant"},
+		{name: "tab in client_secret", call: call{body: cc + "&client_id=conf-a&client_secret=a%09b"}, status: 401, code: "invalid_client"},
 		// One token, one spelling: base64 that decodes to the same MAC but
 		// is not its canonical encoding is not the token (FuzzParseRefreshToken).
 		{name: "refresh token MAC with unused bits set", call: tokenCall("grant_type=refresh_token&refresh_token=" + url.QueryEscape(respellMAC(t, rt))), status: 400, code: "invalid_grant"},
-		{name: "refresh token MAC with a newline", call: tokenCall("grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt[:len(rt)-10]+"\n"+rt[len(rt)-10:])), status: 400, code: "invalid_grant"},
-		{name: "NUL in client_id", call: call{body: cc + "&client_id=conf-a%00&client_secret=" + url.QueryEscape(confASecret)}, status: 401, code: "invalid_client"},
-		{name: "NUL token at introspection", call: introspect("\x00"), status: 200, inactive: true},
-		{name: "raw NUL in the body", call: tokenCall(cc + "\x00"), status: 400, code: "unsupported_grant_type"},
+		{name: "refresh token MAC with a newline", call: tokenCall("grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt[:len(rt)-10]+"\n"+rt[len(rt)-10:])), status: 400, code: "invalid_request"},
 
 		// Content types: only application/x-www-form-urlencoded (RFC 6749 §3.2).
 		{name: "json", call: call{auth: confA, ctype: "application/json", body: `{"grant_type":"client_credentials"}`}, status: 400, code: "invalid_request"},
@@ -172,7 +201,13 @@ func TestHostileRequests(t *testing.T) {
 		{name: "basic empty id and secret", call: call{auth: "Basic " + enc(":"), body: cc}, status: 401, code: "invalid_client"},
 		{name: "basic nothing", call: call{auth: "Basic ", body: cc}, status: 401, code: "invalid_client"},
 		{name: "basic without credentials", call: call{auth: "Basic", body: cc}, status: 401, code: "invalid_client"},
-		{name: "basic NUL in id", call: call{auth: basic("conf-a\x00", confASecret), body: cc}, status: 401, code: "invalid_client"},
+		// Basic credentials follow the rule of client_id and client_secret.
+		{name: "basic NUL in id", call: call{auth: basic("conf-a\x00", confASecret), body: cc}, status: 400, code: "invalid_request"},
+		{name: "basic NUL alone as id", call: call{auth: basic("\x00", confASecret), body: cc}, status: 400, code: "invalid_request"},
+		{name: "basic control character in id", call: call{auth: basic("conf\x7f-a", confASecret), body: cc}, status: 400, code: "invalid_request"},
+		{name: "basic raw NUL in id", call: call{auth: "Basic " + enc("conf-a\x00:x"), body: cc}, status: 400, code: "invalid_request"},
+		{name: "basic NUL in secret", call: call{auth: basic("conf-a", confASecret+"\x00"), body: cc}, status: 400, code: "invalid_request"},
+		{name: "basic NUL id at introspection", call: call{path: server.PathIntrospect, auth: basic("rs\x00", "x"), form: url.Values{"token": {at}}}, status: 400, code: "invalid_request"},
 		{name: "basic 16 KiB secret", call: call{auth: basic("conf-a", strings.Repeat("s", 12<<10)), body: cc}, status: 401, code: "invalid_client"},
 		{name: "16 KiB Authorization header", call: call{auth: "Basic " + strings.Repeat("A", 16<<10), body: cc}, status: 401, code: "invalid_client"},
 		{name: "16 KiB Authorization header of another scheme", call: call{auth: "Bearer " + strings.Repeat("A", 16<<10), body: cc}, status: 401, code: "invalid_client"},
@@ -262,7 +297,13 @@ func TestHostileRequests(t *testing.T) {
 // forgery taken for reuse, a stranger who knows a session id (the access
 // token's sid) could log its owner out.
 func TestHostileRefreshTokenFromAnotherKey(t *testing.T) {
-	ts := newTestServer(t, sqlite)
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) { hostileRefreshTokenFromAnotherKey(t, b) })
+	}
+}
+
+func hostileRefreshTokenFromAnotherKey(t *testing.T, b backend) {
+	ts := newTestServer(t, b)
 	rt0 := ts.login(confA).str("refresh_token")
 	r := ts.token(confA, refresh(rt0))
 	if r.status != 200 {

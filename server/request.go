@@ -20,11 +20,35 @@ const maxFormBytes = 64 << 10
 // repeated (RFC 6749 §3.1, §3.2).
 var repeatable = map[string]bool{"resource": true}
 
+// freeText names the parameters whose values are secrets chosen by people
+// (RFC 6749 §4.3.2 password, §2.3.1 client_secret): any character but NUL.
+var freeText = map[string]bool{"password": true, "client_secret": true}
+
+// checkValue refuses a parameter value no legitimate client sends: a NUL
+// anywhere (PostgreSQL cannot even compare one with text), and in every
+// parameter but a password or client secret a C0 control character or
+// DEL. RFC 6749 Appendix A defines client_id, scope, code, state and the
+// tokens over printable characters (VSCHAR, NQCHAR) and username without
+// CR or LF; we refuse every control character in identifiers, which
+// also keeps them out of the database and the logs. Such a request is
+// malformed: invalid_request (RFC 6749 §5.2), answered before any lookup.
+func checkValue(name, v string) error {
+	bad := func(c rune) bool { return c < 0x20 || c == 0x7f }
+	if freeText[name] {
+		bad = func(c rune) bool { return c == 0 }
+	}
+	if strings.ContainsFunc(v, bad) {
+		return errInvalidRequest("parameter " + sanitizeDescription(name) + " holds a control character")
+	}
+	return nil
+}
+
 // parseForm reads the body of a POST endpoint, once: POST only, an
 // application/x-www-form-urlencoded body (RFC 6749 §3.2, RFC 7009 §2.1,
 // RFC 7662 §2.1) of bounded size, no parameter in the URL (credentials and
-// tokens there leak into logs; RFC 6749 §2.3.1, RFC 9700 §4.3.2), and no
-// repeated parameter. On success r.Form holds the body parameters only.
+// tokens there leak into logs; RFC 6749 §2.3.1, RFC 9700 §4.3.2), no
+// repeated parameter, and no control character where none belongs
+// (checkValue). On success r.Form holds the body parameters only.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
 		return nil, errMethodNotAllowed(http.MethodPost)
@@ -61,6 +85,9 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 			if !utf8.ValidString(v) {
 				return nil, errInvalidRequest("parameter " + sanitizeDescription(name) + " is not UTF-8")
 			}
+			if err := checkValue(name, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// go-oauth2 reads parameters with r.FormValue, which merges the URL
@@ -79,6 +106,14 @@ func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry)
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		id, secret, err := decodeBasic(auth)
 		if err != nil {
+			return nil, err
+		}
+		// The Basic credentials are the client_id and client_secret
+		// parameters, form-urlencoded (RFC 6749 §2.3.1): the same rules.
+		if err := checkValue("client_id", id); err != nil {
+			return nil, err
+		}
+		if err := checkValue("client_secret", secret); err != nil {
 			return nil, err
 		}
 		if hasBodySecret {

@@ -232,23 +232,33 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, err
 	}
 	now := g.now().UTC()
+	// RFC 6749 §4.3.3: the refresh token is OPTIONAL, and a client without
+	// the refresh_token grant gets none. Its login is still a session (the
+	// access token's sid), so that introspection ends the access token
+	// with it (user disabled, deleted, new password, admin revocation); the
+	// session lives exactly as long as the access token, then is swept.
+	refreshable := c.AllowsGrant(clients.GrantRefreshToken)
+	idle, absolute := c.RefreshIdleTTL, c.RefreshAbsoluteTTL
+	if !refreshable {
+		idle, absolute = c.AccessTokenTTL, c.AccessTokenTTL
+	}
 	f := storage.Family{
 		ID: newID(), ClientID: c.ID, UserID: req.userID, Scope: strings.Join(scope, " "),
 		Salt: newSalt(), KeyID: g.keys.MACKeyID(),
 		CreatedAt: now, LastUsedAt: now,
-		IdleExpiresAt:     now.Add(c.RefreshIdleTTL),
-		AbsoluteExpiresAt: now.Add(c.RefreshAbsoluteTTL),
+		IdleExpiresAt:     now.Add(idle),
+		AbsoluteExpiresAt: now.Add(absolute),
 	}
 	if err := g.store.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
 		return nil, errBadCredentials // disabled or deleted since the password check
 	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
 	}
-	g.sessions.put(f)
 	resp, err := g.minter.response(ctx, req, req.userID, scope, f.ID, now)
-	if err != nil {
-		return nil, err
+	if err != nil || !refreshable {
+		return resp, err
 	}
+	g.sessions.put(f)
 	return withRefresh(resp, g.keys, f, f.Generation, now), nil
 }
 

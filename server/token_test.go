@@ -645,3 +645,49 @@ func TestHashSlotsGetProcessors(t *testing.T) {
 		t.Fatalf("own: GOMAXPROCS %d, want CPUs + %d hash slots = %d", got, own, want)
 	}
 }
+
+// TestPasswordGrantWithoutRefreshGrant: a client whose grant_types lack
+// refresh_token gets no refresh token (RFC 6749 §4.3.3: it is OPTIONAL; a
+// token for a grant the client may not use would be useless at best). Its
+// login still opens a session, as long as its access token lives, so that
+// the token's sid is introspected like any other: inactive once the user is
+// disabled or the session revoked.
+func TestPasswordGrantWithoutRefreshGrant(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newTestServer(t, b)
+			auth := basic("pw-only", pwOnly)
+			r := ts.login(auth)
+			if _, ok := r.json["refresh_token"]; ok {
+				t.Fatalf("refresh token issued to a client without the refresh_token grant: %s", r.body)
+			}
+			if _, ok := r.json["refresh_expires_in"]; ok {
+				t.Fatalf("refresh_expires_in without a refresh token: %s", r.body)
+			}
+			at := r.str("access_token")
+			c := ts.verifyAccessToken(at)
+			if c.SessionID == "" || c.Subject != "user-ada" {
+				t.Fatalf("claims %+v, want ada's and a session", c)
+			}
+			f, err := ts.store.GetFamily(t.Context(), c.SessionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if exp := c.Expiry.Time(); f.ExpiresAt().Before(exp) || f.ExpiresAt().After(exp.Add(time.Second)) {
+				t.Errorf("session expires at %v, want with its access token at %v", f.ExpiresAt(), exp)
+			}
+			if r := ts.introspect(confBAuth, at); r.json["active"] != true || r.str("username") != "ada" {
+				t.Fatalf("introspect: %d %s", r.status, r.body)
+			}
+			// Refreshing stays refused for this client.
+			wantError(t, ts.token(auth, refresh("ktr1.AAAAAAAAAAAAAAAAAAAAAA.0.x")), 400, "unauthorized_client")
+
+			if err := ts.store.SetUserDisabled(t.Context(), "ada", true, ts.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if r := ts.introspect(confBAuth, at); r.status != 200 || string(r.body) != "{\"active\":false}\n" {
+				t.Fatalf("introspect after the user was disabled: %d %s", r.status, r.body)
+			}
+		})
+	}
+}

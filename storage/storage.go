@@ -35,6 +35,9 @@ const (
 	ReasonAdmin        = "admin"
 	ReasonUserDisabled = "user_disabled"
 	ReasonUserDeleted  = "user_deleted"
+	// ReasonPasswordChanged: the user's password was set; sessions opened
+	// with the old one end (unless the admin chose to keep them).
+	ReasonPasswordChanged = "password_changed"
 )
 
 // Family is one login session: the single row behind every refresh token
@@ -178,7 +181,11 @@ type Store interface {
 	// SetUserDisabled enables or disables a user. Disabling also revokes the
 	// user's live families (ReasonUserDisabled) in the same transaction.
 	SetUserDisabled(ctx context.Context, username string, disabled bool, now time.Time) error
-	SetUserPassword(ctx context.Context, username, passwordHash string, now time.Time) error
+	// SetUserPassword replaces the user's password hash and, unless
+	// keepSessions, revokes the user's live families
+	// (ReasonPasswordChanged) in the same transaction: sessions opened with
+	// the old password end with it.
+	SetUserPassword(ctx context.Context, username, passwordHash string, keepSessions bool, now time.Time) error
 	// DeleteUser deletes the user and revokes their live families
 	// (ReasonUserDeleted) in the same transaction.
 	DeleteUser(ctx context.Context, username string, now time.Time) error

@@ -48,7 +48,10 @@ the master secret is generated into secret_file on first start; with
 PostgreSQL it must be given (all instances share it).
 
 --demo adds a client "demo" (in memory, for this run only) and a user "demo"
-with a new random password, and prints both with curl commands to try them.`,
+with a new random password, and prints both with curl commands to try them.
+It refuses a database that has users of its own, and deletes the demo user
+(revoking its sessions) when it stops; a serve without --demo deletes a demo
+user left behind by a demo that did not stop.`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return e.serve(cmd.Context(), demo) }),
 	}
@@ -88,10 +91,14 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	}
 	defer store.Close()
 	if creds != nil {
-		if err := ensureDemoUser(ctx, store, creds); err != nil {
+		stopDemo, err := startDemoUser(ctx, store, creds, a.log)
+		if err != nil {
 			return err
 		}
-		a.log.Warn("demo mode: client and user \"demo\" are enabled; do not use in production")
+		defer stopDemo()
+		a.log.Warn("demo mode: client and user \"demo\" exist until this server stops; do not use in production")
+	} else if err := removeLeftoverDemoUser(ctx, store, a.log); err != nil {
+		return err
 	}
 	keys, err := a.keys(ctx, store, secret, a.log)
 	if err != nil {
@@ -262,6 +269,11 @@ type demoCredentials struct {
 
 const demoName = "demo"
 
+// demoUserID marks the user --demo creates. No ID the users commands make
+// (randomToken(16): 22 characters) can equal it, so a user an admin named
+// "demo" is never taken for the demo's.
+const demoUserID = "keyturn-demo"
+
 // addDemoClient appends the demo client to cfg.Clients.
 func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
 	if slices.ContainsFunc(cfg.Clients, func(s clients.Spec) bool { return s.ID == demoName }) {
@@ -288,27 +300,68 @@ func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
 	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password, spec: spec}, nil
 }
 
-// ensureDemoUser creates the demo user with the demo password, or resets
-// and enables it if it exists.
-func ensureDemoUser(ctx context.Context, store storage.Store, creds *demoCredentials) error {
+// startDemoUser creates the demo's user, on a database with no other user:
+// a demo must neither sit next to real accounts nor take over a real user
+// who happens to be called demo. A demo user left behind by a demo that did
+// not stop is replaced. The returned stop deletes the user, which revokes
+// its sessions (so its printed password opens nothing once the demo ends);
+// if it never runs (a crash), the next serve deletes the user
+// (removeLeftoverDemoUser).
+func startDemoUser(ctx context.Context, store storage.Store, creds *demoCredentials, log *slog.Logger) (stop func(), err error) {
+	users, err := store.ListUsers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("demo user: %w", err)
+	}
+	others := 0
+	for _, u := range users {
+		if u.ID != demoUserID {
+			others++
+		}
+	}
+	if others > 0 {
+		return nil, usageErrorf("--demo: the database has users (%d); run the demo on a database of its own (another data_dir or database.url)", others)
+	}
 	hash, err := passhash.Hash(creds.Password, passhash.Default)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := time.Now().UTC()
-	_, err = store.GetUserByUsername(ctx, creds.Username)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return createUser(ctx, store, creds.Username, hash, now)
-	case err != nil:
+	if len(users) > 0 { // left by a demo that did not stop
+		if err := store.DeleteUser(ctx, creds.Username, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("demo user: %w", err)
+		}
+	}
+	err = store.CreateUser(ctx, storage.User{ID: demoUserID, Username: creds.Username, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return nil, fmt.Errorf("demo user: %w", err)
+	}
+	return func() {
+		// The serve context is done by now; the deletion still gets its time.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := store.DeleteUser(dctx, creds.Username, time.Now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			log.Error("demo user not deleted; the next serve deletes it", "err", err)
+			return
+		}
+		log.Info("demo user deleted and its sessions revoked")
+	}, nil
+}
+
+// removeLeftoverDemoUser deletes (and so logs out) the user of a demo that
+// did not stop cleanly, before a non-demo serve serves anyone: its password
+// was printed, and the demo's promise is that it opens nothing afterwards.
+func removeLeftoverDemoUser(ctx context.Context, store storage.Store, log *slog.Logger) error {
+	u, err := store.GetUser(ctx, demoUserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("demo user: %w", err)
 	}
-	if err := store.SetUserPassword(ctx, creds.Username, hash, now); err != nil {
+	if err := store.DeleteUser(ctx, u.Username, time.Now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("demo user: %w", err)
 	}
-	if err := store.SetUserDisabled(ctx, creds.Username, false, now); err != nil {
-		return fmt.Errorf("demo user: %w", err)
-	}
+	log.Warn("removed the demo user left by a serve --demo that did not stop, and revoked its sessions")
 	return nil
 }
 
@@ -320,8 +373,9 @@ func printDemo(w io.Writer, issuer string, c *demoCredentials) {
 	token := base + server.PathToken
 	auth := c.ClientID + ":" + c.ClientSecret
 	fmt.Fprintf(w, `
-Keyturn demo. The client exists until this server stops; the user's password
-changes on every start with --demo. Both are shown only here.
+Keyturn demo. The client and the user exist until this server stops (the
+user is then deleted); the password is new on every start. Both are shown
+only here.
 
   issuer:         %s
   client id:      %s

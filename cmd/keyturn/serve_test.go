@@ -12,9 +12,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
 )
 
 func TestServeDemo(t *testing.T) {
@@ -48,9 +51,13 @@ func TestServeDemo(t *testing.T) {
 			}
 		}
 
-		// Second start: the existing (here: disabled) user gets a new
-		// password and is enabled.
-		c.want(exitOK, "", "users", "disable", "--username", "demo")
+		// The demo user went with the demo.
+		if out := c.want(exitOK, "", "users", "list").stdout; strings.Contains(out, "demo") {
+			t.Errorf("after the demo stopped, users list shows its user:\n%s", out)
+		}
+
+		// Second start, as the README's first command run twice: a new
+		// user with a new password; the previous run's password is refused.
 		oldPassword := d.password
 		d = c.startDemo()
 		login := d.curl("Log in")
@@ -58,6 +65,92 @@ func TestServeDemo(t *testing.T) {
 		login.form.Set("password", oldPassword)
 		if err := d.tryToken(login); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 			t.Errorf("previous run's password: %v, want invalid_grant", err)
+		}
+		if code := d.stop(); code != exitOK {
+			t.Fatalf("serve exited %d:\n%s", code, d.stderr)
+		}
+	})
+}
+
+// TestServeDemoLeavesNoAccount: once a demo stops, a non-demo serve on the
+// same database does not let anyone log in as demo, with the printed
+// password or at all; its sessions are revoked.
+func TestServeDemoLeavesNoAccount(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		c.appendConfig(appClient)
+		d := c.startDemo()
+		tok := d.token(d.curl("Log in"))
+		if code := d.stop(); code != exitOK {
+			t.Fatalf("serve --demo exited %d:\n%s", code, d.stderr)
+		}
+		s := c.startServe()
+		wantInvalidGrant(t, "demo's password after the demo", s.token(t, passwordForm("demo", d.password)))
+		// The demo client is gone with the demo; the session is revoked too.
+		fam, _ := refreshParts(t, tok["refresh_token"].(string))
+		if f, err := c.store().GetFamily(t.Context(), fam); err != nil || !f.Revoked() {
+			t.Errorf("the demo's session after the demo: %+v, %v; want revoked", f, err)
+		}
+		if out := c.want(exitOK, "", "users", "list").stdout; strings.Contains(out, "demo") {
+			t.Errorf("users list after the demo:\n%s", out)
+		}
+		s.stop()
+	})
+}
+
+// TestServeDemoCrashLeavesNoAccount: a demo that died without stopping
+// (here: its user written as the demo writes it) leaves a user behind;
+// the next non-demo serve deletes it before it serves, and the next demo
+// replaces it.
+func TestServeDemoCrashLeavesNoAccount(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		c.appendConfig(appClient)
+		c.want(exitOK, "", "migrate")
+		leftover := func() {
+			t.Helper()
+			hash, err := passhash.Hash("crashed demo pw", passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC()
+			if err := c.store().CreateUser(t.Context(), storage.User{ID: demoUserID, Username: "demo", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		leftover()
+		s := c.startServe()
+		wantInvalidGrant(t, "the crashed demo's password", s.token(t, passwordForm("demo", "crashed demo pw")))
+		if !strings.Contains(s.stderr.String(), "removed the demo user") {
+			t.Errorf("serve did not say it removed the demo user:\n%s", s.stderr)
+		}
+		s.stop()
+
+		leftover()
+		d := c.startDemo()
+		login := d.curl("Log in")
+		d.token(login)
+		login.form.Set("password", "crashed demo pw")
+		if err := d.tryToken(login); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+			t.Errorf("the crashed demo's password in the next demo: %v, want invalid_grant", err)
+		}
+		d.stop()
+	})
+}
+
+// TestServeDemoRefusesUsers: --demo runs only on a database without users
+// of its own: it must neither sit next to real accounts nor take over a
+// real user who happens to be called demo.
+func TestServeDemoRefusesUsers(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		for _, name := range []string{"ada", "demo"} {
+			c.want(exitOK, "pw of "+name+"\n", "users", "create", "--username", name, "--password-stdin")
+			// Started in the background: were it not refused, it would serve.
+			_, stderr, stop := c.start("serve", "--demo")
+			stderr.waitFor(t, "the refusal", func(s string) bool { return strings.Contains(s, "keyturn: --demo: the database has users") })
+			if code := stop(); code != exitUsage {
+				t.Errorf("serve --demo with user %s: exit %d, want %d:\n%s", name, code, exitUsage, stderr)
+			}
+			c.checkPassword(name, "pw of "+name)
+			c.want(exitOK, "", "users", "delete", "--username", name)
 		}
 	})
 }

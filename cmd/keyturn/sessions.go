@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +25,18 @@ func (f *sessionFlags) register(c *cobra.Command, withFamily bool) {
 	}
 	c.Flags().StringVar(&f.user, "user", "", "the sessions of the user `NAME`")
 	c.Flags().StringVar(&f.client, "client", "", "the sessions of the client `ID`")
+}
+
+// check refuses a control character in any flag, as checkUsername does:
+// no name or id holds one, and PostgreSQL cannot compare a NUL with text,
+// so it would be a database error instead of the caller's mistake.
+func (f *sessionFlags) check() error {
+	for _, v := range []struct{ flag, value string }{{"--family", f.family}, {"--user", f.user}, {"--client", f.client}} {
+		if strings.ContainsFunc(v.value, unicode.IsControl) {
+			return usageErrorf("%s: control character", v.flag)
+		}
+	}
+	return nil
 }
 
 // filter resolves --user to the user's ID. An unknown user is the
@@ -55,6 +69,9 @@ func (e *env) sessionsListCommand() *cobra.Command {
 	c.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if f.user == "" && f.client == "" {
 			return usageErrorf("give --user NAME or --client ID")
+		}
+		if err := f.check(); err != nil {
+			return err
 		}
 		return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
 			filter, err := f.filter(ctx, store)
@@ -122,6 +139,9 @@ tokens offline accept them until they expire (tokens.access_token_ttl).
 		}
 		if set != 1 {
 			return usageErrorf("give exactly one of --family ID, --user NAME or --client ID")
+		}
+		if err := f.check(); err != nil {
+			return err
 		}
 		return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
 			now := time.Now().UTC()

@@ -32,17 +32,15 @@ func (e *env) usersCommand() *cobra.Command {
 		e.userCommand("disable", "Disable a user and revoke their sessions", false, usersSetDisabled(true)),
 		e.userCommand("enable", "Enable a disabled user", false, usersSetDisabled(false)),
 		e.userCommand("delete", "Delete a user and revoke their sessions", false, usersDelete),
-		e.userCommand("set-password", "Set a user's password (from stdin)", true, usersSetPassword),
+		e.usersSetPasswordCommand(),
 	)
 }
 
-// sessionsEnded names the subcommands that revoke the user's sessions, and
-// the reason the sessions record (logged too).
-var sessionsEnded = map[string]string{"disable": storage.ReasonUserDisabled, "delete": storage.ReasonUserDeleted}
-
 // userOp is what a users subcommand does to one user, given the store,
-// the username and (for the commands that take one) the password hash.
-type userOp func(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, error)
+// the username and (for the commands that take one) the password hash. It
+// returns what to print and, if it revoked the user's sessions, the
+// reason they record (logged too).
+type userOp func(ctx context.Context, store storage.Store, username, hash string, now time.Time) (msg, revoked string, err error)
 
 // userCommand builds a subcommand that acts on --username, reading a
 // password from stdin if withPassword. It opens the store, runs op and
@@ -76,12 +74,12 @@ func (e *env) userCommand(name, short string, withPassword bool, op userOp) *cob
 			}
 		}
 		return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
-			msg, err := op(ctx, store, username, hash, time.Now().UTC())
+			msg, revoked, err := op(ctx, store, username, hash, time.Now().UTC())
 			if err != nil {
 				return userError(username, err)
 			}
-			if reason, ok := sessionsEnded[name]; ok {
-				a.log.Warn("user's sessions revoked", "username", username, "reason", reason)
+			if revoked != "" {
+				a.log.Warn("user's sessions revoked", "username", username, "reason", revoked)
 			}
 			fmt.Fprintln(e.stdout, msg)
 			return nil
@@ -139,37 +137,49 @@ func createUser(ctx context.Context, store storage.Store, username, hash string,
 	})
 }
 
-func usersCreate(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, error) {
+func usersCreate(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, string, error) {
 	if err := createUser(ctx, store, username, hash, now); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return fmt.Sprintf("created user %q", username), nil
+	return fmt.Sprintf("created user %q", username), "", nil
 }
 
 func usersSetDisabled(disabled bool) userOp {
-	return func(ctx context.Context, store storage.Store, username, _ string, now time.Time) (string, error) {
+	return func(ctx context.Context, store storage.Store, username, _ string, now time.Time) (string, string, error) {
 		if err := store.SetUserDisabled(ctx, username, disabled, now); err != nil {
-			return "", err
+			return "", "", err
 		}
 		if disabled {
-			return fmt.Sprintf("disabled user %q and revoked their sessions", username), nil
+			return fmt.Sprintf("disabled user %q and revoked their sessions", username), storage.ReasonUserDisabled, nil
 		}
-		return fmt.Sprintf("enabled user %q", username), nil
+		return fmt.Sprintf("enabled user %q", username), "", nil
 	}
 }
 
-func usersDelete(ctx context.Context, store storage.Store, username, _ string, now time.Time) (string, error) {
+func usersDelete(ctx context.Context, store storage.Store, username, _ string, now time.Time) (string, string, error) {
 	if err := store.DeleteUser(ctx, username, now); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return fmt.Sprintf("deleted user %q and revoked their sessions", username), nil
+	return fmt.Sprintf("deleted user %q and revoked their sessions", username), storage.ReasonUserDeleted, nil
 }
 
-func usersSetPassword(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, error) {
-	if err := store.SetUserPassword(ctx, username, hash, now); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("set the password of user %q", username), nil
+// usersSetPasswordCommand is set-password: a new password ends the
+// sessions opened with the old one (a leaked password is the usual reason
+// to change it), unless --keep-sessions says otherwise.
+func (e *env) usersSetPasswordCommand() *cobra.Command {
+	var keep bool
+	c := e.userCommand("set-password", "Set a user's password (from stdin) and revoke their sessions", true,
+		func(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, string, error) {
+			if err := store.SetUserPassword(ctx, username, hash, keep, now); err != nil {
+				return "", "", err
+			}
+			if keep {
+				return fmt.Sprintf("set the password of user %q; their sessions were kept", username), "", nil
+			}
+			return fmt.Sprintf("set the password of user %q and revoked their sessions", username), storage.ReasonPasswordChanged, nil
+		})
+	c.Flags().BoolVar(&keep, "keep-sessions", false, "keep the user's sessions (refresh tokens) alive")
+	return c
 }
 
 func (e *env) usersListCommand() *cobra.Command {

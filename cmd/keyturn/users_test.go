@@ -2,9 +2,13 @@ package main
 
 import (
 	"io"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore"
 )
@@ -155,4 +159,126 @@ func wantOneLine(t *testing.T, stderr, want string) {
 	if stderr != want+"\n" {
 		t.Errorf("stderr = %q, want %q", stderr, want+"\n")
 	}
+}
+
+// TestControlCharactersInNames: a NUL or other control character in a
+// username, client id or session id is the caller's mistake (exit 2, one
+// line), on both databases, never a database error (PostgreSQL refuses a
+// NUL in text).
+func TestControlCharactersInNames(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		for _, name := range []string{"a\x00da", "\x00", "ada\x01", "ada\x1f", "ada\x7f", "a\nda"} {
+			for _, args := range [][]string{
+				{"users", "create", "--username", name, "--password-stdin"},
+				{"users", "set-password", "--username", name, "--password-stdin"},
+				{"users", "disable", "--username", name},
+				{"users", "delete", "--username", name},
+			} {
+				r := c.want(exitUsage, "pw\n", args...)
+				wantOneLine(t, r.stderr, "keyturn: --username: control character")
+			}
+			for _, args := range [][]string{
+				{"sessions", "list", "--user", name},
+				{"sessions", "list", "--client", name},
+				{"sessions", "revoke", "--user", name},
+				{"sessions", "revoke", "--client", name},
+				{"sessions", "revoke", "--family", name},
+			} {
+				r := c.want(exitUsage, "", args...)
+				if !strings.HasPrefix(r.stderr, "keyturn: --") || !strings.HasSuffix(r.stderr, ": control character\n") {
+					t.Errorf("%q: stderr %q, want keyturn: --flag: control character", args, r.stderr)
+				}
+			}
+		}
+		if out := c.want(exitOK, "", "users", "list").stdout; strings.Count(out, "\n") != 1 {
+			t.Errorf("list after refused creates:\n%s", out)
+		}
+	})
+}
+
+// appClient is a public client for the password and refresh_token grants,
+// for tests that log in to a running serve.
+const appClient = `clients:
+  - id: app
+    public: true
+    grant_types: [password, refresh_token]
+    scopes: [read]
+    default_scopes: [read]
+`
+
+// appendConfig adds yaml (top-level keys) to the config file.
+func (c *cli) appendConfig(yaml string) {
+	c.t.Helper()
+	old, err := os.ReadFile(c.config)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.writeConfig(string(old) + yaml)
+}
+
+// serving is a `keyturn serve` running in-process.
+type serving struct {
+	url    string // http://addr
+	stderr *syncBuffer
+	stop   func() int
+}
+
+// startServe starts `keyturn serve` with args and waits until it listens.
+func (c *cli) startServe(args ...string) *serving {
+	c.t.Helper()
+	_, stderr, stop := c.start(append([]string{"serve"}, args...)...)
+	stderr.waitFor(c.t, "listening", func(s string) bool { return listenAddr(s) != "" })
+	return &serving{url: "http://" + listenAddr(stderr.String()), stderr: stderr, stop: stop}
+}
+
+// token posts form with client_id=app to the token endpoint.
+func (s *serving) token(t *testing.T, form url.Values) answer {
+	t.Helper()
+	form.Set("client_id", "app")
+	return post(httpClient(t), s.url, server.PathToken, "", form)
+}
+
+// TestSetPasswordEndsSessions: after `users set-password`, a refresh token
+// issued before it gets invalid_grant from a running server (the revoked
+// session is refused by the rotation's conditional UPDATE, even though the
+// server's session cache knows it); with --keep-sessions it still works.
+func TestSetPasswordEndsSessions(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		c.appendConfig(appClient)
+		c.want(exitOK, "old pass\n", "users", "create", "--username", "ada", "--password-stdin")
+		s := c.startServe()
+		login := func(password string) string {
+			t.Helper()
+			a := s.token(t, passwordForm("ada", password))
+			if a.err != nil || a.status != http.StatusOK || a.str("refresh_token") == "" {
+				t.Fatalf("login: %v", a)
+			}
+			// One refresh, so the session is in the server's cache.
+			a = s.token(t, refreshForm(a.str("refresh_token")))
+			if a.status != http.StatusOK {
+				t.Fatalf("refresh: %v", a)
+			}
+			return a.str("refresh_token")
+		}
+		rt := login("old pass")
+
+		r := c.want(exitOK, "new pass\n", "users", "set-password", "--username", "ada", "--password-stdin")
+		if !strings.Contains(r.stdout, "revoked their sessions") || !strings.Contains(r.stderr, `"reason":"password_changed"`) {
+			t.Errorf("set-password: stdout %q, stderr %q", r.stdout, r.stderr)
+		}
+		wantInvalidGrant(t, "refresh after set-password", s.token(t, refreshForm(rt)))
+		wantInvalidGrant(t, "the old password", s.token(t, passwordForm("ada", "old pass")))
+
+		rt = login("new pass")
+		r = c.want(exitOK, "newer pass\n", "users", "set-password", "--username", "ada", "--password-stdin", "--keep-sessions")
+		if !strings.Contains(r.stdout, "sessions were kept") || strings.Contains(r.stderr, "revoked") {
+			t.Errorf("set-password --keep-sessions: stdout %q, stderr %q", r.stdout, r.stderr)
+		}
+		if a := s.token(t, refreshForm(rt)); a.status != http.StatusOK {
+			t.Errorf("refresh after set-password --keep-sessions: %v", a)
+		}
+		if code := s.stop(); code != exitOK {
+			t.Fatalf("serve exited %d:\n%s", code, s.stderr)
+		}
+	})
 }

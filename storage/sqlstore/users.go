@@ -66,19 +66,22 @@ func (s *Store) SetUserDisabled(ctx context.Context, username string, disabled b
 	return mapErr("set user disabled", err)
 }
 
-// SetUserPassword replaces a user's password hash. ErrNotFound for an
-// unknown username.
-func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash string, now time.Time) error {
-	var n int64
+// SetUserPassword replaces a user's password hash and, unless
+// keepSessions, revokes the user's live families (ReasonPasswordChanged) in
+// the same transaction. ErrNotFound for an unknown username.
+func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash string, keepSessions bool, now time.Time) error {
 	err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Exec("UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ?",
-			passwordHash, micros(now), username)
-		n = res.RowsAffected
-		return res.Error
+		return db.Transaction(func(tx *gorm.DB) error {
+			id, err := userIDReturning(tx,
+				"UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING id",
+				passwordHash, micros(now), username)
+			if err != nil || keepSessions {
+				return err
+			}
+			_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonPasswordChanged, now)
+			return err
+		})
 	})
-	if err == nil && n == 0 {
-		return fmt.Errorf("set user password: %w", storage.ErrNotFound)
-	}
 	return mapErr("set user password", err)
 }
 

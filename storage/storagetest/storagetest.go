@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ListUsers", testListUsers},
 		{"SetUserDisabled", testSetUserDisabled},
 		{"SetUserPassword", testSetUserPassword},
+		{"SetUserPasswordKeepSessions", testSetUserPasswordKeepSessions},
 		{"DeleteUser", testDeleteUser},
 		{"UnknownUsername", testUnknownUsername},
 		{"DenyAccessToken", testDenyAccessToken},
@@ -785,17 +786,61 @@ func testSetUserDisabled(t *testing.T, s storage.Store) {
 }
 
 func testSetUserPassword(t *testing.T, s storage.Store) {
+	ctx := t.Context()
 	u := user("user-1", "ada")
 	createUser(t, s, u)
+	createUser(t, s, user("user-2", "bob"))
 	createFamily(t, s, family("fam-1", "user-1", "app"))
+	createFamily(t, s, family("fam-2", "user-1", "app-b"))
+	loggedOut := family("logged-out", "user-1", "app")
+	loggedOut.RevokedAt = base.Add(time.Minute)
+	loggedOut.RevokeReason = storage.ReasonLogout
+	createFamily(t, s, loggedOut)
+	createFamily(t, s, family("bobs", "user-2", "app"))
 	now := base.Add(time.Hour)
-	if err := s.SetUserPassword(t.Context(), "ada", "$argon2id$new", now); err != nil {
+	if err := s.SetUserPassword(ctx, "ada", "$argon2id$new", false, now); err != nil {
 		t.Fatal(err)
 	}
 	want := u
 	want.PasswordHash = "$argon2id$new"
 	want.UpdatedAt = now
 	checkUser(t, getUser(t, s, "ada"), want)
+	// The old password's sessions end with it, in the same transaction.
+	for _, id := range []string{"fam-1", "fam-2"} {
+		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonPasswordChanged {
+			t.Errorf("%s after set password: RevokedAt %v reason %q", id, f.RevokedAt, f.RevokeReason)
+		}
+	}
+	if f := getFamily(t, s, loggedOut.ID); f.RevokeReason != storage.ReasonLogout {
+		t.Errorf("logged-out family reason = %q, want %q", f.RevokeReason, storage.ReasonLogout)
+	}
+	if getFamily(t, s, "bobs").Revoked() {
+		t.Error("ada's new password revoked bob's family")
+	}
+	_, err := s.RotateFamily(ctx, "fam-1", 0, now, now.Add(idleTTL))
+	wantErr(t, "RotateFamily after set password", err, storage.ErrFamilyRevoked)
+}
+
+// testSetUserPasswordKeepSessions: with keepSessions, only the hash changes.
+func testSetUserPasswordKeepSessions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	u := user("user-1", "ada")
+	createUser(t, s, u)
+	createFamily(t, s, family("fam-1", "user-1", "app"))
+	now := base.Add(time.Hour)
+	if err := s.SetUserPassword(ctx, "ada", "$argon2id$new", true, now); err != nil {
+		t.Fatal(err)
+	}
+	want := u
+	want.PasswordHash = "$argon2id$new"
+	want.UpdatedAt = now
+	checkUser(t, getUser(t, s, "ada"), want)
+	if f := getFamily(t, s, "fam-1"); f.Revoked() {
+		t.Errorf("fam-1 revoked (%s) though the sessions were to be kept", f.RevokeReason)
+	}
+	if _, err := s.RotateFamily(ctx, "fam-1", 0, now, now.Add(idleTTL)); err != nil {
+		t.Errorf("RotateFamily after set password, sessions kept: %v", err)
+	}
 }
 
 func testDeleteUser(t *testing.T, s storage.Store) {
@@ -833,7 +878,8 @@ func testUnknownUsername(t *testing.T, s storage.Store) {
 	createUser(t, s, user("user-1", "ada"))
 	wantErr(t, "SetUserDisabled(true)", s.SetUserDisabled(ctx, "nobody", true, base), storage.ErrNotFound)
 	wantErr(t, "SetUserDisabled(false)", s.SetUserDisabled(ctx, "nobody", false, base), storage.ErrNotFound)
-	wantErr(t, "SetUserPassword", s.SetUserPassword(ctx, "nobody", "x", base), storage.ErrNotFound)
+	wantErr(t, "SetUserPassword", s.SetUserPassword(ctx, "nobody", "x", false, base), storage.ErrNotFound)
+	wantErr(t, "SetUserPassword(keep sessions)", s.SetUserPassword(ctx, "nobody", "x", true, base), storage.ErrNotFound)
 	wantErr(t, "DeleteUser", s.DeleteUser(ctx, "nobody", base), storage.ErrNotFound)
 	wantErr(t, "DeleteUser(by ID)", s.DeleteUser(ctx, "user-1", base), storage.ErrNotFound)
 	checkUser(t, getUser(t, s, "ada"), user("user-1", "ada"))
