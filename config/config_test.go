@@ -237,7 +237,8 @@ func TestLoadFile(t *testing.T) {
 		SecretFile:      "/run/secrets/keyturn",
 		Database:        Database{URL: "postgres://keyturn:pw@db:5432/keyturn?sslmode=disable", MaxOpenConns: 32, Timeout: 2 * time.Second},
 		Login: Login{MaxConcurrentHashes: 4, MaxQueuedHashes: 10, HashProcessors: "shared", FreeFailures: 3, BaseDelay: 2 * time.Second,
-			MaxDelay: 5 * time.Minute, FailureWindow: 30 * time.Minute, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"}},
+			MaxDelay: 5 * time.Minute, FailureWindow: 30 * time.Minute,
+			UserFailures: 50, AddressFailures: 100, KnownAddressTTL: 30 * 24 * time.Hour, KnownAddresses: 10, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"}},
 		TLS: TLS{CertFile: "/etc/keyturn/tls.crt", KeyFile: "/etc/keyturn/tls.key"},
 		Tokens: Tokens{
 			AccessTokenTTL:     5 * time.Minute,

@@ -158,11 +158,19 @@ func (s *benchStore) CheckAccess(_ context.Context, _, familyID string) (storage
 	return out, nil
 }
 
-func (s *benchStore) GetThrottle(context.Context, string) (storage.Throttle, error) {
-	return storage.Throttle{}, storage.ErrNotFound
+func (s *benchStore) ReserveAttempt(_ context.Context, key string, _ storage.ThrottleRule, _ time.Time) (storage.Throttle, bool, error) {
+	return storage.Throttle{Key: key, Pending: 1}, true, nil
 }
 
-func (s *benchStore) ResetThrottle(context.Context, string) error { return nil }
+func (s *benchStore) ResolveAttempt(context.Context, string, storage.AttemptOutcome, storage.ThrottleRule, time.Time) error {
+	return nil
+}
+
+func (s *benchStore) KnownAddress(context.Context, string, string, time.Time) (bool, error) {
+	return false, nil
+}
+
+func (s *benchStore) RememberAddress(context.Context, string, string, time.Time, int) error { return nil }
 
 func (s *benchStore) CreateSigningKey(_ context.Context, k storage.SigningKey) error {
 	s.mu.Lock()
@@ -367,7 +375,7 @@ func BenchmarkParseAndAuthenticate(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := authenticateClient(r, form, reg); err != nil {
+				if _, err := authenticateClient(r, form, reg, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

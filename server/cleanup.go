@@ -18,6 +18,9 @@ type CleanupOptions struct {
 	// ThrottleRetention is how long failed-login counters are kept
 	// (default 24h).
 	ThrottleRetention time.Duration
+	// KnownAddressRetention is how long an address a user logged in from
+	// is remembered (default 30 days, LoginOptions.KnownAddressTTL).
+	KnownAddressRetention time.Duration
 	// BatchSize bounds every DELETE, so no sweep holds long locks.
 	BatchSize int
 	Now       func() time.Time
@@ -25,12 +28,13 @@ type CleanupOptions struct {
 
 // CleanupResult counts what one sweep deleted.
 type CleanupResult struct {
-	Families, Denials, Throttles int64
+	Families, Denials, Throttles, KnownAddresses int64
 }
 
 // Cleaner deletes expired state: sessions past their absolute expiry or
 // past the revoked retention, denylisted access-token ids past their
-// token's exp, and stale login throttles. Several instances may sweep at
+// token's exp, stale login throttles, and addresses users have not
+// logged in from for the known-address retention. Several instances may sweep at
 // once: each batch deletes rows by id, and a row already gone is no error.
 // Reuse detection is unaffected: a family is kept for its whole absolute
 // lifetime, so a token rotated away long ago still trips revocation.
@@ -50,6 +54,9 @@ func NewCleaner(store storage.Store, opts CleanupOptions, log *slog.Logger) *Cle
 	}
 	if opts.ThrottleRetention <= 0 {
 		opts.ThrottleRetention = 24 * time.Hour
+	}
+	if opts.KnownAddressRetention <= 0 {
+		opts.KnownAddressRetention = 30 * 24 * time.Hour
 	}
 	return &Cleaner{store: store, opts: opts, log: log}
 }
@@ -74,7 +81,13 @@ func (c *Cleaner) Sweep(ctx context.Context) (CleanupResult, error) {
 	}); err != nil {
 		return res, fmt.Errorf("cleanup throttles: %w", err)
 	}
-	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials, "throttles_deleted", res.Throttles)
+	if res.KnownAddresses, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteKnownAddresses(ctx, now.Add(-c.opts.KnownAddressRetention), n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup known addresses: %w", err)
+	}
+	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials,
+		"throttles_deleted", res.Throttles, "known_addresses_deleted", res.KnownAddresses)
 	return res, nil
 }
 

@@ -46,7 +46,12 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 				}
 			}
 			for key, at := range map[string]time.Time{"stale": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
-				if _, err := store.AddLoginFailure(ctx, key, at, at.Add(-time.Hour)); err != nil {
+				if err := store.ResolveAttempt(ctx, key, storage.AttemptFailed, storage.ThrottleRule{Window: time.Hour}, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for user, at := range map[string]time.Time{"gone": now.Add(-31 * 24 * time.Hour), "kept": now.Add(-29 * 24 * time.Hour)} {
+				if err := store.RememberAddress(ctx, user, "addr:192.0.2.1", at, 10); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -58,7 +63,7 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res != (server.CleanupResult{Families: 2, Denials: 2, Throttles: 1}) {
+			if res != (server.CleanupResult{Families: 2, Denials: 2, Throttles: 1, KnownAddresses: 1}) {
 				t.Fatalf("sweep deleted %+v", res)
 			}
 			for id, want := range map[string]bool{
@@ -80,6 +85,11 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			}
 			if _, err := store.GetThrottle(ctx, "stale"); err == nil {
 				t.Error("stale throttle kept")
+			}
+			for user, want := range map[string]bool{"gone": false, "kept": true} {
+				if got, err := store.KnownAddress(ctx, user, "addr:192.0.2.1", time.Time{}); err != nil || got != want {
+					t.Errorf("known address of %s kept = %v, %v; want %v", user, got, err, want)
+				}
 			}
 			// A second sweep finds nothing: the cutoffs are stable.
 			if res, err := c.Sweep(ctx); err != nil || res != (server.CleanupResult{}) {

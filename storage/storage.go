@@ -253,10 +253,11 @@ type Store interface {
 	// ReserveAttempt reserves one attempt on key if rule allows it at now,
 	// in one conditional statement (creating the key on first use), so
 	// that of any number of concurrent callers on any number of instances
-	// no more are let through than the rule allows. It first counts
-	// pending attempts older than rule.Orphan as failures and forgets
-	// failures older than rule.Window. It returns the key's state (after
-	// the reservation, if taken) and whether the attempt was reserved.
+	// no more are let through than the rule allows. Before it refuses, it
+	// counts pending attempts older than rule.Orphan as failures, forgets
+	// failures older than rule.Window, and tries again. It returns the
+	// key's state (after the reservation, if taken) and whether the
+	// attempt was reserved.
 	ReserveAttempt(ctx context.Context, key string, rule ThrottleRule, now time.Time) (Throttle, bool, error)
 	// GetThrottle returns a key's state; ErrNotFound for a key never used.
 	GetThrottle(ctx context.Context, key string) (Throttle, error)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +38,9 @@ For running from cron with cleanup.interval: 0.`,
 func (a *app) cleaner(store storage.Store) *server.Cleaner {
 	return server.NewCleaner(store, server.CleanupOptions{
 		RevokedRetention: a.cfg.Cleanup.RevokedRetention,
-		BatchSize:        a.cfg.Cleanup.BatchSize,
+		// A throttle is kept while its failures count.
+		ThrottleRetention:     max(24*time.Hour, a.cfg.Login.FailureWindow),
+		KnownAddressRetention: a.cfg.Login.KnownAddressTTL,
+		BatchSize:             a.cfg.Cleanup.BatchSize,
 	}, a.log)
 }

@@ -43,6 +43,9 @@ WHERE login_throttles.failures + login_throttles.pending < CAST(? AS INTEGER)
 RETURNING "key", failures, last_failure_at, pending, pending_since`
 
 // ReserveAttempt reserves one attempt on key if rule allows it at now.
+// Failures past the window and orphaned reservations still weigh on the
+// first try; only a refusal pays for expiring them (and tries again), so
+// the common case is one statement.
 func (s *Store) ReserveAttempt(ctx context.Context, key string, rule storage.ThrottleRule, now time.Time) (storage.Throttle, bool, error) {
 	nowUS := micros(now)
 	windowStart, orphanBefore := micros(now.Add(-rule.Window)), micros(now.Add(-rule.Orphan))
@@ -52,18 +55,31 @@ func (s *Store) ReserveAttempt(ctx context.Context, key string, rule storage.Thr
 	var reserved bool
 	err := s.write(ctx, func(db *gorm.DB) error {
 		rows, reserved = nil, false
-		if err := db.Exec(expireThrottleSQL, windowStart, orphanBefore, orphanBefore, nowUS, orphanBefore,
-			key, windowStart, orphanBefore).Error; err != nil {
-			return err
-		}
-		if err := db.Raw(reserveSQL, key, nowUS, rule.Free, nowUS, rule.Free, capShift, maxUS,
-			baseUS, rule.Free).Scan(&rows).Error; err != nil {
-			return err
-		}
-		if reserved = len(rows) == 1; reserved {
+		take := func() error {
+			rows = nil
+			if err := db.Raw(reserveSQL, key, nowUS, rule.Free, nowUS, rule.Free, capShift, maxUS,
+				baseUS, rule.Free).Scan(&rows).Error; err != nil {
+				return err
+			}
+			reserved = len(rows) == 1
 			return nil
 		}
-		// Refused: read the state, for the caller to say how long to wait.
+		if err := take(); err != nil || reserved {
+			return err // the common case: one statement
+		}
+		// Refused: expire orphans and forgotten failures, and if that
+		// changed the key, try once more.
+		res := db.Exec(expireThrottleSQL, windowStart, orphanBefore, orphanBefore, nowUS, orphanBefore,
+			key, windowStart, orphanBefore)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected > 0 {
+			if err := take(); err != nil || reserved {
+				return err
+			}
+		}
+		// Still refused: read the state, for the caller to say how long to wait.
 		return db.Raw(`SELECT "key", failures, last_failure_at, pending, pending_since FROM login_throttles WHERE "key" = ?`,
 			key).Scan(&rows).Error
 	})

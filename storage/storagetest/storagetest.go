@@ -1090,9 +1090,9 @@ func testReserveAttemptWindow(t *testing.T, s storage.Store) {
 	resolve(t, s, "k", storage.AttemptRefunded, testRule, base)
 	later := base.Add(testRule.Window + time.Microsecond)
 	reserve(t, s, "k", testRule, later, true)
-	wantThrottle(t, s, "k", 0, 1)
+	reserve(t, s, "k", testRule, later, true) // 3 old failures would refuse this one
 	resolve(t, s, "k", storage.AttemptFailed, testRule, later)
-	wantThrottle(t, s, "k", 1, 0)
+	wantThrottle(t, s, "k", 1, 1)
 	for range 3 {
 		reserve(t, s, "j", testRule, base, true)
 		resolve(t, s, "j", storage.AttemptFailed, testRule, base)
