@@ -162,15 +162,17 @@ func (s *benchStore) ReserveAttempt(_ context.Context, key string, _ storage.Thr
 	return storage.Throttle{Key: key, Pending: 1}, true, nil
 }
 
-func (s *benchStore) ResolveAttempt(context.Context, string, storage.AttemptOutcome, storage.ThrottleRule, time.Time) error {
+func (s *benchStore) ResolveAttempts(context.Context, []storage.Resolution, time.Time) error {
 	return nil
 }
 
-func (s *benchStore) KnownAddress(context.Context, string, string, time.Time) (bool, error) {
-	return false, nil
+func (s *benchStore) AddressLastSeen(context.Context, string, string) (time.Time, error) {
+	return time.Time{}, nil
 }
 
-func (s *benchStore) RememberAddress(context.Context, string, string, time.Time, int) error { return nil }
+func (s *benchStore) RememberAddress(context.Context, string, string, time.Time, int) error {
+	return nil
+}
 
 func (s *benchStore) CreateSigningKey(_ context.Context, k storage.SigningKey) error {
 	s.mu.Lock()

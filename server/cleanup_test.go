@@ -46,7 +46,7 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 				}
 			}
 			for key, at := range map[string]time.Time{"stale": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
-				if err := store.ResolveAttempt(ctx, key, storage.AttemptFailed, storage.ThrottleRule{Window: time.Hour}, at); err != nil {
+				if err := store.ResolveAttempts(ctx, []storage.Resolution{{Key: key, Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}, at); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -87,8 +87,8 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 				t.Error("stale throttle kept")
 			}
 			for user, want := range map[string]bool{"gone": false, "kept": true} {
-				if got, err := store.KnownAddress(ctx, user, "addr:192.0.2.1", time.Time{}); err != nil || got != want {
-					t.Errorf("known address of %s kept = %v, %v; want %v", user, got, err, want)
+				if seen, err := store.AddressLastSeen(ctx, user, "addr:192.0.2.1"); err != nil || seen.IsZero() == want {
+					t.Errorf("known address of %s: %s, %v; want kept %v", user, seen, err, want)
 				}
 			}
 			// A second sweep finds nothing: the cutoffs are stable.

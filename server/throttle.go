@@ -259,18 +259,18 @@ func (a *attempt) resolve(ctx context.Context, failed bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	defer a.t.resolved.broadcast()
-	var errs []error
-	for _, c := range a.counters {
-		o := c.success
+	if len(a.counters) == 0 {
+		return nil
+	}
+	rs := make([]storage.Resolution, len(a.counters))
+	for i, c := range a.counters {
+		rs[i] = storage.Resolution{Key: c.key, Outcome: c.success, Rule: c.rule}
 		if failed {
-			o = storage.AttemptFailed
-		}
-		if err := a.t.store.ResolveAttempt(ctx, c.key, o, c.rule, a.t.now()); err != nil {
-			errs = append(errs, err)
+			rs[i].Outcome = storage.AttemptFailed
 		}
 	}
 	a.counters = nil
-	if err := errors.Join(errs...); err != nil {
+	if err := a.t.store.ResolveAttempts(ctx, rs, a.t.now()); err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
 	return nil

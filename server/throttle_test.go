@@ -3,8 +3,8 @@ package server_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"

@@ -281,6 +281,10 @@ func newUserAuth(store storage.Store, th *throttle, opts LoginOptions, m *metric
 
 var errBadCredentials = errInvalidGrant("invalid username or password")
 
+// rememberEvery is how often a login from a known address refreshes when
+// it was last seen.
+const rememberEvery = 24 * time.Hour
+
 func (a *userAuth) authenticate(ctx context.Context, username, password string) (string, error) {
 	var addr netip.Addr
 	if req := tokenRequestFrom(ctx); req != nil {
@@ -294,10 +298,11 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	defer leave()
 	addrKey, uKey := addressKey(addr), userKey(username)
 	opts := a.throttle.opts
-	known, err := a.store.KnownAddress(ctx, uKey, addrKey, a.throttle.now().Add(-opts.KnownAddressTTL))
+	seen, err := a.store.AddressLastSeen(ctx, uKey, addrKey)
 	if err != nil {
 		return "", fmt.Errorf("password grant: %w", err)
 	}
+	known := !seen.IsZero() && a.throttle.now().Sub(seen) <= opts.KnownAddressTTL
 	at, err := a.throttle.reserve(ctx, a.throttle.loginCounters(username, addrKey, known))
 	if err != nil {
 		var refused *Error
@@ -343,9 +348,12 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	if err := at.resolve(ctx, false); err != nil {
 		return "", err
 	}
-	// The address now passes the username's bar for this user.
-	if err := a.store.RememberAddress(ctx, uKey, addrKey, a.throttle.now(), opts.KnownAddresses); err != nil {
-		return "", fmt.Errorf("password grant: %w", err)
+	// The address now passes the username's bar for this user (recorded
+	// at most once a day per address: a write fewer on most logins).
+	if now := a.throttle.now(); !known || now.Sub(seen) >= rememberEvery {
+		if err := a.store.RememberAddress(ctx, uKey, addrKey, now, opts.KnownAddresses); err != nil {
+			return "", fmt.Errorf("password grant: %w", err)
+		}
 	}
 	a.logins.WithLabelValues(loginOK).Inc()
 	return u.ID, nil

@@ -158,6 +158,13 @@ func (r ThrottleRule) DelayCapShift() int {
 	return n
 }
 
+// Resolution ends one attempt reserved on Key under Rule.
+type Resolution struct {
+	Key     string
+	Outcome AttemptOutcome
+	Rule    ThrottleRule
+}
+
 // AttemptOutcome is how a reserved attempt ended.
 type AttemptOutcome int
 
@@ -261,9 +268,10 @@ type Store interface {
 	ReserveAttempt(ctx context.Context, key string, rule ThrottleRule, now time.Time) (Throttle, bool, error)
 	// GetThrottle returns a key's state; ErrNotFound for a key never used.
 	GetThrottle(ctx context.Context, key string) (Throttle, error)
-	// ResolveAttempt ends one attempt reserved on key (see AttemptOutcome).
-	// A failure after rule.Window without one starts again at one.
-	ResolveAttempt(ctx context.Context, key string, outcome AttemptOutcome, rule ThrottleRule, now time.Time) error
+	// ResolveAttempts ends attempts reserved on their keys (see
+	// AttemptOutcome), in one write. A failure after Rule.Window without
+	// one starts again at one.
+	ResolveAttempts(ctx context.Context, attempts []Resolution, now time.Time) error
 	// DeleteThrottles deletes up to limit keys whose last failure is before
 	// t and that have no attempt pending since t or later.
 	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)
@@ -271,8 +279,9 @@ type Store interface {
 	// RememberAddress records that userKey logged in from addr at now, and
 	// keeps only the keep (> 0) most recent addresses of userKey.
 	RememberAddress(ctx context.Context, userKey, addr string, now time.Time, keep int) error
-	// KnownAddress reports whether userKey logged in from addr at or after since.
-	KnownAddress(ctx context.Context, userKey, addr string, since time.Time) (bool, error)
+	// AddressLastSeen is when userKey last logged in from addr (as
+	// recorded by RememberAddress); the zero time if not kept.
+	AddressLastSeen(ctx context.Context, userKey, addr string) (time.Time, error)
 	// DeleteKnownAddresses deletes up to limit addresses last seen before t.
 	DeleteKnownAddresses(ctx context.Context, before time.Time, limit int) (int64, error)
 

@@ -194,7 +194,8 @@ func TestCleanup(t *testing.T) {
 		if err := store.DenyAccessToken(ctx, "live-jti", now.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.ResolveAttempt(ctx, "stale", storage.AttemptFailed, storage.ThrottleRule{Window: time.Hour}, now.Add(-48*time.Hour)); err != nil {
+		stale := []storage.Resolution{{Key: "stale", Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}
+		if err := store.ResolveAttempts(ctx, stale, now.Add(-48*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		r := c.want(exitOK, "", "cleanup")

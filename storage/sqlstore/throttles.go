@@ -117,18 +117,32 @@ const (
 	resolveSuccessSQL = `UPDATE login_throttles SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END, failures = 0 WHERE "key" = ?`
 )
 
-// ResolveAttempt ends one attempt reserved on key.
-func (s *Store) ResolveAttempt(ctx context.Context, key string, outcome storage.AttemptOutcome, rule storage.ThrottleRule, now time.Time) error {
-	return mapErr("resolve attempt", s.write(ctx, func(db *gorm.DB) error {
-		switch outcome {
-		case storage.AttemptFailed:
-			return db.Exec(resolveFailedSQL, key, micros(now), micros(now.Add(-rule.Window))).Error
-		case storage.AttemptSucceeded:
-			return db.Exec(resolveSuccessSQL, key).Error
-		case storage.AttemptRefunded, storage.AttemptAllowed:
-			return db.Exec(resolveRefundSQL, key).Error
+// ResolveAttempts ends attempts reserved on their keys, in one write (on
+// SQLite, one commit).
+func (s *Store) ResolveAttempts(ctx context.Context, attempts []storage.Resolution, now time.Time) error {
+	for _, a := range attempts {
+		switch a.Outcome {
+		case storage.AttemptFailed, storage.AttemptSucceeded, storage.AttemptRefunded, storage.AttemptAllowed:
+		default:
+			return fmt.Errorf("resolve attempt: unknown outcome %d", a.Outcome)
 		}
-		return fmt.Errorf("unknown attempt outcome %d", outcome)
+	}
+	return mapErr("resolve attempts", s.write(ctx, func(db *gorm.DB) error {
+		for _, a := range attempts {
+			var err error
+			switch a.Outcome {
+			case storage.AttemptFailed:
+				err = db.Exec(resolveFailedSQL, a.Key, micros(now), micros(now.Add(-a.Rule.Window))).Error
+			case storage.AttemptSucceeded:
+				err = db.Exec(resolveSuccessSQL, a.Key).Error
+			default:
+				err = db.Exec(resolveRefundSQL, a.Key).Error
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
 }
 
@@ -160,12 +174,15 @@ ON CONFLICT (user_key, addr) DO UPDATE SET last_seen_at = CASE
 	}))
 }
 
-// KnownAddress reports whether userKey logged in from addr at or after since.
-func (s *Store) KnownAddress(ctx context.Context, userKey, addr string, since time.Time) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM known_addresses WHERE user_key = ? AND addr = ? AND last_seen_at >= ?`,
-		userKey, addr, micros(since)).Scan(&n).Error
-	return n > 0, mapErr("known address", err)
+// AddressLastSeen is when userKey last logged in from addr; zero if not kept.
+func (s *Store) AddressLastSeen(ctx context.Context, userKey, addr string) (time.Time, error) {
+	var seen []int64
+	err := s.db.WithContext(ctx).Raw(`SELECT last_seen_at FROM known_addresses WHERE user_key = ? AND addr = ?`,
+		userKey, addr).Scan(&seen).Error
+	if err != nil || len(seen) == 0 {
+		return time.Time{}, mapErr("address last seen", err)
+	}
+	return fromMicros(seen[0]), nil
 }
 
 // DeleteKnownAddresses deletes up to limit addresses last seen before t.

@@ -1023,7 +1023,7 @@ func reserve(t *testing.T, s storage.Store, key string, rule storage.ThrottleRul
 
 func resolve(t *testing.T, s storage.Store, key string, o storage.AttemptOutcome, rule storage.ThrottleRule, now time.Time) {
 	t.Helper()
-	if err := s.ResolveAttempt(t.Context(), key, o, rule, now); err != nil {
+	if err := s.ResolveAttempts(t.Context(), []storage.Resolution{{Key: key, Outcome: o, Rule: rule}}, now); err != nil {
 		t.Fatalf("ResolveAttempt(%s, %d): %v", key, o, err)
 	}
 }
@@ -1071,9 +1071,18 @@ func testReserveAttempt(t *testing.T, s storage.Store) {
 	resolve(t, s, "k", storage.AttemptAllowed, testRule, now)
 	wantThrottle(t, s, "k", 7, 0)
 	reserve(t, s, "k", testRule, now, true)
-	resolve(t, s, "k", storage.AttemptSucceeded, testRule, now)
+	// Several keys resolved in one call, each its own way.
+	if err := s.ResolveAttempts(t.Context(), []storage.Resolution{
+		{Key: "k", Outcome: storage.AttemptSucceeded, Rule: testRule},
+		{Key: "other", Outcome: storage.AttemptFailed, Rule: testRule},
+	}, now); err != nil {
+		t.Fatal(err)
+	}
 	wantThrottle(t, s, "k", 0, 0)
-	wantThrottle(t, s, "other", 0, 1)
+	wantThrottle(t, s, "other", 1, 0)
+	if err := s.ResolveAttempts(t.Context(), []storage.Resolution{{Key: "k", Outcome: 0}}, now); err == nil {
+		t.Error("ResolveAttempts(outcome 0): no error")
+	}
 	for range 3 {
 		reserve(t, s, "k", testRule, now, true)
 	}
@@ -1182,7 +1191,9 @@ func testConcurrentResolve(t *testing.T, s storage.Store) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { errs[i] = s.ResolveAttempt(t.Context(), "k", storage.AttemptFailed, rule, base) })
+		wg.Go(func() {
+			errs[i] = s.ResolveAttempts(t.Context(), []storage.Resolution{{Key: "k", Outcome: storage.AttemptFailed, Rule: rule}}, base)
+		})
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -1232,9 +1243,9 @@ func testKnownAddresses(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	known := func(user, addr string, since time.Time, want bool) {
 		t.Helper()
-		got, err := s.KnownAddress(ctx, user, addr, since)
-		if err != nil || got != want {
-			t.Errorf("KnownAddress(%s, %s, %s) = %v, %v; want %v", user, addr, since.Sub(base), got, err, want)
+		seen, err := s.AddressLastSeen(ctx, user, addr)
+		if got := !seen.IsZero() && !seen.Before(since); err != nil || got != want {
+			t.Errorf("AddressLastSeen(%s, %s) = %s, %v; want seen since %s: %v", user, addr, seen, err, since.Sub(base), want)
 		}
 	}
 	remember := func(user, addr string, at time.Time) {
@@ -1282,8 +1293,8 @@ func testDeleteKnownAddresses(t *testing.T, s storage.Store) {
 		t.Fatalf("DeleteKnownAddresses(limit 10) = %d, %v; want 1", n, err)
 	}
 	for i, want := range []bool{false, false, false, true, true} {
-		if got, err := s.KnownAddress(ctx, "u"+strconv.Itoa(i), "a", base); err != nil || got != want {
-			t.Errorf("KnownAddress(u%d) = %v, %v; want %v", i, got, err, want)
+		if seen, err := s.AddressLastSeen(ctx, "u"+strconv.Itoa(i), "a"); err != nil || seen.IsZero() == want {
+			t.Errorf("AddressLastSeen(u%d) = %s, %v; want kept %v", i, seen, err, want)
 		}
 	}
 }
