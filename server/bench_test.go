@@ -158,8 +158,12 @@ func (s *benchStore) CheckAccess(_ context.Context, _, familyID string) (storage
 	return out, nil
 }
 
-func (s *benchStore) ReserveAttempt(_ context.Context, key string, _ storage.ThrottleRule, _ time.Time) (storage.Throttle, bool, error) {
-	return storage.Throttle{Key: key, Pending: 1}, true, nil
+func (s *benchStore) ReserveAttempts(_ context.Context, keys []storage.Reservation, _ time.Time) (storage.ReserveResult, error) {
+	res := storage.ReserveResult{Refused: -1}
+	for _, k := range keys {
+		res.States = append(res.States, storage.Throttle{Key: k.Key, Pending: 1})
+	}
+	return res, nil
 }
 
 func (s *benchStore) ResolveAttempts(context.Context, []storage.Resolution, time.Time) error {

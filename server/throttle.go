@@ -111,8 +111,8 @@ func (o LoginOptions) rule(free int) storage.ThrottleRule {
 // database, per key, so every instance sees the same counts.
 //
 // An attempt is counted BEFORE its password is checked: it reserves a
-// place on each of its keys (storage.Store.ReserveAttempt, one conditional
-// statement per key), and after the check the reservation becomes a
+// place on each of its keys (storage.Store.ReserveAttempts, one
+// conditional statement per key, all keys or none), and after the check the reservation becomes a
 // failure or is refunded. So a burst of guesses, on one instance or many,
 // checks no more passwords than are free. An attempt that finds a key's
 // free places taken by attempts still in flight, though its failures are
@@ -188,37 +188,27 @@ type attempt struct {
 	counters []counter
 }
 
-// reserve takes a reservation on every counter, in order, or none: when
-// one is refused, those already taken are refunded. The error is a 429
-// (*Error) or the database's.
+// reserve takes a reservation on every counter or on none, waiting while
+// the attempts in flight on a counter, not its failures, stand in the
+// way. The error is a 429 (*Error) or the database's.
 func (t *throttle) reserve(ctx context.Context, counters []counter) (*attempt, error) {
-	a := &attempt{t: t}
-	for _, c := range counters {
-		if err := t.reserveOne(ctx, c); err != nil {
-			a.refund(ctx)
-			return nil, err
-		}
-		a.counters = append(a.counters, c)
+	keys := make([]storage.Reservation, len(counters))
+	for i, c := range counters {
+		keys[i] = storage.Reservation{Key: c.key, Rule: c.rule}
 	}
-	return a, nil
-}
-
-// reserveOne reserves on one counter, waiting while the attempts in flight
-// on it, not its failures, stand in the way.
-func (t *throttle) reserveOne(ctx context.Context, c counter) error {
 	var deadline <-chan time.Time
 	for {
 		woken := t.resolved.wait() // before reading, so no wake-up is missed
 		now := t.now()
-		th, ok, err := t.store.ReserveAttempt(ctx, c.key, c.rule, now)
+		res, err := t.store.ReserveAttempts(ctx, keys, now)
 		if err != nil {
-			return fmt.Errorf("throttle: %w", err)
+			return nil, fmt.Errorf("throttle: %w", err)
 		}
-		if ok {
-			return nil
+		if res.Refused < 0 {
+			return &attempt{t: t, counters: counters}, nil
 		}
-		if wait := blockedFor(th, c.rule, now); wait > 0 {
-			return errTooManyAttempts(wait)
+		if wait := blockedFor(res.States[res.Refused], keys[res.Refused].Rule, now); wait > 0 {
+			return nil, errTooManyAttempts(wait)
 		}
 		// Under the bar but for attempts in flight: wait for them.
 		if deadline == nil {
@@ -232,10 +222,10 @@ func (t *throttle) reserveOne(ctx context.Context, c counter) error {
 		case <-poll.C:
 		case <-deadline:
 			poll.Stop()
-			return errTooManyAttempts(time.Second)
+			return nil, errTooManyAttempts(time.Second)
 		case <-ctx.Done():
 			poll.Stop()
-			return errTooManyAttempts(time.Second)
+			return nil, errTooManyAttempts(time.Second)
 		}
 		poll.Stop()
 	}
@@ -291,40 +281,72 @@ func (a *attempt) refund(ctx context.Context) {
 // able to lock a production backend out. Only ids of registered
 // confidential clients are counted; an unknown id is refused as before,
 // without a database write.
+//
+// Unlike a password, the secret is checked first (it is cheap, or its
+// argon2id checks are bounded by the clients package), and what is
+// counted before anything is revealed is the answer: a wrong secret gets
+// 401 only if it gets one of the free places (a reservation committed at
+// once as a failure), else 429; a right one is answered 200 at once, with
+// one read and no write, while the counter has no failure and its pending
+// attempts, were they all to fail, stay under the bar; otherwise it takes
+// a place like a login (waiting for those in flight, 429 while held back)
+// and resets the counter. So a burst of guesses learns no more answers
+// than there are free places, and the refresh, introspection and
+// client_credentials paths of a well-behaved client pay one read.
 type clientGuard struct {
 	throttle *throttle
 	trusted  []netip.Prefix
 }
 
-// authenticate checks a client secret with authenticate, counted like a
-// login: reserved before the check, a failure if the secret is wrong,
-// refunded and the counter reset if it is right, refunded if the check
-// could not be made (busy, a broken hash).
 func (g *clientGuard) authenticate(r *http.Request, reg *clients.Registry, id, secret string) (*clients.Client, error) {
 	if c, ok := reg.Get(id); g == nil || !ok || c.Public {
 		return authenticate(reg, id, secret)
 	}
 	ctx := r.Context()
-	at, err := g.throttle.reserve(ctx, []counter{g.throttle.clientCounter(id, addressKey(clientAddr(r, g.trusted)))})
-	if err != nil {
-		return nil, err
-	}
+	ctr := g.throttle.clientCounter(id, addressKey(clientAddr(r, g.trusted)))
 	c, err := authenticate(reg, id, secret)
 	var e *Error
 	switch {
 	case err == nil:
-		err = at.resolve(ctx, false)
+		if clean, err := g.throttle.clean(ctx, ctr); err != nil || clean {
+			return c, err
+		}
+		at, err := g.throttle.reserve(ctx, []counter{ctr})
+		if err != nil {
+			return nil, err
+		}
+		if err := at.resolve(ctx, false); err != nil {
+			return nil, err
+		}
+		return c, nil
 	case errors.As(err, &e) && e.Code == "invalid_client":
+		at, rerr := g.throttle.reserve(ctx, []counter{ctr})
+		if rerr != nil {
+			return nil, rerr // the answer is not revealed
+		}
 		if rerr := at.resolve(ctx, true); rerr != nil {
 			return nil, rerr
 		}
+		return nil, err
 	default:
-		at.refund(ctx)
+		return nil, err // busy, a broken hash: nothing was judged
+	}
+}
+
+// clean reports whether c's counter has no failure within the window and
+// fewer pending attempts than its free places: a success may then pass
+// without taking a place, since even if every pending attempt fails, the
+// failures before it stay under the bar.
+func (t *throttle) clean(ctx context.Context, c counter) (bool, error) {
+	th, err := t.store.GetThrottle(ctx, c.key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return true, nil
 	}
 	if err != nil {
-		return nil, err
+		return false, fmt.Errorf("throttle: %w", err)
 	}
-	return c, nil
+	stale := th.LastFailureAt.Before(t.now().Add(-c.rule.Window))
+	return (th.Failures == 0 || stale) && th.Pending < c.rule.Free, nil
 }
 
 // signal wakes every waiter at once: wait returns a channel that the next

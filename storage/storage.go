@@ -158,6 +158,21 @@ func (r ThrottleRule) DelayCapShift() int {
 	return n
 }
 
+// Reservation asks for one attempt on Key under Rule.
+type Reservation struct {
+	Key  string
+	Rule ThrottleRule
+}
+
+// ReserveResult is what ReserveAttempts did.
+type ReserveResult struct {
+	// Refused is the index of the key refused; -1 when all were reserved.
+	Refused int
+	// States are the keys' states up to the refused one: after their
+	// reservation, and the refused one as it stands.
+	States []Throttle
+}
+
 // Resolution ends one attempt reserved on Key under Rule.
 type Resolution struct {
 	Key     string
@@ -257,15 +272,16 @@ type Store interface {
 	// DeleteSigningKey returns ErrNotFound for an unknown ID.
 	DeleteSigningKey(ctx context.Context, id string) error
 
-	// ReserveAttempt reserves one attempt on key if rule allows it at now,
-	// in one conditional statement (creating the key on first use), so
-	// that of any number of concurrent callers on any number of instances
-	// no more are let through than the rule allows. Before it refuses, it
-	// counts pending attempts older than rule.Orphan as failures, forgets
-	// failures older than rule.Window, and tries again. It returns the
-	// key's state (after the reservation, if taken) and whether the
-	// attempt was reserved.
-	ReserveAttempt(ctx context.Context, key string, rule ThrottleRule, now time.Time) (Throttle, bool, error)
+	// ReserveAttempts reserves one attempt on every key, in order, or on
+	// none, in one write. Each key is reserved by one conditional
+	// statement (creating the key on first use) if its Rule allows it at
+	// now, so that of any number of concurrent callers on any number of
+	// instances no more are let through than the rule allows. Before it
+	// refuses a key, it counts that key's pending attempts older than
+	// Rule.Orphan as failures, forgets its failures older than
+	// Rule.Window, and tries again. At the first key refused, the
+	// reservations already taken are undone.
+	ReserveAttempts(ctx context.Context, keys []Reservation, now time.Time) (ReserveResult, error)
 	// GetThrottle returns a key's state; ErrNotFound for a key never used.
 	GetThrottle(ctx context.Context, key string) (Throttle, error)
 	// ResolveAttempts ends attempts reserved on their keys (see

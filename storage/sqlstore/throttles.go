@@ -42,54 +42,81 @@ WHERE login_throttles.failures + login_throttles.pending < CAST(? AS INTEGER)
             ELSE CAST(? AS BIGINT) << (login_throttles.failures - CAST(? AS INTEGER)) END)
 RETURNING "key", failures, last_failure_at, pending, pending_since`
 
-// ReserveAttempt reserves one attempt on key if rule allows it at now.
-// Failures past the window and orphaned reservations still weigh on the
-// first try; only a refusal pays for expiring them (and tries again), so
-// the common case is one statement.
-func (s *Store) ReserveAttempt(ctx context.Context, key string, rule storage.ThrottleRule, now time.Time) (storage.Throttle, bool, error) {
+// ReserveAttempts reserves one attempt on every key or none, in one
+// write (on SQLite, one commit). Failures past the window and orphaned
+// reservations still weigh on the first try of a key; only a refusal pays
+// for expiring them (and tries again), so the common case is one
+// statement per key.
+func (s *Store) ReserveAttempts(ctx context.Context, keys []storage.Reservation, now time.Time) (storage.ReserveResult, error) {
+	var res storage.ReserveResult
+	err := s.write(ctx, func(db *gorm.DB) error {
+		res = storage.ReserveResult{Refused: -1, States: make([]storage.Throttle, 0, len(keys))}
+		for i, k := range keys {
+			th, ok, err := reserveOne(db, k.Key, k.Rule, now)
+			if err != nil {
+				return err
+			}
+			res.States = append(res.States, th)
+			if ok {
+				continue
+			}
+			res.Refused = i
+			for _, taken := range keys[:i] {
+				if err := db.Exec(resolveRefundSQL, taken.Key).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.ReserveResult{}, mapErr("reserve attempts", err)
+	}
+	return res, nil
+}
+
+// reserveOne reserves one attempt on key, or reads why not.
+func reserveOne(db *gorm.DB, key string, rule storage.ThrottleRule, now time.Time) (storage.Throttle, bool, error) {
 	nowUS := micros(now)
 	windowStart, orphanBefore := micros(now.Add(-rule.Window)), micros(now.Add(-rule.Orphan))
 	baseUS, maxUS := rule.BaseDelay.Microseconds(), rule.MaxDelay.Microseconds()
 	capShift := rule.DelayCapShift()
 	var rows []throttleRow
-	var reserved bool
-	err := s.write(ctx, func(db *gorm.DB) error {
-		rows, reserved = nil, false
-		take := func() error {
-			rows = nil
-			if err := db.Raw(reserveSQL, key, nowUS, rule.Free, nowUS, rule.Free, capShift, maxUS,
-				baseUS, rule.Free).Scan(&rows).Error; err != nil {
-				return err
-			}
-			reserved = len(rows) == 1
-			return nil
-		}
-		if err := take(); err != nil || reserved {
-			return err // the common case: one statement
-		}
-		// Refused: expire orphans and forgotten failures, and if that
-		// changed the key, try once more.
-		res := db.Exec(expireThrottleSQL, windowStart, orphanBefore, orphanBefore, nowUS, orphanBefore,
-			key, windowStart, orphanBefore)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected > 0 {
-			if err := take(); err != nil || reserved {
-				return err
-			}
-		}
-		// Still refused: read the state, for the caller to say how long to wait.
-		return db.Raw(`SELECT "key", failures, last_failure_at, pending, pending_since FROM login_throttles WHERE "key" = ?`,
-			key).Scan(&rows).Error
-	})
-	if err != nil {
-		return storage.Throttle{}, false, mapErr("reserve attempt", err)
+	take := func() (bool, error) {
+		rows = nil
+		err := db.Raw(reserveSQL, key, nowUS, rule.Free, nowUS, rule.Free, capShift, maxUS, baseUS, rule.Free).Scan(&rows).Error
+		return len(rows) == 1, err
 	}
+	if ok, err := take(); err != nil || ok {
+		return throttleOf(rows), ok, err // the common case: one statement
+	}
+	// Refused: expire orphans and forgotten failures, and if that changed
+	// the key, try once more.
+	res := db.Exec(expireThrottleSQL, windowStart, orphanBefore, orphanBefore, nowUS, orphanBefore,
+		key, windowStart, orphanBefore)
+	if res.Error != nil {
+		return storage.Throttle{}, false, res.Error
+	}
+	if res.RowsAffected > 0 {
+		if ok, err := take(); err != nil || ok {
+			return throttleOf(rows), ok, err
+		}
+	}
+	// Still refused: read the state, for the caller to say how long to wait.
+	err := db.Raw(`SELECT "key", failures, last_failure_at, pending, pending_since FROM login_throttles WHERE "key" = ?`,
+		key).Scan(&rows).Error
+	if err == nil && len(rows) != 1 {
+		err = errNoRow
+	}
+	return throttleOf(rows), false, err
+}
+
+func throttleOf(rows []throttleRow) storage.Throttle {
 	if len(rows) != 1 {
-		return storage.Throttle{}, false, mapErr("reserve attempt", errNoRow)
+		return storage.Throttle{}
 	}
-	return rows[0].throttle(), reserved, nil
+	return rows[0].throttle()
 }
 
 // GetThrottle returns ErrNotFound for a key never used.

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ReserveAttemptWindow", testReserveAttemptWindow},
 		{"ReserveAttemptOrphan", testReserveAttemptOrphan},
 		{"ReserveAttemptExtremeDelay", testReserveAttemptExtremeDelay},
+		{"ReserveAttemptsAllOrNone", testReserveAllOrNone},
 		{"ConcurrentReserveExactlyLimit", testConcurrentReserve},
 		{"ConcurrentResolveFailures", testConcurrentResolve},
 		{"DeleteThrottles", testDeleteThrottles},
@@ -1008,17 +1009,17 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 
 var testRule = storage.ThrottleRule{Free: 3, BaseDelay: time.Second, MaxDelay: 4 * time.Second, Window: time.Hour, Orphan: time.Minute}
 
-// reserve calls ReserveAttempt and checks whether it reserved.
+// reserve calls ReserveAttempts on one key and checks whether it reserved.
 func reserve(t *testing.T, s storage.Store, key string, rule storage.ThrottleRule, now time.Time, want bool) storage.Throttle {
 	t.Helper()
-	th, ok, err := s.ReserveAttempt(t.Context(), key, rule, now)
+	res, err := s.ReserveAttempts(t.Context(), []storage.Reservation{{Key: key, Rule: rule}}, now)
 	if err != nil {
-		t.Fatalf("ReserveAttempt(%s): %v", key, err)
+		t.Fatalf("ReserveAttempts(%s): %v", key, err)
 	}
-	if ok != want {
-		t.Fatalf("ReserveAttempt(%s) at %s = %v (%+v), want %v", key, now.Sub(base), ok, th, want)
+	if len(res.States) != 1 || (res.Refused < 0) != want {
+		t.Fatalf("ReserveAttempts(%s) at %s = %+v, want reserved %v", key, now.Sub(base), res, want)
 	}
-	return th
+	return res.States[0]
 }
 
 func resolve(t *testing.T, s storage.Store, key string, o storage.AttemptOutcome, rule storage.ThrottleRule, now time.Time) {
@@ -1086,6 +1087,24 @@ func testReserveAttempt(t *testing.T, s storage.Store) {
 	for range 3 {
 		reserve(t, s, "k", testRule, now, true)
 	}
+}
+
+// testReserveAllOrNone: several keys are reserved together or not at all.
+func testReserveAllOrNone(t *testing.T, s storage.Store) {
+	one := testRule
+	one.Free = 1
+	keys := []storage.Reservation{{Key: "a", Rule: testRule}, {Key: "b", Rule: one}, {Key: "c", Rule: testRule}}
+	res, err := s.ReserveAttempts(t.Context(), keys, base)
+	if err != nil || res.Refused != -1 || len(res.States) != 3 || res.States[1].Pending != 1 {
+		t.Fatalf("first = %+v, %v; want all reserved", res, err)
+	}
+	res, err = s.ReserveAttempts(t.Context(), keys, base) // b has no free place left
+	if err != nil || res.Refused != 1 || len(res.States) != 2 || res.States[1].Key != "b" || res.States[1].Pending != 1 {
+		t.Fatalf("second = %+v, %v; want b refused", res, err)
+	}
+	wantThrottle(t, s, "a", 0, 1) // the second reservation on a was undone
+	wantThrottle(t, s, "b", 0, 1)
+	wantThrottle(t, s, "c", 0, 1) // never reached
 }
 
 // testReserveAttemptWindow: failures older than the window are forgotten,
@@ -1162,7 +1181,11 @@ func testConcurrentReserve(t *testing.T, s storage.Store) {
 	got := make([]bool, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { _, got[i], errs[i] = s.ReserveAttempt(t.Context(), "k", rule, base) })
+		wg.Go(func() {
+			var res storage.ReserveResult
+			res, errs[i] = s.ReserveAttempts(t.Context(), []storage.Reservation{{Key: "k", Rule: rule}}, base)
+			got[i] = errs[i] == nil && res.Refused < 0
+		})
 	}
 	wg.Wait()
 	ok := 0
