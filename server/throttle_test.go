@@ -391,3 +391,41 @@ func TestClientAuthThrottledPerClientAndAddress(t *testing.T) {
 		wantError(t, from("198.51.100.1", basic("nobody", "wrong")), 401, "invalid_client")
 	}
 }
+
+// TestClientAuthBurstAnswersOnlyTheFreeFailures: wrong secrets fired at
+// once for one client from one address get no more answers than the free
+// failures; the rest are 429.
+func TestClientAuthBurstAnswersOnlyTheFreeFailures(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newTestServerOn(t, openStore(t, b), behindProxy)
+			const n = 20
+			replies := make([]reply, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					replies[i] = ts.do(call{auth: basic("conf-a", "guess"+strconv.Itoa(i)),
+						form: url.Values{"grant_type": {"client_credentials"}}, xff: "198.51.100.1"})
+				})
+			}
+			close(start)
+			wg.Wait()
+			answered, refused := 0, 0
+			for _, r := range replies {
+				switch {
+				case r.status == 401 && r.str("error") == "invalid_client":
+					answered++
+				case r.status == 429 && r.header.Get("Retry-After") != "":
+					refused++
+				default:
+					t.Errorf("status %d %s", r.status, r.body)
+				}
+			}
+			if answered != 5 || refused != n-5 {
+				t.Fatalf("%d wrong secrets answered, %d refused; want 5 and %d", answered, refused, n-5)
+			}
+		})
+	}
+}
