@@ -158,6 +158,10 @@ func (s *benchStore) CheckAccess(_ context.Context, _, familyID string) (storage
 	return out, nil
 }
 
+func (s *benchStore) GetThrottle(context.Context, string) (storage.Throttle, error) {
+	return storage.Throttle{}, storage.ErrNotFound
+}
+
 func (s *benchStore) ReserveAttempts(_ context.Context, keys []storage.Reservation, _ time.Time) (storage.ReserveResult, error) {
 	res := storage.ReserveResult{Refused: -1}
 	for _, k := range keys {
