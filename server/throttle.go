@@ -110,11 +110,11 @@ func (o LoginOptions) rule(free int) storage.ThrottleRule {
 // guessing (RFC 6749 §2.3.1, §10.10). Attempts are counted in the
 // database, per key, so every instance sees the same counts.
 //
-// An attempt is counted BEFORE its password is checked: it reserves a
-// place on each of its keys (storage.Store.ReserveAttempts, one
-// conditional statement per key, all keys or none), and after the check the reservation becomes a
-// failure or is refunded. So a burst of guesses, on one instance or many,
-// checks no more passwords than are free. An attempt that finds a key's
+// A login is counted BEFORE its password is hashed: it reserves a place
+// on each of its keys (storage.Store.ReserveAttempts: one conditional
+// statement per key, all keys or none), and after the check each
+// reservation becomes a failure or is refunded. So a burst of guesses, on
+// one instance or many, hashes no more passwords than are free. An attempt that finds a key's
 // free places taken by attempts still in flight, though its failures are
 // under the bar, waits for them (bounded by PendingWait): that is what
 // lets concurrent correct logins all succeed.
