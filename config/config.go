@@ -140,14 +140,24 @@ type Login struct {
 	// logins per second under a pure login load, slower refreshes during a
 	// flood). BENCHMARKS.md has both.
 	HashProcessors string `yaml:"hash_processors"`
-	// FreeFailures failed logins per username and per source address cost
+	// FreeFailures failed logins per (username, source address) cost
 	// nothing; each further one doubles the wait from BaseDelay up to
 	// MaxDelay (429 with Retry-After). Failures older than FailureWindow
-	// are forgotten. MaxDelay is also the longest anyone can lock a user out.
+	// are forgotten. Client authentication failures are counted the same
+	// way per (client id, source address).
 	FreeFailures  int           `yaml:"free_failures"`
 	BaseDelay     time.Duration `yaml:"base_delay"`
 	MaxDelay      time.Duration `yaml:"max_delay"`
 	FailureWindow time.Duration `yaml:"failure_window"`
+	// UserFailures is the bar per username over all source addresses,
+	// except those the user logged in from within KnownAddressTTL (the
+	// KnownAddresses most recent per user); AddressFailures is the bar
+	// per source address over all usernames. Past a bar, the same
+	// doubling delays.
+	UserFailures    int           `yaml:"user_failures"`
+	AddressFailures int           `yaml:"address_failures"`
+	KnownAddressTTL time.Duration `yaml:"known_address_ttl"`
+	KnownAddresses  int           `yaml:"known_addresses"`
 	// TrustedProxies are CIDRs (or addresses) of proxies whose
 	// X-Forwarded-For names the client's address; others are ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -243,6 +253,7 @@ func defaults() Config {
 		Login: Login{
 			HashProcessors: HashProcessorsOwn,
 			FreeFailures:   5, BaseDelay: time.Second, MaxDelay: 15 * time.Minute, FailureWindow: time.Hour,
+			UserFailures: 50, AddressFailures: 100, KnownAddressTTL: 30 * 24 * time.Hour, KnownAddresses: 10,
 		},
 	}
 }
@@ -635,6 +646,18 @@ func (c Config) problems() []problem {
 	}
 	if l.FailureWindow <= 0 {
 		add("login.failure_window", "%s must be positive", clients.FormatDuration(l.FailureWindow))
+	}
+	if l.UserFailures < l.FreeFailures {
+		add("login.user_failures", "%d is less than free_failures %d", l.UserFailures, l.FreeFailures)
+	}
+	if l.AddressFailures < l.FreeFailures {
+		add("login.address_failures", "%d is less than free_failures %d", l.AddressFailures, l.FreeFailures)
+	}
+	if l.KnownAddressTTL <= 0 {
+		add("login.known_address_ttl", "%s must be positive", clients.FormatDuration(l.KnownAddressTTL))
+	}
+	if l.KnownAddresses < 1 || l.KnownAddresses > 1000 {
+		add("login.known_addresses", "%d not in [1, 1000]", l.KnownAddresses)
 	}
 	for i, p := range l.TrustedProxies {
 		if _, err := parsePrefix(p); err != nil {

@@ -162,7 +162,25 @@ func (s *benchStore) GetThrottle(context.Context, string) (storage.Throttle, err
 	return storage.Throttle{}, storage.ErrNotFound
 }
 
-func (s *benchStore) ResetThrottle(context.Context, string) error { return nil }
+func (s *benchStore) ReserveAttempts(_ context.Context, keys []storage.Reservation, _ time.Time) (storage.ReserveResult, error) {
+	res := storage.ReserveResult{Refused: -1}
+	for _, k := range keys {
+		res.States = append(res.States, storage.Throttle{Key: k.Key, Pending: 1})
+	}
+	return res, nil
+}
+
+func (s *benchStore) ResolveAttempts(context.Context, []storage.Resolution, time.Time) error {
+	return nil
+}
+
+func (s *benchStore) AddressLastSeen(context.Context, string, string) (time.Time, error) {
+	return time.Time{}, nil
+}
+
+func (s *benchStore) RememberAddress(context.Context, string, string, time.Time, int) error {
+	return nil
+}
 
 func (s *benchStore) CreateSigningKey(_ context.Context, k storage.SigningKey) error {
 	s.mu.Lock()
@@ -367,7 +385,7 @@ func BenchmarkParseAndAuthenticate(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := authenticateClient(r, form, reg); err != nil {
+				if _, err := authenticateClient(r, form, reg, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

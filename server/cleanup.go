@@ -23,6 +23,9 @@ type CleanupOptions struct {
 	// signing key is deleted once superseded or revoked this long ago.
 	// Zero means clients.MaxAccessTokenTTL.
 	MaxTokenTTL time.Duration
+	// KnownAddressRetention is how long an address a user logged in from
+	// is remembered (default 30 days, LoginOptions.KnownAddressTTL).
+	KnownAddressRetention time.Duration
 	// BatchSize bounds every DELETE, so no sweep holds long locks.
 	BatchSize int
 	Now       func() time.Time
@@ -30,12 +33,13 @@ type CleanupOptions struct {
 
 // CleanupResult counts what one sweep deleted.
 type CleanupResult struct {
-	Families, Denials, Throttles, Keys int64
+	Families, Denials, Throttles, Keys, KnownAddresses int64
 }
 
 // Cleaner deletes expired state: sessions past their absolute expiry or
 // past the revoked retention, denylisted access-token ids past their
-// token's exp, stale login throttles, and signing keys that can neither
+// token's exp, stale login throttles, addresses users have not logged in
+// from for the known-address retention, and signing keys that can neither
 // sign nor verify any more: superseded longer than the longest token
 // lifetime ago (no longer published), or revoked as long ago (a revoked
 // key's private half is erased when it is revoked; its row orders the
@@ -63,6 +67,9 @@ func NewCleaner(store storage.Store, opts CleanupOptions, log *slog.Logger) *Cle
 	if opts.MaxTokenTTL <= 0 {
 		opts.MaxTokenTTL = clients.MaxAccessTokenTTL
 	}
+	if opts.KnownAddressRetention <= 0 {
+		opts.KnownAddressRetention = 30 * 24 * time.Hour
+	}
 	return &Cleaner{store: store, opts: opts, log: log}
 }
 
@@ -86,6 +93,11 @@ func (c *Cleaner) Sweep(ctx context.Context) (CleanupResult, error) {
 	}); err != nil {
 		return res, fmt.Errorf("cleanup throttles: %w", err)
 	}
+	if res.KnownAddresses, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteKnownAddresses(ctx, now.Add(-c.opts.KnownAddressRetention), n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup known addresses: %w", err)
+	}
 	keysBefore := now.Add(-c.opts.MaxTokenTTL)
 	if res.Keys, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
 		return c.store.DeleteSigningKeys(ctx, keysBefore, keysBefore, n)
@@ -93,7 +105,8 @@ func (c *Cleaner) Sweep(ctx context.Context) (CleanupResult, error) {
 		return res, fmt.Errorf("cleanup signing keys: %w", err)
 	}
 	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials,
-		"throttles_deleted", res.Throttles, "signing_keys_deleted", res.Keys)
+		"throttles_deleted", res.Throttles, "known_addresses_deleted", res.KnownAddresses,
+		"signing_keys_deleted", res.Keys)
 	return res, nil
 }
 

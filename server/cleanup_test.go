@@ -47,7 +47,12 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 				}
 			}
 			for key, at := range map[string]time.Time{"stale": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
-				if _, err := store.AddLoginFailure(ctx, key, at, at.Add(-time.Hour)); err != nil {
+				if err := store.ResolveAttempts(ctx, []storage.Resolution{{Key: key, Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for user, at := range map[string]time.Time{"gone": now.Add(-31 * 24 * time.Hour), "kept": now.Add(-29 * 24 * time.Hour)} {
+				if err := store.RememberAddress(ctx, user, "addr:192.0.2.1", at, 10); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -59,7 +64,7 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res != (server.CleanupResult{Families: 2, Denials: 2, Throttles: 1}) {
+			if res != (server.CleanupResult{Families: 2, Denials: 2, Throttles: 1, KnownAddresses: 1}) {
 				t.Fatalf("sweep deleted %+v", res)
 			}
 			for id, want := range map[string]bool{
@@ -81,6 +86,11 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			}
 			if _, err := store.GetThrottle(ctx, "stale"); err == nil {
 				t.Error("stale throttle kept")
+			}
+			for user, want := range map[string]bool{"gone": false, "kept": true} {
+				if seen, err := store.AddressLastSeen(ctx, user, "addr:192.0.2.1"); err != nil || seen.IsZero() == want {
+					t.Errorf("known address of %s: %s, %v; want kept %v", user, seen, err, want)
+				}
 			}
 			// A second sweep finds nothing: the cutoffs are stable.
 			if res, err := c.Sweep(ctx); err != nil || res != (server.CleanupResult{}) {

@@ -65,7 +65,7 @@ func errTemporarilyUnavailable(desc string, retryAfter time.Duration) *Error {
 // errTooManyAttempts is 429 with Retry-After (RFC 6585 §4): login throttled.
 func errTooManyAttempts(retryAfter time.Duration) *Error {
 	return withRetryAfter(oauthError(http.StatusTooManyRequests, "temporarily_unavailable",
-		"too many failed logins; retry later"), retryAfter)
+		"too many failed attempts; retry later"), retryAfter)
 }
 
 // withRetryAfter sets Retry-After to d, rounded up to whole seconds (RFC 9110 §10.2.3).

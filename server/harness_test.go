@@ -128,8 +128,9 @@ func newTestServer(t *testing.T, b backend) *testServer {
 	return newTestServerOn(t, openStore(t, b), nil)
 }
 
-// newTestServerOn serves store; adjust, if not nil, changes the options.
-func newTestServerOn(t *testing.T, store storage.Store, adjust func(*server.Options)) *testServer {
+// newTestServerOn serves store; each adjust that is not nil changes the
+// options, in order.
+func newTestServerOn(t *testing.T, store storage.Store, adjust ...func(*server.Options)) *testServer {
 	t.Helper()
 	clock := newClock()
 	logs := &syncBuffer{}
@@ -151,8 +152,10 @@ func newTestServerOn(t *testing.T, store storage.Store, adjust func(*server.Opti
 	opts := server.Options{
 		Issuer: testIssuer, Store: store, Clients: reg, Keys: keys, Logger: log, Now: clock.Now,
 	}
-	if adjust != nil {
-		adjust(&opts)
+	for _, a := range adjust {
+		if a != nil {
+			a(&opts)
+		}
 	}
 	srv, err := server.New(opts)
 	if err != nil {

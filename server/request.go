@@ -99,8 +99,9 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 // authenticateClient identifies and authenticates the client of a POST
 // request (RFC 6749 §2.3.1): client_secret_basic, client_secret_post, or
 // none for public clients. Exactly one method per request (RFC 6749 §2.3).
-// Every authentication failure is invalid_client, 401.
-func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry) (*clients.Client, error) {
+// Every authentication failure is invalid_client, 401; secret checks are
+// throttled by guard (nil: not throttled).
+func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry, guard *clientGuard) (*clients.Client, error) {
 	bodyID, bodySecret := form.Get("client_id"), form.Get("client_secret")
 	_, hasBodySecret := form["client_secret"]
 	if auth := r.Header.Get("Authorization"); auth != "" {
@@ -124,13 +125,13 @@ func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry)
 		if _, ok := form["client_id"]; ok && bodyID != id {
 			return nil, errInvalidRequest("client_id does not match the authenticated client")
 		}
-		return authenticate(reg, id, secret)
+		return guard.authenticate(r, reg, id, secret)
 	}
 	if bodyID == "" {
 		return nil, errInvalidClient("client authentication required")
 	}
 	if hasBodySecret { // client_secret_post
-		return authenticate(reg, bodyID, bodySecret)
+		return guard.authenticate(r, reg, bodyID, bodySecret)
 	}
 	// No secret: only a public client may identify itself by client_id alone.
 	c, ok := reg.Get(bodyID)

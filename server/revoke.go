@@ -21,6 +21,7 @@ import (
 // decision D6).
 type revokeHandler struct {
 	clients *clientSet
+	guard   *clientGuard
 	store   storage.Store
 	keys    *Keys
 	now     func() time.Time
@@ -35,7 +36,7 @@ type tokenOp struct {
 }
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op, err := parseTokenOp(w, r, h.clients)
+	op, err := parseTokenOp(w, r, h.clients, h.guard)
 	if err == nil {
 		err = h.revoke(r.Context(), op)
 	}
@@ -53,12 +54,12 @@ func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // endpoint does, and requires token. token_type_hint is not needed, so
 // any hint, known or not, is ignored (RFC 7009 §2.1): a refresh token is
 // recognised by its prefix.
-func parseTokenOp(w http.ResponseWriter, r *http.Request, cs *clientSet) (tokenOp, error) {
+func parseTokenOp(w http.ResponseWriter, r *http.Request, cs *clientSet, guard *clientGuard) (tokenOp, error) {
 	form, err := parseForm(w, r)
 	if err != nil {
 		return tokenOp{}, err
 	}
-	client, err := authenticateClient(r, form, cs.registry())
+	client, err := authenticateClient(r, form, cs.registry(), guard)
 	if err != nil {
 		return tokenOp{}, err
 	}
@@ -146,6 +147,7 @@ func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
 // or expired is inactive at once, though its signature and exp are fine.
 type introspectHandler struct {
 	clients *clientSet
+	guard   *clientGuard
 	store   storage.Store
 	keys    *Keys
 	now     func() time.Time
@@ -172,7 +174,7 @@ type introspection struct {
 var inactive = introspection{}
 
 func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op, err := parseTokenOp(w, r, h.clients)
+	op, err := parseTokenOp(w, r, h.clients, h.guard)
 	var resp introspection
 	if err == nil {
 		resp, err = h.introspect(r.Context(), op)

@@ -84,7 +84,9 @@ func New(o Options) (*Server, error) {
 	}
 	log := slog.New(requestIDHandler{o.Logger.Handler()})
 	met := newMetrics(o.Keys, o.DB)
-	users, err := newUserAuth(o.Store, o.Login, o.Now, met)
+	th := newThrottle(o.Store, o.Login, o.Now)
+	guard := &clientGuard{throttle: th, trusted: o.Login.TrustedProxies}
+	users, err := newUserAuth(o.Store, th, o.Login, met)
 	if err != nil {
 		return nil, err
 	}
@@ -99,11 +101,11 @@ func New(o Options) (*Server, error) {
 	}
 	d := routeDeps{
 		token: &tokenHandler{
-			clients: cs, grants: grants, log: log, trusted: o.Login.TrustedProxies,
+			clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies,
 			lib: newTokenLib(grants, users.authenticate),
 		},
-		revoke:     &revokeHandler{clients: cs, store: o.Store, keys: o.Keys, now: o.Now, log: log},
-		introspect: &introspectHandler{clients: cs, store: o.Store, keys: o.Keys, now: o.Now, log: log},
+		revoke:     &revokeHandler{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log},
+		introspect: &introspectHandler{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log},
 		metadata:   &metadataHandler{clients: cs},
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},

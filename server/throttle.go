@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -31,14 +33,35 @@ type LoginOptions struct {
 	// for Go's 10 ms preemption; sharing gives more logins per second when
 	// logins alone load the machine, and slower refreshes during a flood.
 	SharedHashProcessors bool
-	// FreeFailures failed logins per username, and per source address, are
-	// free; each further one doubles the wait from BaseDelay, up to
-	// MaxDelay. Failures older than FailureWindow are forgotten.
-	// Zero values take the defaults 5, 1s, 15m and 1h.
+	// FreeFailures failed logins per (username, source address) are free;
+	// each further one doubles the wait from BaseDelay, up to MaxDelay.
+	// Failures older than FailureWindow are forgotten. Client
+	// authentication failures are counted the same way per (client id,
+	// source address). Zero values take the defaults 5, 1s, 15m and 1h.
 	FreeFailures  int
 	BaseDelay     time.Duration
 	MaxDelay      time.Duration
 	FailureWindow time.Duration
+	// UserFailures is the bar per username over all addresses (default
+	// 50), which slows a guesser spread over many addresses. It does not
+	// hold back an address from which the user logged in within
+	// KnownAddressTTL (default 30 days; the KnownAddresses most recent
+	// are kept per user, default 10).
+	UserFailures    int
+	KnownAddressTTL time.Duration
+	KnownAddresses  int
+	// AddressFailures is the bar per source address over all usernames
+	// (default 100): password spraying.
+	AddressFailures int
+	// PendingWait bounds how long an attempt waits for the attempts in
+	// flight on its counters to resolve (default 3s; then 429), and
+	// PendingPoll is how often it re-reads the database meanwhile, for
+	// attempts on other instances (default 25ms; those on this instance
+	// wake it at once). OrphanAfter is when a reservation never resolved
+	// (its instance died) counts as a failure (default 1m).
+	PendingWait time.Duration
+	PendingPoll time.Duration
+	OrphanAfter time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a request's source address.
 	TrustedProxies []netip.Prefix
@@ -51,88 +74,304 @@ func (o LoginOptions) withDefaults(cpus int) LoginOptions {
 	if o.MaxQueuedHashes <= 0 {
 		o.MaxQueuedHashes = 8 * o.MaxConcurrentHashes
 	}
-	if o.FreeFailures <= 0 {
-		o.FreeFailures = 5
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if o.BaseDelay <= 0 {
-		o.BaseDelay = time.Second
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if o.MaxDelay <= 0 {
-		o.MaxDelay = 15 * time.Minute
-	}
-	if o.FailureWindow <= 0 {
-		o.FailureWindow = time.Hour
-	}
+	def(&o.FreeFailures, 5)
+	def(&o.UserFailures, 50)
+	def(&o.AddressFailures, 100)
+	def(&o.KnownAddresses, 10)
+	defDur(&o.BaseDelay, time.Second)
+	defDur(&o.MaxDelay, 15*time.Minute)
+	o.MaxDelay = max(o.MaxDelay, o.BaseDelay)
+	defDur(&o.FailureWindow, time.Hour)
+	defDur(&o.KnownAddressTTL, 30*24*time.Hour)
+	defDur(&o.PendingWait, 3*time.Second)
+	defDur(&o.PendingPoll, 25*time.Millisecond)
+	defDur(&o.OrphanAfter, time.Minute)
 	return o
 }
 
+// rule is the throttle rule with free failures.
+func (o LoginOptions) rule(free int) storage.ThrottleRule {
+	return storage.ThrottleRule{Free: free, BaseDelay: o.BaseDelay, MaxDelay: o.MaxDelay,
+		Window: o.FailureWindow, Orphan: o.OrphanAfter}
+}
+
 // throttle slows password guessing (RFC 6749 §4.3.2: the authorization
-// server MUST protect the endpoint against brute force). Failed logins are
-// counted per username and per source address in the database, so every
-// instance sees the same counts and spreading guesses over instances gains
-// nothing. Because a username's counter also delays its owner, the delay
-// is capped at MaxDelay: the longest anyone can lock a user out.
+// server MUST protect the endpoint against brute force) and client secret
+// guessing (RFC 6749 §2.3.1, §10.10). Attempts are counted in the
+// database, per key, so every instance sees the same counts.
+//
+// A login is counted BEFORE its password is hashed: it reserves a place
+// on each of its keys (storage.Store.ReserveAttempts: one conditional
+// statement per key, all keys or none), and after the check each
+// reservation becomes a failure or is refunded. So a burst of guesses, on
+// one instance or many, hashes no more passwords than are free. An attempt that finds a key's
+// free places taken by attempts still in flight, though its failures are
+// under the bar, waits for them (bounded by PendingWait): that is what
+// lets concurrent correct logins all succeed.
 type throttle struct {
 	store storage.Store
 	opts  LoginOptions
 	now   func() time.Time
+	// resolved wakes the attempts waiting on this instance whenever one
+	// resolves; waits for other instances' attempts poll the database.
+	resolved signal
 }
 
-// throttleKeys are the counters a login attempt touches: its username
-// (hashed, so arbitrary input makes a fixed-size key) and its source
-// address (an IPv6 client is counted by its /64, which one host controls).
-func throttleKeys(username string, addr netip.Addr) (user, source string) {
-	h := sha256.Sum256([]byte(username))
-	user = "user:" + hex.EncodeToString(h[:16])
+func newThrottle(store storage.Store, opts LoginOptions, now func() time.Time) *throttle {
+	return &throttle{store: store, opts: opts, now: now}
+}
+
+// counter is one key an attempt is counted on, with its rule and what a
+// success does to it.
+type counter struct {
+	key     string
+	rule    storage.ThrottleRule
+	success storage.AttemptOutcome // AttemptSucceeded resets the key
+}
+
+// addressKey is the counter of a source address: an IPv6 client is
+// counted by its /64, which one host controls.
+func addressKey(addr netip.Addr) string {
 	if addr.Is6() && !addr.Is4In6() {
 		p, _ := addr.Prefix(64)
-		return user, "addr:" + p.String()
+		return "addr:" + p.String()
 	}
-	return user, "addr:" + addr.Unmap().String()
+	return "addr:" + addr.Unmap().String()
 }
 
-// check returns how long the most blocked of keys must still wait (0: the
-// login may proceed).
-func (t *throttle) check(ctx context.Context, keys ...string) (time.Duration, error) {
-	now := t.now()
-	var wait time.Duration
-	for _, k := range keys {
-		th, err := t.store.GetThrottle(ctx, k)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
+// hashKey makes a fixed-size key from arbitrary input.
+func hashKey(prefix string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return prefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// userKey is the counter of a username (hashed: arbitrary input).
+func userKey(username string) string { return hashKey("user:", username) }
+
+// loginCounters are the keys a password login is counted on: (username,
+// address), reset by a success; the username, unless the address is
+// known for the user; the address, across usernames, never reset by a
+// success (an attacker could reset it with an account of their own).
+func (t *throttle) loginCounters(username, addrKey string, known bool) []counter {
+	o := t.opts
+	cs := []counter{{key: hashKey("login:", username, addrKey), rule: o.rule(o.FreeFailures), success: storage.AttemptSucceeded}}
+	if !known {
+		cs = append(cs, counter{key: userKey(username), rule: o.rule(o.UserFailures), success: storage.AttemptAllowed})
+	}
+	return append(cs, counter{key: addrKey, rule: o.rule(o.AddressFailures), success: storage.AttemptAllowed})
+}
+
+// clientCounter is the key a client authentication is counted on:
+// (client id, address) only, so that nobody can lock a client out from
+// addresses of their own.
+func (t *throttle) clientCounter(clientID, addrKey string) counter {
+	return counter{key: hashKey("client:", clientID, addrKey), rule: t.opts.rule(t.opts.FreeFailures), success: storage.AttemptSucceeded}
+}
+
+// attempt holds the reservations of one login or client authentication.
+type attempt struct {
+	t        *throttle
+	counters []counter
+}
+
+// reserve takes a reservation on every counter or on none, waiting while
+// the attempts in flight on a counter, not its failures, stand in the
+// way. The error is a 429 (*Error) or the database's.
+func (t *throttle) reserve(ctx context.Context, counters []counter) (*attempt, error) {
+	keys := make([]storage.Reservation, len(counters))
+	for i, c := range counters {
+		keys[i] = storage.Reservation{Key: c.key, Rule: c.rule}
+	}
+	var deadline <-chan time.Time
+	for {
+		woken := t.resolved.wait() // before reading, so no wake-up is missed
+		now := t.now()
+		res, err := t.store.ReserveAttempts(ctx, keys, now)
 		if err != nil {
-			return 0, fmt.Errorf("login throttle: %w", err)
+			return nil, fmt.Errorf("throttle: %w", err)
 		}
-		if until := t.blockedUntil(th, now); until.After(now) {
-			wait = max(wait, until.Sub(now))
+		if res.Refused < 0 {
+			return &attempt{t: t, counters: counters}, nil
 		}
+		if wait := blockedFor(res.States[res.Refused], keys[res.Refused].Rule, now); wait > 0 {
+			return nil, errTooManyAttempts(wait)
+		}
+		// Under the bar but for attempts in flight: wait for them.
+		if deadline == nil {
+			timer := time.NewTimer(t.opts.PendingWait)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		poll := time.NewTimer(t.opts.PendingPoll)
+		select {
+		case <-woken:
+		case <-poll.C:
+		case <-deadline:
+			poll.Stop()
+			return nil, errTooManyAttempts(time.Second)
+		case <-ctx.Done():
+			poll.Stop()
+			return nil, errTooManyAttempts(time.Second)
+		}
+		poll.Stop()
 	}
-	return wait, nil
 }
 
-// blockedUntil is when a key with th's failures may try again.
-func (t *throttle) blockedUntil(th storage.Throttle, now time.Time) time.Time {
-	over := th.Failures - t.opts.FreeFailures
-	if over <= 0 || th.LastFailureAt.Before(now.Add(-t.opts.FailureWindow)) {
-		return time.Time{}
+// blockedFor is how long a key in state th is refused whatever resolves:
+// its committed failures have reached the bar and the delay since the
+// last one has not passed. 0: it waits only for attempts in flight.
+func blockedFor(th storage.Throttle, rule storage.ThrottleRule, now time.Time) time.Duration {
+	if th.Failures < rule.Free {
+		return 0
 	}
-	d := t.opts.MaxDelay
-	if over <= 30 {
-		d = min(t.opts.BaseDelay<<(over-1), t.opts.MaxDelay)
-	}
-	return th.LastFailureAt.Add(d)
+	return max(th.LastFailureAt.Add(rule.Delay(th.Failures)).Sub(now), 0)
 }
 
-// failed records a failed login against every key.
-func (t *throttle) failed(ctx context.Context, keys ...string) error {
-	now := t.now()
-	for _, k := range keys {
-		if _, err := t.store.AddLoginFailure(ctx, k, now, now.Add(-t.opts.FailureWindow)); err != nil {
-			return fmt.Errorf("login throttle: %w", err)
+// resolve ends the attempt: failed counts a failure on every counter, a
+// success refunds them (and resets those reset by a success). It runs to
+// the end even when the request is gone, with a deadline of its own: a
+// reservation left behind would hold a place until it expires.
+func (a *attempt) resolve(ctx context.Context, failed bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	defer a.t.resolved.broadcast()
+	if len(a.counters) == 0 {
+		return nil
+	}
+	rs := make([]storage.Resolution, len(a.counters))
+	for i, c := range a.counters {
+		rs[i] = storage.Resolution{Key: c.key, Outcome: c.success, Rule: c.rule}
+		if failed {
+			rs[i].Outcome = storage.AttemptFailed
 		}
+	}
+	a.counters = nil
+	if err := a.t.store.ResolveAttempts(ctx, rs, a.t.now()); err != nil {
+		return fmt.Errorf("throttle: %w", err)
 	}
 	return nil
+}
+
+// refund ends an attempt that was not judged (a database error, a hash
+// error): nothing is counted, nothing reset.
+func (a *attempt) refund(ctx context.Context) {
+	for i := range a.counters {
+		a.counters[i].success = storage.AttemptRefunded
+	}
+	_ = a.resolve(ctx, false) // on error, the reservations expire as orphans
+}
+
+// clientGuard throttles client authentication (RFC 6749 §2.3.1: a
+// client secret is a password; §10.10: credential guessing) per (client
+// id, source address), never per client id alone: an attacker must not be
+// able to lock a production backend out. Only ids of registered
+// confidential clients are counted; an unknown id is refused as before,
+// without a database write.
+//
+// Unlike a password, the secret is checked first (it is cheap, or its
+// argon2id checks are bounded by the clients package), and what is
+// counted before anything is revealed is the answer: a wrong secret gets
+// 401 only if it gets one of the free places (a reservation committed at
+// once as a failure), else 429; a right one is answered 200 at once, with
+// one read and no write, while the counter has no failure and its pending
+// attempts, were they all to fail, stay under the bar; otherwise it takes
+// a place like a login (waiting for those in flight, 429 while held back)
+// and resets the counter. So a burst of guesses learns no more answers
+// than there are free places, and the refresh, introspection and
+// client_credentials paths of a well-behaved client pay one read.
+type clientGuard struct {
+	throttle *throttle
+	trusted  []netip.Prefix
+}
+
+func (g *clientGuard) authenticate(r *http.Request, reg *clients.Registry, id, secret string) (*clients.Client, error) {
+	if c, ok := reg.Get(id); g == nil || !ok || c.Public {
+		return authenticate(reg, id, secret)
+	}
+	ctx := r.Context()
+	ctr := g.throttle.clientCounter(id, addressKey(clientAddr(r, g.trusted)))
+	c, err := authenticate(reg, id, secret)
+	var e *Error
+	switch {
+	case err == nil:
+		if clean, err := g.throttle.clean(ctx, ctr); err != nil || clean {
+			return c, err
+		}
+		at, err := g.throttle.reserve(ctx, []counter{ctr})
+		if err != nil {
+			return nil, err
+		}
+		if err := at.resolve(ctx, false); err != nil {
+			return nil, err
+		}
+		return c, nil
+	case errors.As(err, &e) && e.Code == "invalid_client":
+		at, rerr := g.throttle.reserve(ctx, []counter{ctr})
+		if rerr != nil {
+			return nil, rerr // the answer is not revealed
+		}
+		if rerr := at.resolve(ctx, true); rerr != nil {
+			return nil, rerr
+		}
+		return nil, err
+	default:
+		return nil, err // busy, a broken hash: nothing was judged
+	}
+}
+
+// clean reports whether c's counter has no failure within the window and
+// fewer pending attempts than its free places: a success may then pass
+// without taking a place, since even if every pending attempt fails, the
+// failures before it stay under the bar.
+func (t *throttle) clean(ctx context.Context, c counter) (bool, error) {
+	th, err := t.store.GetThrottle(ctx, c.key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("throttle: %w", err)
+	}
+	stale := th.LastFailureAt.Before(t.now().Add(-c.rule.Window))
+	return (th.Failures == 0 || stale) && th.Pending < c.rule.Free, nil
+}
+
+// signal wakes every waiter at once: wait returns a channel that the next
+// broadcast closes.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) broadcast() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
 }
 
 // hashSlots bounds concurrent password hashing, and the logins admitted to

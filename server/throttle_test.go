@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -32,12 +33,42 @@ func wantThrottled(t *testing.T, r reply, want int) {
 	}
 }
 
-// TestLoginThrottlePerUsername: after five free failures each further one
-// doubles the wait; while blocked even the right password is refused
-// without being checked; after the wait it works and clears the count.
+// TestLoginThrottleDelaysDoubleUpToTheCap: per (username, address), five
+// free failures, then one attempt at a time after a wait that doubles from
+// base_delay up to max_delay; while held back even the right password is
+// refused without being checked.
+func TestLoginThrottleDelaysDoubleUpToTheCap(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) {
+		behindProxy(o)
+		o.Login.MaxDelay = 30 * time.Second
+	})
+	const addr = "198.51.100.1"
+	for range 5 {
+		wantError(t, ts.loginFrom(addr, "ada", "wrong"), 400, "invalid_grant")
+	}
+	for _, want := range []int{1, 2, 4, 8, 16, 30, 30, 30} {
+		wantThrottled(t, ts.loginFrom(addr, "ada", userPass), want)
+		ts.clock.Advance(time.Duration(want) * time.Second)
+		wantError(t, ts.loginFrom(addr, "ada", "wrong"), 400, "invalid_grant")
+	}
+	wantThrottled(t, ts.loginFrom(addr, "ada", userPass), 30)
+	// However long an attacker keeps failing, the owner waits at most the cap.
+	ts.clock.Advance(30 * time.Second)
+	if r := ts.loginFrom(addr, "ada", userPass); r.status != 200 {
+		t.Fatalf("owner locked out past the cap: %d %s", r.status, r.body)
+	}
+	// The success reset the pair: five free failures again.
+	for range 5 {
+		wantError(t, ts.loginFrom(addr, "ada", "wrong"), 400, "invalid_grant")
+	}
+	wantThrottled(t, ts.loginFrom(addr, "ada", userPass), 1)
+}
+
+// TestLoginThrottlePerUsername: failures spread over many addresses reach
+// the username's bar; an address new to the user is then held back.
 func TestLoginThrottlePerUsername(t *testing.T) {
-	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
-	for i := range 6 { // from six addresses: only the username's count matters here
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy, withLimits(0, 8, 0))
+	for i := range 8 {
 		wantError(t, ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "ada", "wrong"), 400, "invalid_grant")
 	}
 	wantThrottled(t, ts.loginFrom("203.0.113.9", "ada", userPass), 1)
@@ -45,36 +76,10 @@ func TestLoginThrottlePerUsername(t *testing.T) {
 	if r := ts.loginFrom("203.0.113.9", "ada", userPass); r.status != 200 {
 		t.Fatalf("after the delay: %d %s", r.status, r.body)
 	}
-	// The success cleared the username's count: five free failures again.
-	for i := range 5 {
-		wantError(t, ts.loginFrom("198.51.100."+strconv.Itoa(i+10), "ada", "wrong"), 400, "invalid_grant")
-	}
-	if r := ts.loginFrom("203.0.113.9", "ada", userPass); r.status != 200 {
-		t.Fatalf("%d %s", r.status, r.body)
-	}
-}
-
-func TestLoginThrottleDelaysDoubleUpToTheCap(t *testing.T) {
-	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) {
-		behindProxy(o)
-		o.Login.MaxDelay = 30 * time.Second
-	})
-	for i := range 5 {
-		wantError(t, ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "ada", "wrong"), 400, "invalid_grant")
-	}
-	for i, want := range []int{1, 2, 4, 8, 16, 30, 30, 30} {
-		wantError(t, ts.loginFrom("198.51.100.10"+strconv.Itoa(i), "ada", "wrong"), 400, "invalid_grant")
-		wantThrottled(t, ts.loginFrom("192.0.2.1", "ada", userPass), want)
-		ts.clock.Advance(time.Duration(want) * time.Second)
-	}
-	// However long an attacker keeps failing, the owner waits at most the cap.
-	if r := ts.loginFrom("192.0.2.1", "ada", userPass); r.status != 200 {
-		t.Fatalf("owner locked out past the cap: %d %s", r.status, r.body)
-	}
 }
 
 func TestLoginThrottlePerAddress(t *testing.T) {
-	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy, withLimits(0, 0, 6))
 	ts.addUser("bob", userPass)
 	for i := range 6 { // six usernames from one address
 		wantError(t, ts.loginFrom("198.51.100.7", "user"+strconv.Itoa(i), "guess"), 400, "invalid_grant")
@@ -94,7 +99,7 @@ func TestLoginThrottlePerAddress(t *testing.T) {
 // TestLoginThrottleIgnoresUntrustedForwardedFor: without trusted proxies
 // the peer address counts, whatever X-Forwarded-For claims.
 func TestLoginThrottleIgnoresUntrustedForwardedFor(t *testing.T) {
-	ts := newTestServer(t, sqlite)
+	ts := newTestServerOn(t, openStore(t, sqlite), withLimits(0, 0, 6))
 	ts.addUser("bob", userPass)
 	for i := range 6 {
 		wantError(t, ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "user"+strconv.Itoa(i), "guess"), 400, "invalid_grant")
@@ -110,12 +115,12 @@ func TestLoginThrottleSharedAcrossInstances(t *testing.T) {
 			store := openStore(t, b)
 			a := newTestServerOn(t, store, behindProxy)
 			c := newTestServerOn(t, store, behindProxy)
-			for i := range 6 {
+			for i := range 5 {
 				ts := []*testServer{a, c}[i%2]
-				wantError(t, ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "ada", "wrong"), 400, "invalid_grant")
+				wantError(t, ts.loginFrom("198.51.100.1", "ada", "wrong"), 400, "invalid_grant")
 			}
-			wantThrottled(t, a.loginFrom("192.0.2.1", "ada", userPass), 1)
-			wantThrottled(t, c.loginFrom("192.0.2.1", "ada", userPass), 1)
+			wantThrottled(t, a.loginFrom("198.51.100.1", "ada", userPass), 1)
+			wantThrottled(t, c.loginFrom("198.51.100.1", "ada", userPass), 1)
 		})
 	}
 }
@@ -126,11 +131,11 @@ func TestThrottleLeavesRefreshAlone(t *testing.T) {
 	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
 	rt := ts.login(confA).str("refresh_token")
 	last := 0
-	for i := range 7 {
-		last = ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "ada", "wrong").status
+	for range 6 {
+		last = ts.loginFrom("198.51.100.1", "ada", "wrong").status
 	}
 	if last != 429 {
-		t.Fatalf("the 7th bad login: %d, want 429 (the username is throttled)", last)
+		t.Fatalf("the 6th bad login: %d, want 429 (throttled)", last)
 	}
 	if r := ts.token(confA, refresh(rt)); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
@@ -154,35 +159,273 @@ func TestHealthAndReady(t *testing.T) {
 	}
 }
 
-// TestLoginBurstCannotOutrunTheThrottle: guesses fired in parallel at one
-// username are checked one at a time, so no more than the free failures
-// (and the one that trips the delay) are ever checked.
-func TestLoginBurstCannotOutrunTheThrottle(t *testing.T) {
-	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
-	const n = 20
-	statuses := make(chan int, n)
+// burst fires the logins at once (each from addr, as user, with
+// password) spread over the servers, and returns how many passwords were
+// checked (400) and refused (429); anything else fails the test.
+func burst(t *testing.T, servers []*testServer, logins [][3]string) (checked, refused int) {
+	t.Helper()
+	statuses := make([]reply, len(logins))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for i := range n {
+	for i, l := range logins {
 		wg.Go(func() {
 			<-start
-			statuses <- ts.loginFrom("198.51.100."+strconv.Itoa(i+1), "ada", "guess"+strconv.Itoa(i)).status
+			statuses[i] = servers[i%len(servers)].loginFrom(l[0], l[1], l[2])
 		})
 	}
 	close(start)
 	wg.Wait()
-	close(statuses)
-	checked := 0
-	for s := range statuses {
-		switch s {
-		case 400:
+	for _, r := range statuses {
+		switch {
+		case r.status == 400 && r.str("error") == "invalid_grant":
 			checked++
-		case 429:
+		case r.status == 429 && r.header.Get("Retry-After") != "":
+			refused++
 		default:
-			t.Errorf("status %d", s)
+			t.Errorf("status %d %s", r.status, r.body)
 		}
 	}
-	if checked < 1 || checked > 6 {
-		t.Fatalf("%d passwords checked in a burst, want 1 to 6 (5 free + 1)", checked)
+	return checked, refused
+}
+
+// bigQueue admits every login of a burst (none shed with 503).
+func bigQueue(o *server.Options) { o.Login.MaxQueuedHashes = 128 }
+
+// TestConcurrentCorrectLoginsAllSucceed: ten parallel logins with the right
+// password for one user from one address all get tokens (issue 11, 1).
+func TestConcurrentCorrectLoginsAllSucceed(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newTestServerOn(t, openStore(t, b), behindProxy, bigQueue)
+			const n = 10
+			replies := make([]reply, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					replies[i] = ts.loginFrom("198.51.100.1", "ada", userPass)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, r := range replies {
+				if r.status != 200 || r.str("access_token") == "" {
+					t.Errorf("login %d: %d %s", i, r.status, r.body)
+				}
+			}
+		})
+	}
+}
+
+// TestLoginBurstChecksOnlyTheFreeFailures: twenty wrong passwords fired at
+// once for one (username, address) check exactly the free number; the
+// rest are refused without a hash (issue 11, 2).
+func TestLoginBurstChecksOnlyTheFreeFailures(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newTestServerOn(t, openStore(t, b), behindProxy, bigQueue, withLimits(8, 0, 0))
+			logins := make([][3]string, 20)
+			for i := range logins {
+				logins[i] = [3]string{"198.51.100.1", "ada", "guess" + strconv.Itoa(i)}
+			}
+			if checked, refused := burst(t, []*testServer{ts}, logins); checked != 8 || refused != 12 {
+				t.Fatalf("burst: %d passwords checked, %d refused; want 8 and 12", checked, refused)
+			}
+		})
+	}
+}
+
+// TestLoginSprayFromOneAddress: forty usernames guessed at once from one
+// address check no more passwords than the address's bar.
+func TestLoginSprayFromOneAddress(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy, bigQueue, withLimits(0, 0, 3))
+	logins := make([][3]string, 40)
+	for i := range logins {
+		logins[i] = [3]string{"198.51.100.1", "user" + strconv.Itoa(i), "guess"}
+	}
+	if checked, refused := burst(t, []*testServer{ts}, logins); checked != 3 || refused != 37 {
+		t.Fatalf("spray: %d passwords checked, %d refused; want 3 and 37", checked, refused)
+	}
+}
+
+// TestLoginBurstAcrossInstances: the burst limit holds across two servers
+// on one database.
+func TestLoginBurstAcrossInstances(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			store := openStore(t, b)
+			servers := []*testServer{
+				newTestServerOn(t, store, behindProxy, bigQueue, withLimits(8, 0, 0)),
+				newTestServerOn(t, store, behindProxy, bigQueue, withLimits(8, 0, 0)),
+			}
+			logins := make([][3]string, 24)
+			for i := range logins {
+				logins[i] = [3]string{"198.51.100.1", "ada", "guess" + strconv.Itoa(i)}
+			}
+			if checked, refused := burst(t, servers, logins); checked != 8 || refused != 16 {
+				t.Fatalf("burst over two instances: %d passwords checked, %d refused; want 8 and 16", checked, refused)
+			}
+		})
+	}
+}
+
+// TestStrangerCannotLockOwnerOut: a stranger failing on the owner's
+// username from ever new addresses, again after each wait, cannot stop the
+// owner logging in from an address they logged in from before (issue 11, 3).
+func TestStrangerCannotLockOwnerOut(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy, withLimits(0, 8, 0))
+	const home = "192.0.2.10"
+	if r := ts.loginFrom(home, "ada", userPass); r.status != 200 {
+		t.Fatalf("first login: %d %s", r.status, r.body)
+	}
+	addr := 0
+	for round := range 3 {
+		for range 12 {
+			addr++
+			r := ts.loginFrom("198.51.100."+strconv.Itoa(addr), "ada", "wrong")
+			if r.status != 400 && r.status != 429 {
+				t.Fatalf("stranger: %d %s", r.status, r.body)
+			}
+		}
+		// The username's bar holds strangers (and new addresses) back...
+		if r := ts.loginFrom("203.0.113.1", "ada", userPass); r.status != 429 {
+			t.Fatalf("round %d: a new address past the username's bar: %d, want 429", round, r.status)
+		}
+		// ...but not the owner at home.
+		if r := ts.loginFrom(home, "ada", userPass); r.status != 200 {
+			t.Fatalf("round %d: owner at a known address: %d %s", round, r.status, r.body)
+		}
+		ts.clock.Advance(15 * time.Minute) // the wait ends; the stranger starts again
+	}
+}
+
+// TestOfficeNotLockedOutByOneColleague: failures against one username from
+// an office's one address hold back that username there, not the office.
+func TestOfficeNotLockedOutByOneColleague(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
+	ts.addUser("bob", userPass)
+	const office = "198.51.100.50"
+	for range 12 {
+		ts.clock.Advance(time.Minute)
+		r := ts.loginFrom(office, "bob", "wrong")
+		if r.status != 400 && r.status != 429 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	if r := ts.loginFrom(office, "ada", userPass); r.status != 200 {
+		t.Fatalf("a colleague at the office: %d %s", r.status, r.body)
+	}
+	if r := ts.loginFrom(office, "bob", userPass); r.status != 429 {
+		t.Fatalf("bob at the office after the guesses: %d, want 429", r.status)
+	}
+	if r := ts.loginFrom("192.0.2.1", "bob", userPass); r.status != 200 {
+		t.Fatalf("bob elsewhere: %d %s", r.status, r.body)
+	}
+}
+
+// TestBackoffAtExtremeSettings: with a one-hour base delay the doubling
+// never wraps negative or to zero however many failures (issue 11, 7):
+// every wait is positive, at most max_delay, and reaches it.
+func TestBackoffAtExtremeSettings(t *testing.T) {
+	const maxDelay = 1000 * time.Hour
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy, func(o *server.Options) {
+		o.Login.BaseDelay, o.Login.MaxDelay, o.Login.FailureWindow = time.Hour, maxDelay, 100000*time.Hour
+	})
+	const addr = "198.51.100.1"
+	// Fail until held back, then, each time the wait ends, once more.
+	r := ts.loginFrom(addr, "ada", "wrong")
+	for n := 0; r.status == 400; n++ {
+		if n > 10 {
+			t.Fatal("never held back")
+		}
+		r = ts.loginFrom(addr, "ada", "wrong")
+	}
+	prev := 0
+	for i := range 70 {
+		wantError(t, r, 429, "temporarily_unavailable")
+		secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if err != nil || secs <= 0 || secs > int(maxDelay/time.Second) || secs < prev {
+			t.Fatalf("round %d: Retry-After %q (previous %d), want in [previous, %d]",
+				i, r.header.Get("Retry-After"), prev, int(maxDelay/time.Second))
+		}
+		prev = secs
+		ts.clock.Advance(time.Duration(secs) * time.Second)
+		wantError(t, ts.loginFrom(addr, "ada", "wrong"), 400, "invalid_grant")
+		r = ts.loginFrom(addr, "ada", "wrong") // at once: held back again
+	}
+	if prev != int(maxDelay/time.Second) {
+		t.Fatalf("the wait never reached max_delay: %d", prev)
+	}
+}
+
+// TestClientAuthThrottledPerClientAndAddress: wrong secrets for a
+// confidential client from one address get 429 after the free failures,
+// and so does the right one from there; from another address the client
+// still authenticates.
+func TestClientAuthThrottledPerClientAndAddress(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	from := func(addr, auth string) reply {
+		return ts.do(call{auth: auth, form: cc, xff: addr})
+	}
+	for range 5 {
+		wantError(t, from("198.51.100.1", basic("conf-a", "wrong")), 401, "invalid_client")
+	}
+	wantThrottled(t, from("198.51.100.1", basic("conf-a", "wrong")), 1)
+	wantThrottled(t, from("198.51.100.1", confA), 1)
+	if r := from("198.51.100.2", confA); r.status != 200 {
+		t.Fatalf("the client from another address: %d %s", r.status, r.body)
+	}
+	// The secret in the body is counted the same way.
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"conf-a"}, "client_secret": {"wrong"}}
+	wantThrottled(t, ts.do(call{form: form, xff: "198.51.100.1"}), 1)
+	// After the wait, the right secret works and resets the count.
+	ts.clock.Advance(time.Second)
+	if r := from("198.51.100.1", confA); r.status != 200 {
+		t.Fatalf("after the wait: %d %s", r.status, r.body)
+	}
+	wantError(t, from("198.51.100.1", basic("conf-a", "wrong")), 401, "invalid_client")
+	// Unknown client ids are not counted (nothing to protect).
+	for range 8 {
+		wantError(t, from("198.51.100.1", basic("nobody", "wrong")), 401, "invalid_client")
+	}
+}
+
+// TestClientAuthBurstAnswersOnlyTheFreeFailures: wrong secrets fired at
+// once for one client from one address get no more answers than the free
+// failures; the rest are 429.
+func TestClientAuthBurstAnswersOnlyTheFreeFailures(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newTestServerOn(t, openStore(t, b), behindProxy)
+			const n = 20
+			replies := make([]reply, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					replies[i] = ts.do(call{auth: basic("conf-a", "guess"+strconv.Itoa(i)),
+						form: url.Values{"grant_type": {"client_credentials"}}, xff: "198.51.100.1"})
+				})
+			}
+			close(start)
+			wg.Wait()
+			answered, refused := 0, 0
+			for _, r := range replies {
+				switch {
+				case r.status == 401 && r.str("error") == "invalid_client":
+					answered++
+				case r.status == 429 && r.header.Get("Retry-After") != "":
+					refused++
+				default:
+					t.Errorf("status %d %s", r.status, r.body)
+				}
+			}
+			if answered != 5 || refused != n-5 {
+				t.Fatalf("%d wrong secrets answered, %d refused; want 5 and %d", answered, refused, n-5)
+			}
+		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +63,7 @@ type grant interface {
 // tokenHandler serves POST /oauth2/token (RFC 6749 §3.2).
 type tokenHandler struct {
 	clients *clientSet
+	guard   *clientGuard // client authentication throttle
 	grants  map[string]grant
 	lib     *tokenLib
 	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
@@ -97,7 +97,7 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 	if info.grantType = gt; !known {
 		info.grantType = "unknown" // a bounded metrics label
 	}
-	client, err := authenticateClient(r, form, h.clients.registry())
+	client, err := authenticateClient(r, form, h.clients.registry(), h.guard)
 	if err != nil {
 		return nil, err
 	}
@@ -265,29 +265,24 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 // userAuth checks resource-owner passwords for the password grant. Every
 // bad-credential failure is one invalid_grant, and an unknown user costs
 // the same hash as a wrong password, so neither answers nor timing
-// enumerate users. Throttled attempts are refused before any hashing.
+// enumerate users. Each attempt is counted by the throttle before its
+// password is hashed, and refused (429) before any hashing.
 type userAuth struct {
 	store     storage.Store
 	throttle  *throttle
 	hashing   *hashSlots
 	dummyHash string
 	logins    *prometheus.CounterVec
-	// checking holds the usernames (throttle keys) whose password is being
-	// checked on this instance. The throttle reads its counts before the
-	// check and records a failure after it; one check per username at a
-	// time stops a parallel burst from slipping many guesses between the
-	// two (at most one in flight per instance).
-	checking sync.Map
 }
 
-func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time, m *metrics) (*userAuth, error) {
+func newUserAuth(store storage.Store, th *throttle, opts LoginOptions, m *metrics) (*userAuth, error) {
 	dummy, err := passhash.Hash(newID(), passhash.Default)
 	if err != nil {
 		return nil, err
 	}
 	return &userAuth{
 		store:     store,
-		throttle:  &throttle{store: store, opts: opts, now: now},
+		throttle:  th,
 		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
 		dummyHash: dummy,
 		logins:    m.logins,
@@ -296,31 +291,42 @@ func newUserAuth(store storage.Store, opts LoginOptions, now func() time.Time, m
 
 var errBadCredentials = errInvalidGrant("invalid username or password")
 
+// rememberEvery is how often a login from a known address refreshes when
+// it was last seen.
+const rememberEvery = 24 * time.Hour
+
 func (a *userAuth) authenticate(ctx context.Context, username, password string) (string, error) {
 	var addr netip.Addr
 	if req := tokenRequestFrom(ctx); req != nil {
 		addr = req.addr
 	}
-	userKey, addrKey := throttleKeys(username, addr)
-	if _, busy := a.checking.LoadOrStore(userKey, struct{}{}); busy {
-		a.logins.WithLabelValues(loginThrottled).Inc()
-		return "", errTooManyAttempts(time.Second)
-	}
-	defer a.checking.Delete(userKey)
 	leave, err := a.hashing.admit()
 	if err != nil {
 		a.logins.WithLabelValues(loginShed).Inc()
 		return "", err
 	}
 	defer leave()
-	wait, err := a.throttle.check(ctx, userKey, addrKey)
+	addrKey, uKey := addressKey(addr), userKey(username)
+	opts := a.throttle.opts
+	seen, err := a.store.AddressLastSeen(ctx, uKey, addrKey)
 	if err != nil {
+		return "", fmt.Errorf("password grant: %w", err)
+	}
+	known := !seen.IsZero() && a.throttle.now().Sub(seen) <= opts.KnownAddressTTL
+	at, err := a.throttle.reserve(ctx, a.throttle.loginCounters(username, addrKey, known))
+	if err != nil {
+		var refused *Error
+		if errors.As(err, &refused) {
+			a.logins.WithLabelValues(loginThrottled).Inc()
+		}
 		return "", err
 	}
-	if wait > 0 {
-		a.logins.WithLabelValues(loginThrottled).Inc()
-		return "", errTooManyAttempts(wait)
-	}
+	judged := false
+	defer func() {
+		if !judged { // a database or hash error, a panic: not counted
+			at.refund(ctx)
+		}
+	}()
 	u, err := a.store.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("password grant: %w", err)
@@ -341,17 +347,23 @@ func (a *userAuth) authenticate(ctx context.Context, username, password string) 
 	if verr != nil {
 		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
 	}
+	judged = true
 	if err != nil || !ok || u.Disabled {
 		a.logins.WithLabelValues(loginFailed).Inc()
-		if err := a.throttle.failed(ctx, userKey, addrKey); err != nil {
+		if err := at.resolve(ctx, true); err != nil {
 			return "", err
 		}
 		return "", errBadCredentials
 	}
-	// A successful login clears the username's counter; the address's
-	// stays, or an attacker could reset it with an account of their own.
-	if err := a.store.ResetThrottle(ctx, userKey); err != nil {
-		return "", fmt.Errorf("password grant: %w", err)
+	if err := at.resolve(ctx, false); err != nil {
+		return "", err
+	}
+	// The address now passes the username's bar for this user (recorded
+	// at most once a day per address: a write fewer on most logins).
+	if now := a.throttle.now(); !known || now.Sub(seen) >= rememberEvery {
+		if err := a.store.RememberAddress(ctx, uKey, addrKey, now, opts.KnownAddresses); err != nil {
+			return "", fmt.Errorf("password grant: %w", err)
+		}
 	}
 	a.logins.WithLabelValues(loginOK).Inc()
 	return u.ID, nil

@@ -120,13 +120,99 @@ type KeyRevocations struct {
 	Latest time.Time // the latest RevokedAt; zero if Count is 0
 }
 
-// Throttle is the failed-login state for one key (a username or a source
-// address), shared by all instances.
+// Throttle is the state of one throttle key (a username, a source
+// address, or a pair of them; see server/throttle.go), shared by all
+// instances: the failures committed, and the attempts in flight, reserved
+// before their password (or client secret) was checked and not yet
+// resolved.
 type Throttle struct {
 	Key           string
 	Failures      int
-	LastFailureAt time.Time
+	LastFailureAt time.Time // zero: never failed
+	Pending       int
+	// PendingSince is when the pending attempts began: set when the first
+	// is reserved, kept while any is pending (so it can be older than the
+	// oldest still pending, never newer).
+	PendingSince time.Time
 }
+
+// ThrottleRule is what a reservation of a key is checked against.
+type ThrottleRule struct {
+	// Free failures (at least 1) cost nothing: attempts are reserved while
+	// failures + pending < Free.
+	Free int
+	// Past Free failures one attempt at a time is let through, once
+	// Delay(failures) has passed since the last failure.
+	BaseDelay, MaxDelay time.Duration
+	// Window: failures whose last is older are forgotten.
+	Window time.Duration
+	// Orphan: pending attempts older than this (their login crashed with
+	// its instance) are counted as failures.
+	Orphan time.Duration
+}
+
+// Delay is how long after its last failure a key with failures committed
+// failures is held back: nothing below Free, then BaseDelay doubling with
+// each further failure, up to MaxDelay. It is capped before shifting, so
+// no setting or count overflows.
+func (r ThrottleRule) Delay(failures int) time.Duration {
+	if failures < r.Free {
+		return 0
+	}
+	shift := failures - r.Free
+	if shift >= r.DelayCapShift() {
+		return r.MaxDelay
+	}
+	return r.BaseDelay << shift
+}
+
+// DelayCapShift is the least n for which BaseDelay << n reaches MaxDelay
+// (the shifts below it do not overflow).
+func (r ThrottleRule) DelayCapShift() int {
+	n := 0
+	for d := r.BaseDelay; d > 0 && d < r.MaxDelay; d <<= 1 {
+		n++
+	}
+	return n
+}
+
+// Reservation asks for one attempt on Key under Rule.
+type Reservation struct {
+	Key  string
+	Rule ThrottleRule
+}
+
+// ReserveResult is what ReserveAttempts did.
+type ReserveResult struct {
+	// Refused is the index of the key refused; -1 when all were reserved.
+	Refused int
+	// States are the keys' states up to the refused one: after their
+	// reservation, and the refused one as it stands.
+	States []Throttle
+}
+
+// Resolution ends one attempt reserved on Key under Rule.
+type Resolution struct {
+	Key     string
+	Outcome AttemptOutcome
+	Rule    ThrottleRule
+}
+
+// AttemptOutcome is how a reserved attempt ended.
+type AttemptOutcome int
+
+const (
+	// AttemptFailed commits the reservation as a failure.
+	AttemptFailed AttemptOutcome = iota + 1
+	// AttemptRefunded drops the reservation (the attempt was not judged).
+	AttemptRefunded
+	// AttemptSucceeded drops the reservation and forgets the key's failures.
+	AttemptSucceeded
+	// AttemptAllowed drops the reservation, and keeps the failures: a
+	// success that must not reset the key (one an attacker could reset
+	// with an account of their own, like a source address).
+	AttemptAllowed
+)
 
 // AccessCheck is what introspecting an access token (RFC 7662 §2.2) needs
 // from the database, read at once: whether its jti is on the denylist, and
@@ -222,17 +308,34 @@ type Store interface {
 	// supersededBefore.
 	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
 
-	// AddLoginFailure records a failed login for key at now and returns the
-	// new state. A key whose last failure is before resetBefore starts again
-	// at one failure.
-	AddLoginFailure(ctx context.Context, key string, now, resetBefore time.Time) (Throttle, error)
-	// GetThrottle returns ErrNotFound for a key with no recorded failure.
+	// ReserveAttempts reserves one attempt on every key, in order, or on
+	// none, in one write. Each key is reserved by one conditional
+	// statement (creating the key on first use) if its Rule allows it at
+	// now, so that of any number of concurrent callers on any number of
+	// instances no more are let through than the rule allows. Before it
+	// refuses a key, it counts that key's pending attempts older than
+	// Rule.Orphan as failures, forgets its failures older than
+	// Rule.Window, and tries again. At the first key refused, the
+	// reservations already taken are undone.
+	ReserveAttempts(ctx context.Context, keys []Reservation, now time.Time) (ReserveResult, error)
+	// GetThrottle returns a key's state; ErrNotFound for a key never used.
 	GetThrottle(ctx context.Context, key string) (Throttle, error)
-	// ResetThrottle forgets a key's failures (after a successful login);
-	// an unknown key is no error.
-	ResetThrottle(ctx context.Context, key string) error
-	// DeleteThrottles deletes up to limit keys whose last failure is before t.
+	// ResolveAttempts ends attempts reserved on their keys (see
+	// AttemptOutcome), in one write. A failure after Rule.Window without
+	// one starts again at one.
+	ResolveAttempts(ctx context.Context, attempts []Resolution, now time.Time) error
+	// DeleteThrottles deletes up to limit keys whose last failure is before
+	// t and that have no attempt pending since t or later.
 	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	// RememberAddress records that userKey logged in from addr at now, and
+	// keeps only the keep (> 0) most recent addresses of userKey.
+	RememberAddress(ctx context.Context, userKey, addr string, now time.Time, keep int) error
+	// AddressLastSeen is when userKey last logged in from addr (as
+	// recorded by RememberAddress); the zero time if not kept.
+	AddressLastSeen(ctx context.Context, userKey, addr string) (time.Time, error)
+	// DeleteKnownAddresses deletes up to limit addresses last seen before t.
+	DeleteKnownAddresses(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
+	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
 
@@ -193,7 +194,8 @@ func TestCleanup(t *testing.T) {
 		if err := store.DenyAccessToken(ctx, "live-jti", now.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.AddLoginFailure(ctx, "stale", now.Add(-48*time.Hour), now.Add(-49*time.Hour)); err != nil {
+		stale := []storage.Resolution{{Key: "stale", Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}
+		if err := store.ResolveAttempts(ctx, stale, now.Add(-48*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		r := c.want(exitOK, "", "cleanup")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,6 +43,9 @@ func (a *app) cleaner(store storage.Store) *server.Cleaner {
 		RevokedRetention: a.cfg.Cleanup.RevokedRetention,
 		// As a.keys: a key is published this long after it last signed.
 		MaxTokenTTL: clients.MaxAccessTokenTTL,
-		BatchSize:   a.cfg.Cleanup.BatchSize,
+		// A throttle is kept while its failures count.
+		ThrottleRetention:     max(24*time.Hour, a.cfg.Login.FailureWindow),
+		KnownAddressRetention: a.cfg.Login.KnownAddressTTL,
+		BatchSize:             a.cfg.Cleanup.BatchSize,
 	}, a.log)
 }

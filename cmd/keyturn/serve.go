@@ -116,6 +116,8 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 			SharedHashProcessors: l.HashProcessors == config.HashProcessorsShared,
 			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
+			UserFailures: l.UserFailures, AddressFailures: l.AddressFailures,
+			KnownAddressTTL: l.KnownAddressTTL, KnownAddresses: l.KnownAddresses,
 		},
 		RequestTimeout: a.cfg.Database.Timeout,
 		Ready:          schemaCurrent(store),

@@ -190,14 +190,19 @@ type throttleRow struct {
 	Key             string `gorm:"column:key;primaryKey"`
 	Failures        int    `gorm:"column:failures"`
 	LastFailureAtUS int64  `gorm:"column:last_failure_at"`
+	Pending         int    `gorm:"column:pending"`
+	PendingSinceUS  int64  `gorm:"column:pending_since"`
 }
 
 func (throttleRow) TableName() string { return "login_throttles" }
 
 func (r throttleRow) throttle() storage.Throttle {
-	return storage.Throttle{
-		Key:           r.Key,
-		Failures:      r.Failures,
-		LastFailureAt: fromMicros(r.LastFailureAtUS),
+	t := storage.Throttle{Key: r.Key, Failures: r.Failures, Pending: r.Pending}
+	if r.LastFailureAtUS != 0 {
+		t.LastFailureAt = fromMicros(r.LastFailureAtUS)
 	}
+	if r.Pending > 0 {
+		t.PendingSince = fromMicros(r.PendingSinceUS)
+	}
+	return t
 }

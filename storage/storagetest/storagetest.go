@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -54,9 +55,16 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"RevokeSigningKey", testRevokeSigningKey},
 		{"ActivateSigningKey", testActivateSigningKey},
 		{"DeleteSigningKeys", testDeleteSigningKeys},
-		{"LoginThrottle", testLoginThrottle},
-		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
+		{"ReserveAttempt", testReserveAttempt},
+		{"ReserveAttemptWindow", testReserveAttemptWindow},
+		{"ReserveAttemptOrphan", testReserveAttemptOrphan},
+		{"ReserveAttemptExtremeDelay", testReserveAttemptExtremeDelay},
+		{"ReserveAttemptsAllOrNone", testReserveAllOrNone},
+		{"ConcurrentReserveExactlyLimit", testConcurrentReserve},
+		{"ConcurrentResolveFailures", testConcurrentResolve},
 		{"DeleteThrottles", testDeleteThrottles},
+		{"KnownAddresses", testKnownAddresses},
+		{"DeleteKnownAddresses", testDeleteKnownAddresses},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {
@@ -1236,70 +1244,215 @@ func testDeleteSigningKeys(t *testing.T, s storage.Store) {
 	}
 }
 
-func testLoginThrottle(t *testing.T, s storage.Store) {
-	ctx := t.Context()
-	const window = 15 * time.Minute
-	add := func(key string, now time.Time) storage.Throttle {
-		t.Helper()
-		th, err := s.AddLoginFailure(ctx, key, now, now.Add(-window))
-		if err != nil {
-			t.Fatalf("AddLoginFailure(%s): %v", key, err)
-		}
-		return th
-	}
-	check := func(got storage.Throttle, key string, failures int, last time.Time) {
-		t.Helper()
-		if got.Key != key || got.Failures != failures {
-			t.Errorf("throttle = %+v, want key %s failures %d", got, key, failures)
-		}
-		checkTime(t, "LastFailureAt", got.LastFailureAt, last)
-	}
+var testRule = storage.ThrottleRule{Free: 3, BaseDelay: time.Second, MaxDelay: 4 * time.Second, Window: time.Hour, Orphan: time.Minute}
 
-	_, err := s.GetThrottle(ctx, "user:ada")
-	wantErr(t, "GetThrottle(none)", err, storage.ErrNotFound)
-
-	for i := 1; i <= 3; i++ {
-		now := base.Add(time.Duration(i) * time.Minute)
-		check(add("user:ada", now), "user:ada", i, now)
-	}
-	check(add("ip:192.0.2.1", base), "ip:192.0.2.1", 1, base) // keys are independent
-	got, err := s.GetThrottle(ctx, "user:ada")
+// reserve calls ReserveAttempts on one key and checks whether it reserved.
+func reserve(t *testing.T, s storage.Store, key string, rule storage.ThrottleRule, now time.Time, want bool) storage.Throttle {
+	t.Helper()
+	res, err := s.ReserveAttempts(t.Context(), []storage.Reservation{{Key: key, Rule: rule}}, now)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("ReserveAttempts(%s): %v", key, err)
 	}
-	check(got, "user:ada", 3, base.Add(3*time.Minute))
-
-	// Exactly at the reset cutoff still counts; after it, back to one.
-	last := base.Add(3 * time.Minute)
-	check(add("user:ada", last.Add(window)), "user:ada", 4, last.Add(window))
-	last = last.Add(window)
-	later := last.Add(window + time.Microsecond)
-	check(add("user:ada", later), "user:ada", 1, later)
-
-	if err := s.ResetThrottle(ctx, "user:ada"); err != nil {
-		t.Fatalf("ResetThrottle: %v", err)
+	if len(res.States) != 1 || (res.Refused < 0) != want {
+		t.Fatalf("ReserveAttempts(%s) at %s = %+v, want reserved %v", key, now.Sub(base), res, want)
 	}
-	_, err = s.GetThrottle(ctx, "user:ada")
-	wantErr(t, "GetThrottle after reset", err, storage.ErrNotFound)
-	if err := s.ResetThrottle(ctx, "user:nobody"); err != nil {
-		t.Errorf("ResetThrottle(unknown): %v", err)
-	}
-	if _, err := s.GetThrottle(ctx, "ip:192.0.2.1"); err != nil {
-		t.Errorf("reset of one key touched another: %v", err)
-	}
-	check(add("user:ada", later), "user:ada", 1, later)
+	return res.States[0]
 }
 
-// testConcurrentLoginFailures: failures counted by any number of instances
-// at once all count.
-func testConcurrentLoginFailures(t *testing.T, s storage.Store) {
+func resolve(t *testing.T, s storage.Store, key string, o storage.AttemptOutcome, rule storage.ThrottleRule, now time.Time) {
+	t.Helper()
+	if err := s.ResolveAttempts(t.Context(), []storage.Resolution{{Key: key, Outcome: o, Rule: rule}}, now); err != nil {
+		t.Fatalf("ResolveAttempt(%s, %d): %v", key, o, err)
+	}
+}
+
+func wantThrottle(t *testing.T, s storage.Store, key string, failures, pending int) storage.Throttle {
+	t.Helper()
+	th, err := s.GetThrottle(t.Context(), key)
+	if err != nil || th.Key != key || th.Failures != failures || th.Pending != pending {
+		t.Fatalf("GetThrottle(%s) = %+v, %v; want failures %d pending %d", key, th, err, failures, pending)
+	}
+	return th
+}
+
+func testReserveAttempt(t *testing.T, s storage.Store) {
+	_, err := s.GetThrottle(t.Context(), "k")
+	wantErr(t, "GetThrottle(none)", err, storage.ErrNotFound)
+	now := base
+	for i := 1; i <= 3; i++ {
+		if th := reserve(t, s, "k", testRule, now, true); th.Pending != i || th.Failures != 0 {
+			t.Fatalf("reservation %d: %+v", i, th)
+		}
+	}
+	checkTime(t, "PendingSince", wantThrottle(t, s, "k", 0, 3).PendingSince, now)
+	reserve(t, s, "k", testRule, now, false) // failures + pending reach Free
+	reserve(t, s, "other", testRule, now, true)
+	resolve(t, s, "k", storage.AttemptRefunded, testRule, now)
+	wantThrottle(t, s, "k", 0, 2)
+	reserve(t, s, "k", testRule, now, true)
+	for range 3 {
+		resolve(t, s, "k", storage.AttemptFailed, testRule, now)
+	}
+	checkTime(t, "LastFailureAt", wantThrottle(t, s, "k", 3, 0).LastFailureAt, now)
+	// Past the free failures: one at a time, once the delay has passed.
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		reserve(t, s, "k", testRule, now.Add(d-time.Microsecond), false)
+		now = now.Add(d)
+		reserve(t, s, "k", testRule, now, true)
+		reserve(t, s, "k", testRule, now, false) // one pending: no second
+		resolve(t, s, "k", storage.AttemptFailed, testRule, now)
+	}
+	wantThrottle(t, s, "k", 7, 0)
+	// A refunded attempt past the free failures leaves the delay as it was.
+	now = now.Add(4 * time.Second)
+	reserve(t, s, "k", testRule, now, true)
+	resolve(t, s, "k", storage.AttemptAllowed, testRule, now)
+	wantThrottle(t, s, "k", 7, 0)
+	reserve(t, s, "k", testRule, now, true)
+	// Several keys resolved in one call, each its own way.
+	if err := s.ResolveAttempts(t.Context(), []storage.Resolution{
+		{Key: "k", Outcome: storage.AttemptSucceeded, Rule: testRule},
+		{Key: "other", Outcome: storage.AttemptFailed, Rule: testRule},
+	}, now); err != nil {
+		t.Fatal(err)
+	}
+	wantThrottle(t, s, "k", 0, 0)
+	wantThrottle(t, s, "other", 1, 0)
+	if err := s.ResolveAttempts(t.Context(), []storage.Resolution{{Key: "k", Outcome: 0}}, now); err == nil {
+		t.Error("ResolveAttempts(outcome 0): no error")
+	}
+	for range 3 {
+		reserve(t, s, "k", testRule, now, true)
+	}
+}
+
+// testReserveAllOrNone: several keys are reserved together or not at all.
+func testReserveAllOrNone(t *testing.T, s storage.Store) {
+	one := testRule
+	one.Free = 1
+	keys := []storage.Reservation{{Key: "a", Rule: testRule}, {Key: "b", Rule: one}, {Key: "c", Rule: testRule}}
+	res, err := s.ReserveAttempts(t.Context(), keys, base)
+	if err != nil || res.Refused != -1 || len(res.States) != 3 || res.States[1].Pending != 1 {
+		t.Fatalf("first = %+v, %v; want all reserved", res, err)
+	}
+	res, err = s.ReserveAttempts(t.Context(), keys, base) // b has no free place left
+	if err != nil || res.Refused != 1 || len(res.States) != 2 || res.States[1].Key != "b" || res.States[1].Pending != 1 {
+		t.Fatalf("second = %+v, %v; want b refused", res, err)
+	}
+	wantThrottle(t, s, "a", 0, 1) // the second reservation on a was undone
+	wantThrottle(t, s, "b", 0, 1)
+	wantThrottle(t, s, "c", 0, 1) // never reached
+}
+
+// testReserveAttemptWindow: failures older than the window are forgotten,
+// by a reservation and by a failure.
+func testReserveAttemptWindow(t *testing.T, s storage.Store) {
+	for range 3 {
+		reserve(t, s, "k", testRule, base, true)
+		resolve(t, s, "k", storage.AttemptFailed, testRule, base)
+	}
+	reserve(t, s, "k", testRule, base.Add(testRule.Window-time.Microsecond), true) // past the delay
+	resolve(t, s, "k", storage.AttemptRefunded, testRule, base)
+	later := base.Add(testRule.Window + time.Microsecond)
+	reserve(t, s, "k", testRule, later, true)
+	reserve(t, s, "k", testRule, later, true) // 3 old failures would refuse this one
+	resolve(t, s, "k", storage.AttemptFailed, testRule, later)
+	wantThrottle(t, s, "k", 1, 1)
+	for range 3 {
+		reserve(t, s, "j", testRule, base, true)
+		resolve(t, s, "j", storage.AttemptFailed, testRule, base)
+	}
+	resolve(t, s, "j", storage.AttemptFailed, testRule, later) // an unreserved failure
+	wantThrottle(t, s, "j", 1, 0)
+}
+
+// testReserveAttemptOrphan: a reservation never resolved (its instance
+// crashed) counts as a failure once older than the orphan timeout, and
+// resolving it late takes no other attempt's reservation.
+func testReserveAttemptOrphan(t *testing.T, s storage.Store) {
+	for range 3 {
+		reserve(t, s, "k", testRule, base, true)
+	}
+	reserve(t, s, "k", testRule, base.Add(testRule.Orphan), false)
+	wantThrottle(t, s, "k", 0, 3)
+	late := base.Add(testRule.Orphan + time.Microsecond)
+	reserve(t, s, "k", testRule, late, false) // three failures at late: the delay runs
+	checkTime(t, "LastFailureAt", wantThrottle(t, s, "k", 3, 0).LastFailureAt, late)
+	resolve(t, s, "k", storage.AttemptRefunded, testRule, late)
+	wantThrottle(t, s, "k", 3, 0)
+	reserve(t, s, "k", testRule, late.Add(time.Second), true)
+	wantThrottle(t, s, "k", 3, 1)
+}
+
+// testReserveAttemptExtremeDelay: a long base delay and many failures
+// neither overflow nor wrap: the delay stays at the cap.
+func testReserveAttemptExtremeDelay(t *testing.T, s storage.Store) {
+	rule := storage.ThrottleRule{Free: 1, BaseDelay: time.Hour, MaxDelay: 100 * 365 * 24 * time.Hour,
+		Window: 200 * 365 * 24 * time.Hour, Orphan: time.Minute}
+	if d := rule.Delay(1000); d != rule.MaxDelay {
+		t.Errorf("Delay(1000) = %s, want %s", d, rule.MaxDelay)
+	}
+	huge := storage.ThrottleRule{Free: 5, BaseDelay: time.Hour, MaxDelay: time.Duration(1<<63 - 1)}
+	for f := range 2000 {
+		if d := huge.Delay(f); d < 0 || (f >= 5 && d < time.Hour) {
+			t.Fatalf("Delay(%d) = %s with the largest MaxDelay", f, d)
+		}
+	}
+	const failures = 100
+	for range failures {
+		resolve(t, s, "k", storage.AttemptFailed, rule, base)
+	}
+	reserve(t, s, "k", rule, base.Add(rule.MaxDelay-time.Microsecond), false)
+	reserve(t, s, "k", rule, base.Add(time.Hour), false)
+	reserve(t, s, "k", rule, base.Add(rule.MaxDelay), true)
+	wantThrottle(t, s, "k", failures, 1)
+}
+
+// testConcurrentReserve: of N callers reserving one key at once, exactly
+// the free number succeed.
+func testConcurrentReserve(t *testing.T, s storage.Store) {
+	const n, limit = 24, 5
+	rule := testRule
+	rule.Free = limit
+	var wg sync.WaitGroup
+	got := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			var res storage.ReserveResult
+			res, errs[i] = s.ReserveAttempts(t.Context(), []storage.Reservation{{Key: "k", Rule: rule}}, base)
+			got[i] = errs[i] == nil && res.Refused < 0
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("caller %d: %v", i, errs[i])
+		}
+		if got[i] {
+			ok++
+		}
+	}
+	if ok != limit {
+		t.Errorf("%d of %d concurrent reservations succeeded, want exactly %d", ok, n, limit)
+	}
+	wantThrottle(t, s, "k", 0, limit)
+}
+
+// testConcurrentResolve: failures resolved at once all count.
+func testConcurrentResolve(t *testing.T, s storage.Store) {
 	const n = 20
-	now := base.Add(time.Minute)
+	rule := testRule
+	rule.Free = 100
+	for range n {
+		reserve(t, s, "k", rule, base, true)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.AddLoginFailure(t.Context(), "user:ada", now, base)
+			errs[i] = s.ResolveAttempts(t.Context(), []storage.Resolution{{Key: "k", Outcome: storage.AttemptFailed, Rule: rule}}, base)
 		})
 	}
 	wg.Wait()
@@ -1308,15 +1461,14 @@ func testConcurrentLoginFailures(t *testing.T, s storage.Store) {
 			t.Errorf("caller %d: %v", i, err)
 		}
 	}
-	got, err := s.GetThrottle(t.Context(), "user:ada")
-	if err != nil || got.Failures != n {
-		t.Errorf("GetThrottle = %+v, %v; want %d failures", got, err, n)
-	}
+	wantThrottle(t, s, "k", n, 0)
 }
 
 func testDeleteThrottles(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	cutoff := base.Add(time.Hour)
+	rule := testRule
+	rule.Window = 10 * time.Hour
 	for key, at := range map[string]time.Time{
 		"old-1":     base,
 		"old-2":     base.Add(time.Minute),
@@ -1324,10 +1476,10 @@ func testDeleteThrottles(t *testing.T, s storage.Store) {
 		"at-cutoff": cutoff,
 		"recent":    cutoff.Add(time.Minute),
 	} {
-		if _, err := s.AddLoginFailure(ctx, key, at, at.Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
+		resolve(t, s, key, storage.AttemptFailed, rule, at)
 	}
+	// Pending since the cutoff: kept, though it never failed.
+	reserve(t, s, "pending", rule, cutoff, true)
 	if _, err := s.DeleteThrottles(ctx, cutoff, -1); err == nil {
 		t.Error("DeleteThrottles(limit -1): no error")
 	}
@@ -1339,10 +1491,70 @@ func testDeleteThrottles(t *testing.T, s storage.Store) {
 	if err != nil || n != 1 {
 		t.Fatalf("DeleteThrottles(limit 10) = %d, %v; want 1", n, err)
 	}
-	for key, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "recent": true} {
+	for key, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "recent": true, "pending": true} {
 		_, err := s.GetThrottle(ctx, key)
 		if got := err == nil; got != want || (err != nil && !errors.Is(err, storage.ErrNotFound)) {
 			t.Errorf("GetThrottle(%s) err = %v; want kept = %v", key, err, want)
+		}
+	}
+}
+
+func testKnownAddresses(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	known := func(user, addr string, since time.Time, want bool) {
+		t.Helper()
+		seen, err := s.AddressLastSeen(ctx, user, addr)
+		if got := !seen.IsZero() && !seen.Before(since); err != nil || got != want {
+			t.Errorf("AddressLastSeen(%s, %s) = %s, %v; want seen since %s: %v", user, addr, seen, err, since.Sub(base), want)
+		}
+	}
+	remember := func(user, addr string, at time.Time) {
+		t.Helper()
+		if err := s.RememberAddress(ctx, user, addr, at, 2); err != nil {
+			t.Fatalf("RememberAddress: %v", err)
+		}
+	}
+	if err := s.RememberAddress(ctx, "u1", "a1", base, 0); err == nil {
+		t.Error("RememberAddress(keep 0): no error")
+	}
+	known("u1", "a1", base, false)
+	remember("u1", "a1", base)
+	remember("u1", "a2", base.Add(time.Minute))
+	known("u1", "a1", base, true)
+	known("u1", "a1", base.Add(time.Microsecond), false) // seen before since
+	known("u2", "a1", base, false)                       // per user
+	remember("u2", "a1", base)
+	remember("u1", "a1", base.Add(2*time.Minute)) // seen again: moves up
+	remember("u1", "a1", base)                    // an older sighting does not move it back
+	remember("u1", "a3", base.Add(3*time.Minute)) // a2 is now the oldest of three: dropped
+	known("u1", "a1", base.Add(2*time.Minute), true)
+	known("u1", "a2", base, false)
+	known("u1", "a3", base, true)
+	known("u2", "a1", base, true) // another user's addresses are not pruned
+}
+
+func testDeleteKnownAddresses(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	cutoff := base.Add(time.Hour)
+	for i, at := range []time.Time{base, base.Add(time.Minute), cutoff.Add(-time.Microsecond), cutoff, cutoff.Add(time.Minute)} {
+		if err := s.RememberAddress(ctx, "u"+strconv.Itoa(i), "a", at, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteKnownAddresses(ctx, cutoff, 0); err == nil {
+		t.Error("DeleteKnownAddresses(limit 0): no error")
+	}
+	n, err := s.DeleteKnownAddresses(ctx, cutoff, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteKnownAddresses(limit 2) = %d, %v; want 2", n, err)
+	}
+	n, err = s.DeleteKnownAddresses(ctx, cutoff, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteKnownAddresses(limit 10) = %d, %v; want 1", n, err)
+	}
+	for i, want := range []bool{false, false, false, true, true} {
+		if seen, err := s.AddressLastSeen(ctx, "u"+strconv.Itoa(i), "a"); err != nil || seen.IsZero() == want {
+			t.Errorf("AddressLastSeen(u%d) = %s, %v; want kept %v", i, seen, err, want)
 		}
 	}
 }
