@@ -99,12 +99,25 @@ func newHashVerifier(hash string) (*verifier, error) {
 	}
 }
 
-// verify reports whether secret, whose SHA-256 is presented, is the
-// client's secret. verifyHash checks an argon2id hash (passhash.Verify).
-func (v *verifier) verify(secret string, presented [sha256.Size]byte, verifyHash func(encoded, secret string) (bool, error)) (bool, error) {
-	if d := v.digest.Load(); d != nil && subtle.ConstantTimeCompare(presented[:], d[:]) == 1 {
-		return true, nil
+// matchDigest reports, in constant time for each, whether presented is
+// the fixed or cached digest of one of vs.
+func matchDigest(vs []*verifier, presented [sha256.Size]byte) bool {
+	match := 0
+	for _, v := range vs {
+		if d := v.digest.Load(); d != nil {
+			match |= subtle.ConstantTimeCompare(presented[:], d[:])
+		}
 	}
+	return match == 1
+}
+
+// slow reports whether v checks an argon2id hash.
+func (v *verifier) slow() bool { return v.phc != "" }
+
+// verifySlow reports whether secret, whose SHA-256 is presented, matches
+// v's argon2id hash; verifyHash is passhash.Verify. A success is cached as
+// the digest, so later requests compare digests.
+func (v *verifier) verifySlow(secret string, presented [sha256.Size]byte, verifyHash func(encoded, secret string) (bool, error)) (bool, error) {
 	if v.phc == "" {
 		return false, nil
 	}
