@@ -207,6 +207,9 @@ type slowChecks struct {
 	// flight makes identical concurrent checks (same client, same
 	// presented secret) share one hash.
 	flight singleflight.Group
+	// joined, if set (tests), is called when a check has joined or
+	// started a run.
+	joined func()
 }
 
 // ErrBusy: too many slow (argon2id) secret checks are running and waiting,
@@ -432,37 +435,48 @@ func (r *Registry) Authenticate(ctx context.Context, id, secret string, alternat
 // a resource server starting with many requests at once pays one hash, not
 // one per request. The run waits for a slot as long as the context of the
 // request that started it lasts; a request sharing it waits as long as its
-// own.
+// own, and starts a run of its own if the first request ended first.
 func (r *slowChecks) check(ctx context.Context, id string, vs []*verifier, secret string, presented [sha256.Size]byte) (bool, error) {
 	if !slices.ContainsFunc(vs, (*verifier).slow) {
 		return false, nil
 	}
 	key := id + "\x00" + string(presented[:])
-	ch := r.flight.DoChan(key, func() (any, error) {
-		// A run that finished since the caller looked may have cached it.
-		if matchDigest(vs, presented) {
-			return true, nil
-		}
-		release, err := r.acquire(ctx)
-		if err != nil {
-			return false, err
-		}
-		defer release()
-		for _, v := range vs {
-			if ok, err := v.verifySlow(secret, presented, r.verifyHash); ok || err != nil {
-				return ok, err
+	for {
+		ch := r.flight.DoChan(key, func() (any, error) {
+			// A run that finished since the caller looked may have cached it.
+			if matchDigest(vs, presented) {
+				return true, nil
 			}
+			release, err := r.acquire(ctx)
+			if err != nil {
+				return false, err
+			}
+			defer release()
+			for _, v := range vs {
+				if ok, err := v.verifySlow(secret, presented, r.verifyHash); ok || err != nil {
+					return ok, err
+				}
+			}
+			return false, nil
+		})
+		if r.joined != nil {
+			r.joined()
 		}
-		return false, nil
-	})
-	select {
-	case res := <-ch:
-		ok, _ := res.Val.(bool)
-		return ok, res.Err
-	case <-ctx.Done():
-		return false, ErrBusy
+		select {
+		case res := <-ch:
+			if res.Shared && errors.Is(res.Err, errWaitEnded) && ctx.Err() == nil {
+				continue // the request that ran it ended, not this one
+			}
+			ok, _ := res.Val.(bool)
+			return ok, res.Err
+		case <-ctx.Done():
+			return false, ErrBusy
+		}
 	}
 }
+
+// errWaitEnded: the request ended while its check waited for a slot.
+var errWaitEnded = fmt.Errorf("%w: the request ended while waiting for a slot", ErrBusy)
 
 // acquire takes a slot for an argon2id check, waiting for one while
 // ctx lasts if no more than the queue bound are already waiting; else it
@@ -483,7 +497,7 @@ func (r *slowChecks) acquire(ctx context.Context) (release func(), err error) {
 	case r.slots <- struct{}{}:
 		return release, nil
 	case <-ctx.Done():
-		return nil, ErrBusy
+		return nil, errWaitEnded
 	}
 }
 

@@ -349,6 +349,39 @@ func TestIdenticalChecksShareOneHash(t *testing.T) {
 	}
 }
 
+// TestSharedCheckOutlivesItsFirstRequest: a check that shares the run of
+// another request is not refused when that request ends while waiting for
+// a slot: it waits on, for as long as its own request lasts.
+func TestSharedCheckOutlivesItsFirstRequest(t *testing.T) {
+	r, err := NewWithSlowChecks([]Spec{with(app("rs"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
+		testDefaults(), env(nil), SlowChecks{Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan struct{}, 4)
+	r.slow().joined = func() { joined <- struct{}{} }
+	r.slow().slots <- struct{}{} // the only slot is taken
+	first, cancel := context.WithCancel(t.Context())
+	results := make(chan error, 2)
+	go func() { _, err := r.Authenticate(first, "rs", "chosen secret"); results <- err }()
+	<-joined // the first request runs the check, waiting for the slot
+	go func() { _, err := r.Authenticate(t.Context(), "rs", "chosen secret"); results <- err }()
+	<-joined // the second shares it
+	cancel()
+	if err := <-results; !errors.Is(err, ErrBusy) {
+		t.Fatalf("the request that ended: %v, want ErrBusy", err)
+	}
+	select {
+	case <-joined: // the second runs the check itself now...
+	case err := <-results:
+		t.Fatalf("the request sharing the check: %v, want it to wait on", err)
+	}
+	<-r.slow().slots // ...and gets the slot
+	if err := <-results; err != nil {
+		t.Fatalf("the request sharing the check: %v, want success", err)
+	}
+}
+
 // TestAuthenticateRotation: a client with several secrets (secret_hash,
 // secret_hashes, secret_env, secret_envs) is authenticated by any of them.
 func TestAuthenticateRotation(t *testing.T) {
