@@ -22,7 +22,8 @@ import (
 //   - secret_env secrets are hashed with SHA-256 when the registry is
 //     built, and only the digest is kept.
 //   - argon2id hashes are for human-chosen secrets. The first correct
-//     secret pays for argon2id; its SHA-256 is then cached, so later
+//     secret pays for argon2id (concurrent requests presenting the same
+//     secret share that one hash); its SHA-256 is then cached, so later
 //     requests compare digests. A wrong secret always pays for argon2id:
 //     failures are never cached, and online guessing stays slow.
 
@@ -61,8 +62,8 @@ func SHA256Hash(secret string) string {
 	return sha256Prefix + b64url.EncodeToString(d[:])
 }
 
-// verifier checks one confidential client's secret. It holds digests and
-// hashes, never the secret, and is safe for concurrent use.
+// verifier checks one of a confidential client's secrets. It holds
+// digests and hashes, never the secret, and is safe for concurrent use.
 type verifier struct {
 	// phc is the argon2id hash; empty when digest is fixed.
 	phc string
