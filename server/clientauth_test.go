@@ -305,4 +305,3 @@ func TestClientAuthFailuresLoggedAndCounted(t *testing.T) {
 		t.Error("metrics echo a client id that is not registered")
 	}
 }
-
