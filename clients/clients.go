@@ -7,6 +7,7 @@
 package clients
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -14,7 +15,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -47,7 +51,8 @@ var ErrInvalidClient = errors.New("invalid client credentials")
 // A spec carries no plaintext secret when it is valid: SecretHash is a
 // hash and SecretEnv names the variable that holds the secret. Because a
 // spec can be printed before it is validated (with a secret pasted into
-// secret_hash by mistake), Format and LogValue redact SecretHash.
+// secret_hash by mistake), Format and LogValue redact SecretHash and
+// every entry of SecretHashes.
 type Spec struct {
 	ID string `yaml:"id"`
 	// SecretHash is "sha256:<base64url, no padding, of SHA-256(secret)>"
@@ -56,10 +61,16 @@ type Spec struct {
 	SecretHash string `yaml:"secret_hash"`
 	// SecretEnv names an environment variable that holds the plaintext
 	// secret. It is read once, by New, and only its SHA-256 is kept.
-	SecretEnv  string   `yaml:"secret_env"`
-	Public     bool     `yaml:"public"`
-	GrantTypes []string `yaml:"grant_types"`
-	Scopes     []string `yaml:"scopes"`
+	SecretEnv string `yaml:"secret_env"`
+	// SecretHashes and SecretEnvs are further secrets, each like
+	// SecretHash or SecretEnv: any one of the client's secrets
+	// authenticates it, so a secret is rotated without downtime (add the
+	// new one, reload, move the client over, remove the old one).
+	SecretHashes []string `yaml:"secret_hashes"`
+	SecretEnvs   []string `yaml:"secret_envs"`
+	Public       bool     `yaml:"public"`
+	GrantTypes   []string `yaml:"grant_types"`
+	Scopes       []string `yaml:"scopes"`
 	// DefaultScopes are granted when a request names no scope
 	// (RFC 6749 §3.3); they must be a subset of Scopes.
 	DefaultScopes []string `yaml:"default_scopes"`
@@ -81,12 +92,12 @@ type Spec struct {
 
 const redacted = "[redacted]"
 
-// Format prints the spec as fmt would, with SecretHash redacted.
+// Format prints the spec as fmt would, with the secret hashes redacted.
 func (s Spec) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, fmt.FormatString(f, verb), s.redacted())
 }
 
-// LogValue logs the spec with SecretHash redacted.
+// LogValue logs the spec with the secret hashes redacted.
 func (s Spec) LogValue() slog.Value { return slog.AnyValue(s.redacted()) }
 
 // spec has Spec's fields and none of its methods, so fmt prints it
@@ -97,6 +108,12 @@ func (s Spec) redacted() spec {
 	v := spec(s)
 	if v.SecretHash != "" {
 		v.SecretHash = redacted
+	}
+	if v.SecretHashes != nil {
+		v.SecretHashes = make([]string, len(s.SecretHashes))
+		for i := range v.SecretHashes {
+			v.SecretHashes[i] = redacted
+		}
 	}
 	return v
 }
@@ -132,10 +149,11 @@ type Client struct {
 
 	grants grantSet
 	scopes map[string]struct{}
-	// checkSecret is the verifier's verify method, nil for a public client.
-	// A func value, unlike a pointer, prints as an address under every fmt
-	// verb, so no rendering of a Client reaches its hashes or digests.
-	checkSecret func(secret string, presented [sha256.Size]byte, verifyHash func(encoded, secret string) (bool, error)) (bool, error)
+	// secrets returns the verifiers of the client's secrets, one per
+	// secret, in the order declared; nil for a public client. A func
+	// value, unlike a pointer, prints as an address under every fmt verb,
+	// so no rendering of a Client reaches its hashes or digests.
+	secrets func() []*verifier
 }
 
 // AllowsGrant reports whether the client may use grantType.
@@ -169,45 +187,82 @@ type Registry struct {
 	// dummy is what Authenticate compares against for an unknown or
 	// public client, so that it costs the same as a wrong secret.
 	dummy [sha256.Size]byte
-	// verifyHash checks an argon2id secret hash: passhash.Verify, bounded
-	// by slowSlots (see boundedVerify); swapped in tests to count how often
-	// the slow path runs.
-	verifyHash func(encoded, secret string) (bool, error)
-	// slowSlots bounds argon2id secret checks running at once: client ids
-	// are public, and each wrong guess would otherwise cost ~19 MiB.
-	slowSlots chan struct{}
+	// slow returns what runs the argon2id checks. A func value prints as
+	// an address under every fmt verb (a pointer does not: %q expands
+	// it), so fmt never reads its counters or the digests in flight.
+	slow func() *slowChecks
 }
 
-// ErrBusy: too many slow (argon2id) secret checks are running; the caller
-// should answer 503 and let the client retry.
+// slowChecks bounds and shares the argon2id checks of a registry.
+type slowChecks struct {
+	// verifyHash checks an argon2id secret hash (passhash.Verify, or
+	// SlowChecks.Verify); it runs in a slot.
+	verifyHash func(encoded, secret string) (bool, error)
+	// slots bounds argon2id secret checks running at once: client ids
+	// are public, and each wrong guess would otherwise cost ~19 MiB.
+	slots chan struct{}
+	// waiting counts the checks waiting for a slot, at most maxWaiting.
+	waiting    atomic.Int64
+	maxWaiting int64
+	// flight makes identical concurrent checks (same client, same
+	// presented secret) share one hash.
+	flight singleflight.Group
+	// joined, if set (tests), is called when a check has joined or
+	// started a run.
+	joined func()
+}
+
+// ErrBusy: too many slow (argon2id) secret checks are running and waiting,
+// or a check's context ended while it waited for a slot; the caller should
+// answer 503 and let the client retry.
 var ErrBusy = errors.New("client authentication busy")
 
-// boundedVerify runs passhash.Verify in a slot, or refuses at once with
-// ErrBusy when every slot is taken.
-func (r *Registry) boundedVerify(encoded, secret string) (bool, error) {
-	select {
-	case r.slowSlots <- struct{}{}:
-		defer func() { <-r.slowSlots }()
-		return passhash.Verify(encoded, secret)
-	default:
-		return false, ErrBusy
-	}
+// SlowChecks bounds the argon2id secret checks of a registry.
+type SlowChecks struct {
+	// Slots is how many run at once; 0 means passhash.CPUs().
+	Slots int
+	// Queue is how many more may wait for a slot, each no longer than its
+	// context; past it Authenticate answers ErrBusy at once. 0 means 8 per
+	// slot.
+	Queue int
+	// Verify checks a secret against an argon2id hash; nil means
+	// passhash.Verify (tests count the hashes with it).
+	Verify func(encoded, secret string) (bool, error)
 }
 
 // New validates specs and builds the registry. lookupEnv (os.LookupEnv in
-// production) resolves secret_env references; each variable is read once,
-// here. Every problem is reported at once, as Validate does, including an
-// unset or empty secret_env variable, a resolved refresh_idle_ttl above the
-// resolved refresh_absolute_ttl, a client left without an audience, and
-// defaults outside the bounds Validate applies to overrides.
+// production) resolves secret_env and secret_envs references; each variable
+// is read once, here. Every problem is reported at once, as Validate does,
+// including an unset or empty secret_env variable, a resolved
+// refresh_idle_ttl above the resolved refresh_absolute_ttl, a client left
+// without an audience, and defaults outside the bounds Validate applies to
+// overrides. Argon2id checks get the default SlowChecks.
 func New(specs []Spec, d Defaults, lookupEnv func(string) (string, bool)) (*Registry, error) {
+	return NewWithSlowChecks(specs, d, lookupEnv, SlowChecks{})
+}
+
+// NewWithSlowChecks is New with the given bounds on argon2id checks.
+func NewWithSlowChecks(specs []Spec, d Defaults, lookupEnv func(string) (string, bool), sc SlowChecks) (*Registry, error) {
 	errs := validate(specs)
 	errs = append(errs, validateDefaults(d)...)
-	r := &Registry{
-		clients:   make(map[string]*Client, len(specs)),
-		slowSlots: make(chan struct{}, passhash.CPUs()),
+	if sc.Slots <= 0 {
+		sc.Slots = passhash.CPUs()
 	}
-	r.verifyHash = r.boundedVerify
+	if sc.Queue <= 0 {
+		sc.Queue = 8 * sc.Slots
+	}
+	if sc.Verify == nil {
+		sc.Verify = passhash.Verify
+	}
+	slow := &slowChecks{
+		verifyHash: sc.Verify,
+		slots:      make(chan struct{}, sc.Slots),
+		maxWaiting: int64(sc.Queue),
+	}
+	r := &Registry{
+		clients: make(map[string]*Client, len(specs)),
+		slow:    func() *slowChecks { return slow },
+	}
 	for i, s := range specs {
 		c, cerrs := resolve(s, d, lookupEnv, fmt.Sprintf("clients[%d]", i))
 		errs = append(errs, cerrs...)
@@ -261,25 +316,50 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 		errs = append(errs, fmt.Errorf("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
 			at, FormatDuration(c.RefreshIdleTTL), FormatDuration(c.RefreshAbsoluteTTL)))
 	}
-	switch {
-	case s.Public:
-	case s.SecretHash != "" && s.SecretEnv == "":
-		v, err := newHashVerifier(s.SecretHash)
-		if err == nil {
-			c.checkSecret = v.verify
+	if s.Public {
+		return c, errs
+	}
+	var vs []*verifier
+	eachSecret(s, func(key, hash string) {
+		if v, err := newHashVerifier(hash); err == nil {
+			vs = append(vs, v)
 		} // else validate has reported it
-	case s.SecretEnv != "" && s.SecretHash == "" && validEnvName(s.SecretEnv):
-		secret, ok := lookupEnv(s.SecretEnv)
-		switch {
-		case !ok:
-			errs = append(errs, fmt.Errorf("%s.secret_env: environment variable %s is not set", at, s.SecretEnv))
-		case secret == "":
-			errs = append(errs, fmt.Errorf("%s.secret_env: environment variable %s is empty", at, s.SecretEnv))
-		default:
-			c.checkSecret = newDigestVerifier(sha256.Sum256([]byte(secret))).verify
+	}, func(key, name string) {
+		if !validEnvName(name) {
+			return // validate has reported it
 		}
+		switch secret, ok := lookupEnv(name); {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s.%s: environment variable %s is not set", at, key, name))
+		case secret == "":
+			errs = append(errs, fmt.Errorf("%s.%s: environment variable %s is empty", at, key, name))
+		default:
+			vs = append(vs, newDigestVerifier(sha256.Sum256([]byte(secret))))
+		}
+	})
+	if len(vs) > 0 {
+		c.secrets = func() []*verifier { return vs }
 	}
 	return c, errs
+}
+
+// eachSecret calls hash for secret_hash and each secret_hashes entry, and
+// env for secret_env and each secret_envs entry, in that order, with the
+// key path of each within the client (secret_hashes[1]); empty single
+// keys are skipped.
+func eachSecret(s Spec, hash, env func(key, value string)) {
+	if s.SecretHash != "" {
+		hash("secret_hash", s.SecretHash)
+	}
+	for j, h := range s.SecretHashes {
+		hash(fmt.Sprintf("secret_hashes[%d]", j), h)
+	}
+	if s.SecretEnv != "" {
+		env("secret_env", s.SecretEnv)
+	}
+	for j, e := range s.SecretEnvs {
+		env(fmt.Sprintf("secret_envs[%d]", j), e)
+	}
 }
 
 func inherit(override *time.Duration, def time.Duration) time.Duration {
@@ -298,9 +378,14 @@ func (r *Registry) Get(id string) (*Client, bool) {
 // IDs returns the ids of all clients, sorted.
 func (r *Registry) IDs() []string { return slices.Clone(r.ids) }
 
-// Authenticate checks a confidential client's secret (RFC 6749 §2.3.1).
+// Authenticate checks a confidential client's secret (RFC 6749 §2.3.1):
+// any one of the client's secrets authenticates it. alternates are other
+// readings of the same presented credential (the Basic password as sent,
+// when a client skipped the form-encoding RFC 6749 §2.3.1 asks for); they
+// are tried only when secret fails, and only when they differ from it.
 // It returns ErrInvalidClient for an unknown id, a public client or a
-// wrong secret, and any other error only for a broken secret hash.
+// wrong secret, ErrBusy (wrapped) when an argon2id check found no slot
+// before ctx ended, and any other error only for a broken secret hash.
 //
 // An unknown id costs the same as a wrong secret for a sha256 or
 // secret_env client: the presented secret is hashed and compared against
@@ -308,21 +393,112 @@ func (r *Registry) IDs() []string { return slices.Clone(r.ids) }
 // hash, which an unknown id does not; client ids are not secrets
 // (RFC 6749 §2.2), and hashing for unknown ids would only hand attackers
 // a cheap way to burn CPU.
-func (r *Registry) Authenticate(id, secret string) (*Client, error) {
-	presented := sha256.Sum256([]byte(secret))
+func (r *Registry) Authenticate(ctx context.Context, id, secret string, alternates ...string) (*Client, error) {
+	candidates := []string{secret}
+	for _, a := range alternates {
+		if !slices.Contains(candidates, a) {
+			candidates = append(candidates, a)
+		}
+	}
+	digests := make([][sha256.Size]byte, len(candidates))
+	for i, s := range candidates {
+		digests[i] = sha256.Sum256([]byte(s))
+	}
 	c, ok := r.clients[id]
-	if !ok || c.checkSecret == nil {
-		subtle.ConstantTimeCompare(presented[:], r.dummy[:])
+	if !ok || c.secrets == nil {
+		for _, d := range digests {
+			subtle.ConstantTimeCompare(d[:], r.dummy[:])
+		}
 		return nil, ErrInvalidClient
 	}
-	ok, err := c.checkSecret(secret, presented, r.verifyHash)
-	if err != nil { // ErrBusy stays visible to errors.Is
-		return nil, fmt.Errorf("authenticate client %q: %w", id, err)
+	vs := c.secrets()
+	for _, d := range digests {
+		if matchDigest(vs, d) {
+			return c, nil
+		}
 	}
-	if !ok {
-		return nil, ErrInvalidClient
+	for i, s := range candidates {
+		ok, err := r.slow().check(ctx, c.ID, vs, s, digests[i])
+		if err != nil { // ErrBusy stays visible to errors.Is
+			return nil, fmt.Errorf("authenticate client %q: %w", id, err)
+		}
+		if ok {
+			return c, nil
+		}
 	}
-	return c, nil
+	return nil, ErrInvalidClient
+}
+
+// check checks secret, whose SHA-256 is presented, against the
+// client's argon2id hashes. Identical concurrent checks (same client, same
+// presented secret; keyed by the digest, never the secret) share one run:
+// a resource server starting with many requests at once pays one hash, not
+// one per request. The run waits for a slot as long as the context of the
+// request that started it lasts; a request sharing it waits as long as its
+// own, and starts a run of its own if the first request ended first.
+func (r *slowChecks) check(ctx context.Context, id string, vs []*verifier, secret string, presented [sha256.Size]byte) (bool, error) {
+	if !slices.ContainsFunc(vs, (*verifier).slow) {
+		return false, nil
+	}
+	key := id + "\x00" + string(presented[:])
+	for {
+		ch := r.flight.DoChan(key, func() (any, error) {
+			// A run that finished since the caller looked may have cached it.
+			if matchDigest(vs, presented) {
+				return true, nil
+			}
+			release, err := r.acquire(ctx)
+			if err != nil {
+				return false, err
+			}
+			defer release()
+			for _, v := range vs {
+				if ok, err := v.verifySlow(secret, presented, r.verifyHash); ok || err != nil {
+					return ok, err
+				}
+			}
+			return false, nil
+		})
+		if r.joined != nil {
+			r.joined()
+		}
+		select {
+		case res := <-ch:
+			if res.Shared && errors.Is(res.Err, errWaitEnded) && ctx.Err() == nil {
+				continue // the request that ran it ended, not this one
+			}
+			ok, _ := res.Val.(bool)
+			return ok, res.Err
+		case <-ctx.Done():
+			return false, ErrBusy
+		}
+	}
+}
+
+// errWaitEnded: the request ended while its check waited for a slot.
+var errWaitEnded = fmt.Errorf("%w: the request ended while waiting for a slot", ErrBusy)
+
+// acquire takes a slot for an argon2id check, waiting for one while
+// ctx lasts if no more than the queue bound are already waiting; else it
+// answers ErrBusy.
+func (r *slowChecks) acquire(ctx context.Context) (release func(), err error) {
+	release = func() { <-r.slots }
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if r.waiting.Add(1) > r.maxWaiting {
+		r.waiting.Add(-1)
+		return nil, ErrBusy
+	}
+	defer r.waiting.Add(-1)
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, errWaitEnded
+	}
 }
 
 // Validate checks specs without reading the environment and reports every
@@ -381,24 +557,44 @@ func validate(specs []Spec) []error {
 			if s.SecretEnv != "" {
 				add("%s.secret_env: a public client has no secret", at)
 			}
+			if len(s.SecretHashes) > 0 {
+				add("%s.secret_hashes: a public client has no secret", at)
+			}
+			if len(s.SecretEnvs) > 0 {
+				add("%s.secret_envs: a public client has no secret", at)
+			}
 			if s.Introspect {
 				add("%s.introspect: a public client cannot authenticate to the introspection endpoint (RFC 7662 §2.1)", at)
 			}
 		} else {
-			switch {
-			case s.SecretHash == "" && s.SecretEnv == "":
-				add("%s: a confidential client needs secret_hash or secret_env (or set public: true)", at)
-			case s.SecretHash != "" && s.SecretEnv != "":
-				add("%s: set only one of secret_hash and secret_env", at)
-			}
-			if s.SecretHash != "" {
-				if _, err := newHashVerifier(s.SecretHash); err != nil {
-					add("%s.secret_hash: %w", at, err)
+			n := 0
+			hashes, envs := map[string]string{}, map[string]string{}
+			eachSecret(s, func(key, hash string) {
+				n++
+				if first, dup := hashes[hash]; dup {
+					add("%s.%s: duplicate of %s", at, key, first)
+					return
 				}
-			}
-			if s.SecretEnv != "" && !validEnvName(s.SecretEnv) {
-				// Not echoed: it may be a secret pasted in the wrong key.
-				add("%s.secret_env: not an environment variable name (want letters, digits and '_', not starting with a digit)", at)
+				hashes[hash] = key
+				if hash == "" {
+					add("%s.%s: empty", at, key)
+				} else if _, err := newHashVerifier(hash); err != nil {
+					add("%s.%s: %w", at, key, err)
+				}
+			}, func(key, name string) {
+				n++
+				if first, dup := envs[name]; dup {
+					add("%s.%s: duplicate of %s", at, key, first)
+					return
+				}
+				envs[name] = key
+				if !validEnvName(name) {
+					// Not echoed: it may be a secret pasted in the wrong key.
+					add("%s.%s: not an environment variable name (want letters, digits and '_', not starting with a digit)", at, key)
+				}
+			})
+			if n == 0 {
+				add("%s: a confidential client needs secret_hash or secret_env, or secret_hashes or secret_envs (or set public: true)", at)
 			}
 		}
 

@@ -149,8 +149,32 @@ func TestValidate(t *testing.T) {
 
 		{"no secret", []Spec{with(app("web"), func(s *Spec) { s.SecretHash = "" })},
 			[]string{"clients[0]: a confidential client needs secret_hash or secret_env"}},
-		{"both secrets", []Spec{with(app("web"), func(s *Spec) { s.SecretEnv = "WEB_SECRET" })},
-			[]string{"clients[0]: set only one of secret_hash and secret_env"}},
+		// Rotation: any mix of secrets, each checked like the single one.
+		{"hash and env", []Spec{with(app("web"), func(s *Spec) { s.SecretEnv = "WEB_SECRET" })}, nil},
+		{"secret lists", []Spec{with(app("web"), func(s *Spec) {
+			s.SecretHash, s.SecretHashes, s.SecretEnvs = "", []string{SHA256Hash("new"), argon}, []string{"NEW", "OLD"}
+		})}, nil},
+		{"secret lists alone", []Spec{with(app("web"), func(s *Spec) { s.SecretHash, s.SecretEnvs = "", []string{"WEB_SECRET"} })}, nil},
+		{"secret list entries checked", []Spec{with(app("web"), func(s *Spec) {
+			s.SecretHashes = []string{SHA256Hash("app-secret"), "", "sha256:!!!", SHA256Hash("x"), SHA256Hash("x")}
+			s.SecretEnv, s.SecretEnvs = "A", []string{"B", "A", "1X", "B"}
+		})}, []string{
+			"clients[0].secret_hashes[0]: duplicate of secret_hash",
+			"clients[0].secret_hashes[1]: empty",
+			"clients[0].secret_hashes[2]: malformed sha256 hash",
+			"clients[0].secret_hashes[4]: duplicate of secret_hashes[3]",
+			"clients[0].secret_envs[1]: duplicate of secret_env",
+			"clients[0].secret_envs[2]: not an environment variable name",
+			"clients[0].secret_envs[3]: duplicate of secret_envs[0]",
+		}},
+		{"empty secret lists", []Spec{with(app("web"), func(s *Spec) { s.SecretHash, s.SecretHashes, s.SecretEnvs = "", []string{}, []string{} })},
+			[]string{"clients[0]: a confidential client needs secret_hash or secret_env"}},
+		{"public with secret lists", []Spec{with(app("spa"), func(s *Spec) {
+			s.Public, s.SecretHash, s.SecretHashes, s.SecretEnvs = true, "", []string{SHA256Hash("x")}, []string{"X"}
+		})}, []string{
+			"clients[0].secret_hashes: a public client has no secret",
+			"clients[0].secret_envs: a public client has no secret",
+		}},
 		{"sha256 bad base64", []Spec{with(app("web"), func(s *Spec) { s.SecretHash = "sha256:!!!" })},
 			[]string{"clients[0].secret_hash: malformed sha256 hash"}},
 		{"sha256 short digest", []Spec{with(app("web"), func(s *Spec) { s.SecretHash = "sha256:" + b64url.EncodeToString(make([]byte, 16)) })},
@@ -234,6 +258,8 @@ func TestValidatePlaintextSecret(t *testing.T) {
 		{"secret_hash", with(app("web"), func(s *Spec) { s.SecretHash = secret }), "keyturn clients hash-secret"},
 		{"secret_env", with(app("web"), func(s *Spec) { s.SecretHash, s.SecretEnv = "", secret }), "not an environment variable name"},
 		{"sha256 prefix", with(app("web"), func(s *Spec) { s.SecretHash = "sha256:" + secret }), "malformed sha256 hash"},
+		{"secret_hashes", with(app("web"), func(s *Spec) { s.SecretHashes = []string{secret} }), "keyturn clients hash-secret"},
+		{"secret_envs", with(app("web"), func(s *Spec) { s.SecretEnvs = []string{secret} }), "not an environment variable name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,6 +290,11 @@ func TestNewErrors(t *testing.T) {
 			[]string{"clients[0].secret_env: environment variable WEB_SECRET is not set"}},
 		{"env empty", []Spec{app("a"), envSpec("web", "WEB_SECRET")}, testDefaults(), map[string]string{"WEB_SECRET": ""},
 			[]string{"clients[1].secret_env: environment variable WEB_SECRET is empty"}},
+		{"secret_envs unset and empty", []Spec{with(app("web"), func(s *Spec) { s.SecretEnvs = []string{"NEW", "OLD", "GONE"} })},
+			testDefaults(), map[string]string{"NEW": "n", "OLD": ""}, []string{
+				"clients[0].secret_envs[1]: environment variable OLD is empty",
+				"clients[0].secret_envs[2]: environment variable GONE is not set",
+			}},
 		{"idle override above default absolute", []Spec{with(app("web"), func(s *Spec) { s.RefreshIdleTTL = dur(800 * time.Hour) })},
 			testDefaults(), nil, []string{"clients[0].refresh_idle_ttl: 800h exceeds refresh_absolute_ttl 720h"}},
 		{"negative absolute reported once", []Spec{with(app("web"), func(s *Spec) { s.RefreshAbsoluteTTL = dur(-time.Hour) })},
@@ -436,7 +467,7 @@ func TestErrInvalidClientIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Authenticate("web", "wrong"); !errors.Is(err, ErrInvalidClient) {
+	if _, err := r.Authenticate(t.Context(), "web", "wrong"); !errors.Is(err, ErrInvalidClient) {
 		t.Fatalf("Authenticate(wrong) = %v, want ErrInvalidClient", err)
 	}
 }

@@ -22,7 +22,8 @@ import (
 //   - secret_env secrets are hashed with SHA-256 when the registry is
 //     built, and only the digest is kept.
 //   - argon2id hashes are for human-chosen secrets. The first correct
-//     secret pays for argon2id; its SHA-256 is then cached, so later
+//     secret pays for argon2id (concurrent requests presenting the same
+//     secret share that one hash); its SHA-256 is then cached, so later
 //     requests compare digests. A wrong secret always pays for argon2id:
 //     failures are never cached, and online guessing stays slow.
 
@@ -61,8 +62,8 @@ func SHA256Hash(secret string) string {
 	return sha256Prefix + b64url.EncodeToString(d[:])
 }
 
-// verifier checks one confidential client's secret. It holds digests and
-// hashes, never the secret, and is safe for concurrent use.
+// verifier checks one of a confidential client's secrets. It holds
+// digests and hashes, never the secret, and is safe for concurrent use.
 type verifier struct {
 	// phc is the argon2id hash; empty when digest is fixed.
 	phc string
@@ -99,12 +100,25 @@ func newHashVerifier(hash string) (*verifier, error) {
 	}
 }
 
-// verify reports whether secret, whose SHA-256 is presented, is the
-// client's secret. verifyHash checks an argon2id hash (passhash.Verify).
-func (v *verifier) verify(secret string, presented [sha256.Size]byte, verifyHash func(encoded, secret string) (bool, error)) (bool, error) {
-	if d := v.digest.Load(); d != nil && subtle.ConstantTimeCompare(presented[:], d[:]) == 1 {
-		return true, nil
+// matchDigest reports, in constant time for each, whether presented is
+// the fixed or cached digest of one of vs.
+func matchDigest(vs []*verifier, presented [sha256.Size]byte) bool {
+	match := 0
+	for _, v := range vs {
+		if d := v.digest.Load(); d != nil {
+			match |= subtle.ConstantTimeCompare(presented[:], d[:])
+		}
 	}
+	return match == 1
+}
+
+// slow reports whether v checks an argon2id hash.
+func (v *verifier) slow() bool { return v.phc != "" }
+
+// verifySlow reports whether secret, whose SHA-256 is presented, matches
+// v's argon2id hash; verifyHash is passhash.Verify. A success is cached as
+// the digest, so later requests compare digests.
+func (v *verifier) verifySlow(secret string, presented [sha256.Size]byte, verifyHash func(encoded, secret string) (bool, error)) (bool, error) {
 	if v.phc == "" {
 		return false, nil
 	}

@@ -2,10 +2,12 @@ package clients
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +25,7 @@ func countingRegistry(t *testing.T, specs []Spec, vars map[string]string) (*Regi
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	r.verifyHash = func(encoded, secret string) (bool, error) {
+	r.slow().verifyHash = func(encoded, secret string) (bool, error) {
 		n.Add(1)
 		return passhash.Verify(encoded, secret)
 	}
@@ -64,7 +66,7 @@ func TestAuthenticate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := verifications.Load()
-			c, err := r.Authenticate(tt.id, tt.secret)
+			c, err := r.Authenticate(t.Context(), tt.id, tt.secret)
 			switch {
 			case tt.ok && (err != nil || c == nil || c.ID != tt.id):
 				t.Errorf("Authenticate = %v, %v; want client %q", c, err, tt.id)
@@ -101,7 +103,7 @@ func TestAuthenticateCachesArgon2(t *testing.T) {
 		{"human", "correct horse", true, 6},  //
 	}
 	for i, s := range steps {
-		c, err := r.Authenticate(s.id, s.secret)
+		c, err := r.Authenticate(t.Context(), s.id, s.secret)
 		if ok := err == nil && c != nil; ok != s.ok {
 			t.Errorf("step %d: Authenticate(%q) = %v, %v; want ok %v", i, s.id, c, err, s.ok)
 		}
@@ -117,8 +119,8 @@ func TestAuthenticateHashError(t *testing.T) {
 		t.Fatal(err)
 	}
 	broken := errors.New("broken")
-	r.verifyHash = func(string, string) (bool, error) { return false, broken }
-	if _, err := r.Authenticate("human", "pw"); !errors.Is(err, broken) || errors.Is(err, ErrInvalidClient) {
+	r.slow().verifyHash = func(string, string) (bool, error) { return false, broken }
+	if _, err := r.Authenticate(t.Context(), "human", "pw"); !errors.Is(err, broken) || errors.Is(err, ErrInvalidClient) {
 		t.Fatalf("Authenticate = %v, want the verification error, not ErrInvalidClient", err)
 	}
 }
@@ -139,13 +141,13 @@ func TestAuthenticateConcurrent(t *testing.T) {
 	for i := range 16 {
 		wg.Go(func() {
 			for range 20 {
-				if _, err := r.Authenticate("human", "correct horse"); err != nil {
+				if _, err := r.Authenticate(t.Context(), "human", "correct horse"); err != nil {
 					failures.Add(1)
 				}
-				if _, err := r.Authenticate("generated", generated); err != nil {
+				if _, err := r.Authenticate(t.Context(), "generated", generated); err != nil {
 					failures.Add(1)
 				}
-				if _, err := r.Authenticate("human", fmt.Sprint("wrong", i)); err == nil {
+				if _, err := r.Authenticate(t.Context(), "human", fmt.Sprint("wrong", i)); err == nil {
 					failures.Add(1)
 				}
 			}
@@ -194,7 +196,7 @@ func TestHashSecret(t *testing.T) {
 		t.Fatalf("HashSecret = %q", h)
 	}
 	r, n := countingRegistry(t, []Spec{with(app("web"), func(s *Spec) { s.SecretHash = h })}, nil)
-	if _, err := r.Authenticate("web", "correct horse"); err != nil {
+	if _, err := r.Authenticate(t.Context(), "web", "correct horse"); err != nil {
 		t.Fatalf("Authenticate with a HashSecret hash: %v", err)
 	}
 	if n.Load() != 1 {
@@ -221,7 +223,7 @@ func TestNothingPrintsSecrets(t *testing.T) {
 		with(app("env"), func(s *Spec) { s.SecretHash, s.SecretEnv = "", "ENV_SECRET" }),
 	}
 	r, _ := countingRegistry(t, specs, map[string]string{"ENV_SECRET": fromEnv})
-	if _, err := r.Authenticate("human", human); err != nil { // fill the cache
+	if _, err := r.Authenticate(t.Context(), "human", human); err != nil { // fill the cache
 		t.Fatal(err)
 	}
 
@@ -232,7 +234,8 @@ func TestNothingPrintsSecrets(t *testing.T) {
 	}
 
 	var values []any
-	for _, s := range append(specs, with(app("bad"), func(s *Spec) { s.SecretHash = pasted })) {
+	for _, s := range append(specs, with(app("bad"), func(s *Spec) { s.SecretHash = pasted }),
+		with(app("bad-list"), func(s *Spec) { s.SecretHashes = []string{generatedHash, pasted} })) {
 		values = append(values, s, &s)
 	}
 	for _, id := range r.IDs() {
@@ -258,25 +261,192 @@ func TestNothingPrintsSecrets(t *testing.T) {
 	}
 }
 
-// TestSlowChecksBounded: argon2id secret checks are bounded; past the
-// bound Authenticate answers ErrBusy at once instead of hashing.
+// TestSlowChecksBounded: argon2id secret checks run in bounded slots; a
+// check waits for a slot while its context lasts, and past the queue bound
+// Authenticate answers ErrBusy at once instead of hashing.
 func TestSlowChecksBounded(t *testing.T) {
-	hash, err := HashSecret("chosen secret")
+	var hashes atomic.Int64
+	r, err := NewWithSlowChecks([]Spec{with(app("slow"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
+		testDefaults(), env(nil), SlowChecks{Slots: 2, Queue: 1, Verify: func(encoded, secret string) (bool, error) {
+			hashes.Add(1)
+			return passhash.Verify(encoded, secret)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New([]Spec{with(app("slow"), func(s *Spec) { s.SecretHash = hash })}, testDefaults(), env(nil))
+	for range cap(r.slow().slots) { // every slot taken
+		r.slow().slots <- struct{}{}
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := r.Authenticate(cancelled, "slow", "wrong guess"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Authenticate whose request ended waiting = %v, want ErrBusy", err)
+	}
+	// One check waits for a slot (the queue holds one)...
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := r.Authenticate(t.Context(), "slow", "chosen secret")
+		waiting <- err
+	}()
+	for r.slow().waiting.Load() != 1 {
+		runtime.Gosched() // until it is queued
+	}
+	// ...a different one finds the queue full and is refused at once...
+	if _, err := r.Authenticate(t.Context(), "slow", "another guess"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Authenticate with the queue full = %v, want ErrBusy", err)
+	}
+	if hashes.Load() != 0 {
+		t.Fatalf("%d hashes with every slot taken", hashes.Load())
+	}
+	// ...and the waiting one runs once a slot is free.
+	<-r.slow().slots
+	if err := <-waiting; err != nil {
+		t.Fatalf("Authenticate that waited for a slot: %v", err)
+	}
+	if hashes.Load() != 1 || r.slow().waiting.Load() != 0 {
+		t.Fatalf("%d hashes, %d waiting; want 1, 0", hashes.Load(), r.slow().waiting.Load())
+	}
+}
+
+// TestIdenticalChecksShareOneHash: many concurrent checks of the same
+// client with the same right secret (a resource server starting up) run
+// one argon2id hash between them, even with one slow slot, and none is
+// refused.
+func TestIdenticalChecksShareOneHash(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var hashes atomic.Int64
+	r, err := NewWithSlowChecks([]Spec{with(app("rs"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
+		testDefaults(), env(nil), SlowChecks{Slots: 1, Queue: 1, Verify: func(encoded, secret string) (bool, error) {
+			if hashes.Add(1) == 1 {
+				close(started)
+				<-release // hold the only slot while the others arrive
+			}
+			return passhash.Verify(encoded, secret)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range cap(r.slowSlots) { // every slot taken
-		r.slowSlots <- struct{}{}
+	const n = 16
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := r.Authenticate(t.Context(), "rs", "chosen secret")
+			errs <- err
+		})
 	}
-	if _, err := r.Authenticate("slow", "wrong guess"); !errors.Is(err, ErrBusy) {
-		t.Fatalf("Authenticate with every slot taken = %v, want ErrBusy", err)
+	<-started
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Authenticate: %v", err)
+		}
 	}
-	<-r.slowSlots
-	if _, err := r.Authenticate("slow", "chosen secret"); err != nil {
-		t.Fatalf("Authenticate with a free slot: %v", err)
+	if h := hashes.Load(); h != 1 {
+		t.Fatalf("%d argon2id hashes for %d identical checks, want 1", h, n)
+	}
+}
+
+// TestSharedCheckOutlivesItsFirstRequest: a check that shares the run of
+// another request is not refused when that request ends while waiting for
+// a slot: it waits on, for as long as its own request lasts.
+func TestSharedCheckOutlivesItsFirstRequest(t *testing.T) {
+	r, err := NewWithSlowChecks([]Spec{with(app("rs"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
+		testDefaults(), env(nil), SlowChecks{Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan struct{}, 4)
+	r.slow().joined = func() { joined <- struct{}{} }
+	r.slow().slots <- struct{}{} // the only slot is taken
+	first, cancel := context.WithCancel(t.Context())
+	results := make(chan error, 2)
+	go func() { _, err := r.Authenticate(first, "rs", "chosen secret"); results <- err }()
+	<-joined // the first request runs the check, waiting for the slot
+	go func() { _, err := r.Authenticate(t.Context(), "rs", "chosen secret"); results <- err }()
+	<-joined // the second shares it
+	cancel()
+	if err := <-results; !errors.Is(err, ErrBusy) {
+		t.Fatalf("the request that ended: %v, want ErrBusy", err)
+	}
+	select {
+	case <-joined: // the second runs the check itself now...
+	case err := <-results:
+		t.Fatalf("the request sharing the check: %v, want it to wait on", err)
+	}
+	<-r.slow().slots // ...and gets the slot
+	if err := <-results; err != nil {
+		t.Fatalf("the request sharing the check: %v, want success", err)
+	}
+}
+
+// TestAuthenticateRotation: a client with several secrets (secret_hash,
+// secret_hashes, secret_env, secret_envs) is authenticated by any of them.
+func TestAuthenticateRotation(t *testing.T) {
+	r, verifications := countingRegistry(t, []Spec{with(app("web"), func(s *Spec) {
+		s.SecretHash = ""
+		s.SecretHashes = []string{fastHash(t, "new chosen"), SHA256Hash("old generated")}
+		s.SecretEnv, s.SecretEnvs = "ENV_A", []string{"ENV_B"}
+	})}, map[string]string{"ENV_A": "env a", "ENV_B": "env b"})
+	for _, tt := range []struct {
+		secret string
+		ok     bool
+		argon2 int64
+	}{
+		{"old generated", true, 0},
+		{"env a", true, 0},
+		{"env b", true, 0},
+		{"new chosen", true, 1},
+		{"new chosen", true, 0}, // cached
+		{"wrong", false, 1},
+		{"", false, 1},
+	} {
+		before := verifications.Load()
+		c, err := r.Authenticate(t.Context(), "web", tt.secret)
+		if ok := err == nil && c != nil && c.ID == "web"; ok != tt.ok {
+			t.Errorf("Authenticate(%q) = %v, %v; want ok %v", tt.secret, c, err, tt.ok)
+		}
+		if !tt.ok && !errors.Is(err, ErrInvalidClient) {
+			t.Errorf("Authenticate(%q) = %v, want ErrInvalidClient", tt.secret, err)
+		}
+		if n := verifications.Load() - before; n != tt.argon2 {
+			t.Errorf("Authenticate(%q): %d argon2id verifications, want %d", tt.secret, n, tt.argon2)
+		}
+	}
+}
+
+// TestAuthenticateAlternates: another reading of the presented secret (the
+// Basic password as sent) is tried when the first fails, and costs no
+// extra argon2id hash when it is the same string.
+func TestAuthenticateAlternates(t *testing.T) {
+	const secret = "a+b/c=" // what `openssl rand -base64` makes
+	r, verifications := countingRegistry(t, []Spec{
+		with(app("gen"), func(s *Spec) { s.SecretHash = SHA256Hash(secret) }),
+		with(app("human"), func(s *Spec) { s.SecretHash = fastHash(t, secret) }),
+	}, nil)
+	for _, tt := range []struct {
+		id, secret string
+		alternates []string
+		ok         bool
+		argon2     int64
+	}{
+		{"gen", "a b/c=", []string{secret}, true, 0},
+		{"gen", "a b/c=", []string{"a b/c="}, false, 0},
+		{"human", "a b/c=", []string{secret}, true, 2},
+		{"human", "wrong", []string{"wrong"}, false, 1}, // equal: hashed once
+		{"human", "wrong", []string{"wrong", "wrong"}, false, 1},
+		{"human", "a b/c=", []string{secret}, true, 0}, // the right one is cached now
+		{"nobody", "a b/c=", []string{secret}, false, 0},
+	} {
+		before := verifications.Load()
+		c, err := r.Authenticate(t.Context(), tt.id, tt.secret, tt.alternates...)
+		if ok := err == nil && c != nil; ok != tt.ok {
+			t.Errorf("Authenticate(%q, %q, %q) = %v, %v; want ok %v", tt.id, tt.secret, tt.alternates, c, err, tt.ok)
+		}
+		if n := verifications.Load() - before; n != tt.argon2 {
+			t.Errorf("Authenticate(%q, %q, %q): %d argon2id verifications, want %d", tt.id, tt.secret, tt.alternates, n, tt.argon2)
+		}
 	}
 }

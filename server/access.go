@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -12,9 +13,15 @@ import (
 // access-log line and metrics: filled by the handlers, read by instrument.
 type requestInfo struct {
 	id        string
-	clientID  string // once authenticated
-	grantType string // token endpoint: a known grant type, or "unknown"
-	errorCode string // the OAuth error answered, if any
+	clientID  string     // once authenticated
+	grantType string     // token endpoint: a known grant type, or "unknown"
+	errorCode string     // the OAuth error answered, if any
+	addr      netip.Addr // the source address (clientAddr)
+	// authFailure is why client authentication failed (a reason label),
+	// "" if it did not; authClient is the client id it named, only when
+	// that is a registered client.
+	authFailure string
+	authClient  string
 }
 
 type requestInfoKey struct{}
@@ -79,12 +86,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // instrument wraps an endpoint: request id (taken from X-Request-ID or
-// made, and echoed), one access-log line, and the request metrics. The
-// log line never holds a secret: no query, form, header or token.
-func instrument(endpoint string, m *metrics, log *slog.Logger, h http.Handler) http.Handler {
+// made, and echoed), one access-log line with the source address (the
+// peer, or what trusted proxies forwarded; see clientAddr), the request
+// metrics, and a warning for a failed client authentication. The log lines
+// never hold a secret: no query, form, header or token.
+func instrument(endpoint string, m *metrics, log *slog.Logger, trusted []netip.Prefix, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now() // latency is wall-clock, not the injectable token clock
-		info := &requestInfo{id: incomingRequestID(r)}
+		info := &requestInfo{id: incomingRequestID(r), addr: clientAddr(r, trusted)}
 		w.Header().Set("X-Request-ID", info.id)
 		sw := &statusWriter{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
@@ -103,9 +112,13 @@ func instrument(endpoint string, m *metrics, log *slog.Logger, h http.Handler) h
 		}
 		m.requests.WithLabelValues(endpoint, info.grantType, outcome).Inc()
 		m.duration.WithLabelValues(endpoint, info.grantType).Observe(took.Seconds())
+		if info.authFailure != "" {
+			logAuthFailure(ctx, m, log, info)
+		}
 		attrs := []slog.Attr{
 			slog.String("method", truncate(r.Method, 16)), slog.String("path", loggedPath(endpoint, r.URL.Path)),
 			slog.Int("status", sw.status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+			slog.String("addr", info.addr.String()),
 		}
 		if info.clientID != "" {
 			attrs = append(attrs, slog.String("client_id", info.clientID))
@@ -118,6 +131,19 @@ func instrument(endpoint string, m *metrics, log *slog.Logger, h http.Handler) h
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// logAuthFailure logs and counts a failed client authentication: the
+// reason, the client id only when it names a registered client (never
+// arbitrary input), and the source address; never the secret.
+func logAuthFailure(ctx context.Context, m *metrics, log *slog.Logger, info *requestInfo) {
+	m.clientAuthFailures.WithLabelValues(info.authFailure).Inc()
+	client := info.authClient
+	if client == "" {
+		client = "unknown client"
+	}
+	log.LogAttrs(ctx, slog.LevelWarn, "client authentication failed",
+		slog.String("reason", info.authFailure), slog.String("client_id", client), slog.String("addr", info.addr.String()))
 }
 
 // requestIDHandler adds the request id to every record logged with a

@@ -105,7 +105,7 @@ func FuzzDecodeBasic(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, header string) {
-		id, _, err := decodeBasic(header)
+		id, _, _, err := decodeBasic(header)
 		if err != nil {
 			var oe *Error
 			if !errors.As(err, &oe) || oe.Code != "invalid_client" || oe.Status() != http.StatusUnauthorized {

@@ -21,6 +21,9 @@ type metrics struct {
 	duration *prometheus.HistogramVec // endpoint, grant_type
 	refresh  *prometheus.CounterVec   // outcome
 	logins   *prometheus.CounterVec   // outcome
+	// clientAuthFailures counts failed client authentications by reason
+	// (the auth* constants in request.go).
+	clientAuthFailures *prometheus.CounterVec
 }
 
 // Refresh outcomes.
@@ -65,8 +68,12 @@ func newMetrics(keys *Keys, db *sql.DB) *metrics {
 			Name: "keyturn_password_logins_total",
 			Help: "Password-grant logins by outcome: ok, invalid_credentials, throttled (429), shed (503).",
 		}, []string{"outcome"}),
+		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyturn_client_auth_failures_total",
+			Help: "Failed client authentications by reason: missing, malformed, unknown_client, wrong_secret, no_secret, public_client_secret, busy, throttled, error.",
+		}, []string{"reason"}),
 	}
-	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins,
+	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins, m.clientAuthFailures,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&keyCollector{keys: keys},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -96,55 +97,129 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	return r.PostForm, nil
 }
 
+// Why a client authentication failed: the reason label of
+// keyturn_client_auth_failures_total and of the log line (a bounded set).
+const (
+	authMissing      = "missing"              // neither Basic nor client_id
+	authMalformed    = "malformed"            // unreadable or contradictory credentials
+	authUnknown      = "unknown_client"       // no such client
+	authWrongSecret  = "wrong_secret"         // a confidential client's secret did not match
+	authNoSecret     = "no_secret"            // a confidential client sent only client_id
+	authPublicSecret = "public_client_secret" // a public client sent a secret
+	authBusy         = "busy"                 // too many argon2id checks at once (503)
+	authThrottled    = "throttled"            // too many failures (429)
+	authError        = "error"                // anything else: the server's fault
+)
+
 // authenticateClient identifies and authenticates the client of a POST
 // request (RFC 6749 §2.3.1): client_secret_basic, client_secret_post, or
 // none for public clients. Exactly one method per request (RFC 6749 §2.3).
 // Every authentication failure is invalid_client, 401; secret checks are
-// throttled by guard (nil: not throttled).
+// throttled by guard (nil: not throttled). A failure is noted
+// in the request's info, for its log line and metric (see instrument),
+// with the client id only when it names a registered client.
 func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry, guard *clientGuard) (*clients.Client, error) {
+	c, id, reason, err := identifyClient(r, form, reg, guard)
+	if err != nil {
+		info := infoFrom(r.Context())
+		if reason == "" {
+			reason = failureReason(reg, id, err)
+		}
+		info.authFailure = reason
+		if _, known := reg.Get(id); known {
+			info.authClient = id
+		}
+	}
+	return c, err
+}
+
+// identifyClient is authenticateClient without the bookkeeping: it returns
+// the client, or the id the request named and, when it already knows it,
+// why the authentication failed.
+func identifyClient(r *http.Request, form url.Values, reg *clients.Registry, guard *clientGuard) (c *clients.Client, id, reason string, err error) {
 	bodyID, bodySecret := form.Get("client_id"), form.Get("client_secret")
 	_, hasBodySecret := form["client_secret"]
 	if auth := r.Header.Get("Authorization"); auth != "" {
-		id, secret, err := decodeBasic(auth)
+		id, secret, raw, err := decodeBasic(auth)
 		if err != nil {
-			return nil, err
+			return nil, "", authMalformed, err
 		}
 		// The Basic credentials are the client_id and client_secret
 		// parameters, form-urlencoded (RFC 6749 §2.3.1): the same rules.
-		if err := checkValue("client_id", id); err != nil {
-			return nil, err
-		}
-		if err := checkValue("client_secret", secret); err != nil {
-			return nil, err
+		for _, v := range [][2]string{{"client_id", id}, {"client_secret", secret}, {"client_secret", raw}} {
+			if err := checkValue(v[0], v[1]); err != nil {
+				return nil, "", authMalformed, err
+			}
 		}
 		if hasBodySecret {
-			return nil, errInvalidRequest("use one client authentication method: Basic or client_secret, not both")
+			return nil, id, authMalformed, errInvalidRequest("use one client authentication method: Basic or client_secret, not both")
 		}
 		// RFC 6749 §3.2.1: a client_id in the body may accompany Basic
 		// credentials, but it must name the same client.
 		if _, ok := form["client_id"]; ok && bodyID != id {
-			return nil, errInvalidRequest("client_id does not match the authenticated client")
+			return nil, id, authMalformed, errInvalidRequest("client_id does not match the authenticated client")
 		}
-		return guard.authenticate(r, reg, id, secret)
+		// RFC 6749 §2.3.1 and §3.2.1: a public client only identifies
+		// itself. Basic with an empty password does exactly that, like
+		// client_id in the body; golang.org/x/oauth2 sends it first for a
+		// client without a secret. A public client has no secret to send.
+		if pc, ok := reg.Get(id); ok && pc.Public {
+			if secret != "" {
+				return nil, id, authPublicSecret, errInvalidClient("client authentication failed")
+			}
+			return pc, id, "", nil
+		}
+		c, err := guard.authenticate(r, reg, id, secret, raw)
+		return c, id, "", err
 	}
 	if bodyID == "" {
-		return nil, errInvalidClient("client authentication required")
+		return nil, "", authMissing, errInvalidClient("client authentication required")
 	}
 	if hasBodySecret { // client_secret_post
-		return guard.authenticate(r, reg, bodyID, bodySecret)
+		c, err := guard.authenticate(r, reg, bodyID, bodySecret)
+		return c, bodyID, "", err
 	}
 	// No secret: only a public client may identify itself by client_id alone.
 	c, ok := reg.Get(bodyID)
-	if !ok || !c.Public {
-		return nil, errInvalidClient("client authentication failed")
+	if !ok {
+		return nil, bodyID, authUnknown, errInvalidClient("client authentication failed")
 	}
-	return c, nil
+	if !c.Public {
+		return nil, bodyID, authNoSecret, errInvalidClient("client authentication failed")
+	}
+	return c, bodyID, "", nil
 }
 
-// authenticate checks a client secret. Too many slow (argon2id) checks at
-// once is the server's problem, not the client's: 503, retry shortly.
-func authenticate(reg *clients.Registry, id, secret string) (*clients.Client, error) {
-	c, err := reg.Authenticate(id, secret)
+// failureReason names why authenticate refused the client id.
+func failureReason(reg *clients.Registry, id string, err error) string {
+	var oe *Error
+	if !errors.As(err, &oe) {
+		return authError
+	}
+	switch oe.status {
+	case http.StatusServiceUnavailable:
+		return authBusy
+	case http.StatusTooManyRequests:
+		return authThrottled
+	case http.StatusUnauthorized:
+		switch c, ok := reg.Get(id); {
+		case !ok:
+			return authUnknown
+		case c.Public:
+			return authPublicSecret
+		default:
+			return authWrongSecret
+		}
+	}
+	return authError
+}
+
+// authenticate checks a client secret; alternates are other readings of
+// it (see clients.Registry.Authenticate). The wait for a slow (argon2id)
+// check is bounded by ctx, the request's; too many checks at once is the
+// server's problem, not the client's: 503, retry shortly.
+func authenticate(ctx context.Context, reg *clients.Registry, id, secret string, alternates ...string) (*clients.Client, error) {
+	c, err := reg.Authenticate(ctx, id, secret, alternates...)
 	switch {
 	case errors.Is(err, clients.ErrBusy):
 		return nil, errTemporarilyUnavailable("too many client authentications at once; retry shortly", time.Second)
@@ -158,27 +233,34 @@ func authenticate(reg *clients.Registry, id, secret string) (*clients.Client, er
 
 // decodeBasic decodes HTTP Basic client credentials. RFC 6749 §2.3.1: the
 // client_id and secret are form-urlencoded (Appendix B) before they are
-// joined with ':' and base64-encoded, so both are unescaped here.
-func decodeBasic(header string) (id, secret string, err error) {
+// joined with ':' and base64-encoded, so both are unescaped here. Many
+// clients (curl -u, several Python libraries) send the secret without that
+// encoding, so raw is the secret as sent, for the caller to try when the
+// decoded one fails; a secret that does not unescape at all (a '%' not
+// followed by two hex digits) is taken as sent.
+func decodeBasic(header string) (id, secret, raw string, err error) {
 	scheme, rest, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
-		return "", "", errInvalidClient("unsupported authentication scheme")
+		return "", "", "", errInvalidClient("unsupported authentication scheme")
 	}
 	r := &http.Request{Header: http.Header{"Authorization": {"Basic " + strings.TrimLeft(rest, " ")}}}
-	rawID, rawSecret, ok := r.BasicAuth()
+	rawID, raw, ok := r.BasicAuth()
 	if !ok {
-		return "", "", errInvalidClient("malformed Basic credentials")
+		return "", "", "", errInvalidClient("malformed Basic credentials")
 	}
 	if id, err = url.QueryUnescape(rawID); err != nil {
-		return "", "", errInvalidClient("malformed Basic credentials")
+		return "", "", "", errInvalidClient("malformed Basic credentials")
 	}
-	if secret, err = url.QueryUnescape(rawSecret); err != nil {
-		return "", "", errInvalidClient("malformed Basic credentials")
+	if secret, err = url.QueryUnescape(raw); err != nil || !utf8.ValidString(secret) {
+		secret = raw
 	}
 	if id == "" || !utf8.ValidString(id) || !utf8.ValidString(secret) {
-		return "", "", errInvalidClient("malformed Basic credentials")
+		return "", "", "", errInvalidClient("malformed Basic credentials")
 	}
-	return id, secret, nil
+	if !utf8.ValidString(raw) {
+		raw = secret
+	}
+	return id, secret, raw, nil
 }
 
 // scopeList splits an RFC 6749 §3.3 scope parameter into its distinct tokens.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -110,6 +111,7 @@ func New(o Options) (*Server, error) {
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
 		metrics:    met,
+		trusted:    o.Login.TrustedProxies,
 		timeout:    o.RequestTimeout,
 		log:        log,
 	}
@@ -147,6 +149,7 @@ type routeDeps struct {
 	jwks       http.Handler
 	ready      http.Handler
 	metrics    *metrics
+	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 	timeout    time.Duration
 	log        *slog.Logger
 }
@@ -155,7 +158,9 @@ type routeDeps struct {
 // nil, serves the admin paths on the same listener.
 func routes(d routeDeps, admin http.Handler) http.Handler {
 	r := strictRouter()
-	in := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, d.metrics, d.log, h) }
+	in := func(endpoint string, h http.Handler) http.Handler {
+		return instrument(endpoint, d.metrics, d.log, d.trusted, h)
+	}
 	// POST-only endpoints answer 405 themselves, with a JSON body.
 	r.Handle(PathToken, in("token", withTimeout(d.timeout, d.token)))
 	r.Handle(PathRevoke, in("revoke", withTimeout(d.timeout, d.revoke)))
@@ -191,7 +196,7 @@ func strictRouter() *mux.Router {
 }
 
 func notFound(r *mux.Router, d routeDeps) {
-	r.NotFoundHandler = instrument("other", d.metrics, d.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.NotFoundHandler = instrument("other", d.metrics, d.log, d.trusted, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errNotFound())
 	}))
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -298,13 +298,13 @@ type clientGuard struct {
 	trusted  []netip.Prefix
 }
 
-func (g *clientGuard) authenticate(r *http.Request, reg *clients.Registry, id, secret string) (*clients.Client, error) {
+func (g *clientGuard) authenticate(r *http.Request, reg *clients.Registry, id, secret string, alternates ...string) (*clients.Client, error) {
 	if c, ok := reg.Get(id); g == nil || !ok || c.Public {
-		return authenticate(reg, id, secret)
+		return authenticate(r.Context(), reg, id, secret, alternates...)
 	}
 	ctx := r.Context()
 	ctr := g.throttle.clientCounter(id, addressKey(clientAddr(r, g.trusted)))
-	c, err := authenticate(reg, id, secret)
+	c, err := authenticate(r.Context(), reg, id, secret, alternates...)
 	var e *Error
 	switch {
 	case err == nil:

@@ -161,10 +161,10 @@ func authenticates(t *testing.T, hash, secret string) {
 	if err != nil {
 		t.Fatalf("secret_hash %q: %v", hash, err)
 	}
-	if _, err := reg.Authenticate("c", secret); err != nil {
+	if _, err := reg.Authenticate(t.Context(), "c", secret); err != nil {
 		t.Errorf("secret does not match its secret_hash: %v", err)
 	}
-	if _, err := reg.Authenticate("c", secret+"x"); err == nil {
+	if _, err := reg.Authenticate(t.Context(), "c", secret+"x"); err == nil {
 		t.Error("a wrong secret matches the secret_hash")
 	}
 }

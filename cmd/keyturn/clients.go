@@ -15,7 +15,10 @@ func (e *env) clientsCommand() *cobra.Command {
 			Short: "Generate a random client secret and its secret_hash",
 			Long: `Generate a random 256-bit client secret and print it with its secret_hash.
 Put the secret_hash in the client's config entry and give the secret to the
-client's developers: it is shown only now and stored nowhere.`,
+client's developers: it is shown only now and stored nowhere. The secret is
+base64url (letters, digits, '-' and '_'): URL-safe, so it survives clients
+that send HTTP Basic credentials without form-encoding them. To rotate a
+client's secret, list the new secret_hash beside the old in secret_hashes.`,
 			Args: noArgs,
 			RunE: runE(func(*cobra.Command, []string) error {
 				secret, hash, err := clients.Generate()
