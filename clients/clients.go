@@ -147,6 +147,13 @@ type Client struct {
 	RefreshAbsoluteTTL time.Duration
 	RefreshReuseGrace  time.Duration
 
+	// Guessable: one of the client's secrets may have been chosen by a
+	// person (an argon2id secret_hash, or a secret_env value shorter than
+	// MinGeneratedSecretLen), so failed authentications must be throttled.
+	// A generated secret (sha256: hash, or a long secret_env value) has
+	// at least 128 bits that no online guessing reaches.
+	Guessable bool
+
 	grants grantSet
 	scopes map[string]struct{}
 	// secrets returns the verifiers of the client's secrets, one per
@@ -323,6 +330,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 	eachSecret(s, func(key, hash string) {
 		if v, err := newHashVerifier(hash); err == nil {
 			vs = append(vs, v)
+			c.Guessable = c.Guessable || v.slow()
 		} // else validate has reported it
 	}, func(key, name string) {
 		if !validEnvName(name) {
@@ -335,6 +343,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 			errs = append(errs, fmt.Errorf("%s.%s: environment variable %s is empty", at, key, name))
 		default:
 			vs = append(vs, newDigestVerifier(sha256.Sum256([]byte(secret))))
+			c.Guessable = c.Guessable || len(secret) < MinGeneratedSecretLen
 		}
 	})
 	if len(vs) > 0 {

@@ -55,6 +55,12 @@ func Generate() (secret, hash string, err error) {
 	return secret, SHA256Hash(secret), nil
 }
 
+// MinGeneratedSecretLen is the shortest secret_env value taken to be
+// generated rather than chosen by a person: 32 characters of base64 or hex
+// carry at least 128 bits when they come from a generator (`keyturn
+// clients generate` makes 43). A shorter one counts as guessable.
+const MinGeneratedSecretLen = 32
+
 // SHA256Hash returns the "sha256:" secret_hash of secret: only for secrets
 // as random as Generate's (256 bits); a chosen secret needs HashSecret.
 func SHA256Hash(secret string) string {

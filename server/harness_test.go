@@ -75,7 +75,25 @@ func testClients() []clients.Spec {
 		// The password grant without refresh_token: no refresh token.
 		{ID: "pw-only", SecretHash: clients.SHA256Hash(pwOnly), GrantTypes: []string{clients.GrantPassword},
 			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+		// A secret chosen by a person (short, from the environment):
+		// guessable, so its failed authentications are throttled.
+		{ID: "human", SecretEnv: humanSecretEnv, GrantTypes: []string{clients.GrantClientCredentials},
+			Scopes: []string{"read"}},
 	}
+}
+
+// humanSecretEnv holds the "human" client's secret, humanSecret.
+const (
+	humanSecretEnv = "KEYTURN_TEST_HUMAN_SECRET"
+	humanSecret    = "tr0ub4dor&3"
+)
+
+// testEnv resolves the test clients' secret_env references.
+func testEnv(name string) (string, bool) {
+	if name == humanSecretEnv {
+		return humanSecret, true
+	}
+	return "", false
 }
 
 // syncBuffer collects logs from concurrent handlers.
@@ -138,7 +156,7 @@ func newTestServerOn(t *testing.T, store storage.Store, adjust ...func(*server.O
 	reg, err := clients.New(testClients(), clients.Defaults{
 		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
 		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{testIssuer},
-	}, func(string) (string, bool) { return "", false })
+	}, testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -278,9 +278,12 @@ func (a *attempt) refund(ctx context.Context) {
 // clientGuard throttles client authentication (RFC 6749 §2.3.1: a
 // client secret is a password; §10.10: credential guessing) per (client
 // id, source address), never per client id alone: an attacker must not be
-// able to lock a production backend out. Only ids of registered
-// confidential clients are counted; an unknown id is refused as before,
-// without a database write.
+// able to lock a production backend out. Only registered confidential
+// clients whose secret can be guessed (clients.Client.Guessable: chosen by
+// a person) are counted (DESIGN.md decision D12); an unknown id is refused
+// as before, without a database write, and a generated 256-bit secret is
+// beyond any online guessing, so its clients' hot paths (refresh,
+// introspection, client_credentials) never touch the throttle.
 //
 // Unlike a password, the secret is checked first (it is cheap, or its
 // argon2id checks are bounded by the clients package), and what is
@@ -291,15 +294,15 @@ func (a *attempt) refund(ctx context.Context) {
 // attempts, were they all to fail, stay under the bar; otherwise it takes
 // a place like a login (waiting for those in flight, 429 while held back)
 // and resets the counter. So a burst of guesses learns no more answers
-// than there are free places, and the refresh, introspection and
-// client_credentials paths of a well-behaved client pay one read.
+// than there are free places, and a guessable client's requests pay one
+// read each.
 type clientGuard struct {
 	throttle *throttle
 	trusted  []netip.Prefix
 }
 
 func (g *clientGuard) authenticate(r *http.Request, reg *clients.Registry, id, secret string, alternates ...string) (*clients.Client, error) {
-	if c, ok := reg.Get(id); g == nil || !ok || c.Public {
+	if c, ok := reg.Get(id); g == nil || !ok || c.Public || !c.Guessable {
 		return authenticate(r.Context(), reg, id, secret, alternates...)
 	}
 	ctx := r.Context()

@@ -360,32 +360,33 @@ func TestBackoffAtExtremeSettings(t *testing.T) {
 }
 
 // TestClientAuthThrottledPerClientAndAddress: wrong secrets for a
-// confidential client from one address get 429 after the free failures,
+// confidential client with a guessable secret from one address get 429 after the free failures,
 // and so does the right one from there; from another address the client
 // still authenticates.
 func TestClientAuthThrottledPerClientAndAddress(t *testing.T) {
 	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
 	cc := url.Values{"grant_type": {"client_credentials"}}
+	human := basic("human", humanSecret)
 	from := func(addr, auth string) reply {
 		return ts.do(call{auth: auth, form: cc, xff: addr})
 	}
 	for range 5 {
-		wantError(t, from("198.51.100.1", basic("conf-a", "wrong")), 401, "invalid_client")
+		wantError(t, from("198.51.100.1", basic("human", "wrong")), 401, "invalid_client")
 	}
-	wantThrottled(t, from("198.51.100.1", basic("conf-a", "wrong")), 1)
-	wantThrottled(t, from("198.51.100.1", confA), 1)
-	if r := from("198.51.100.2", confA); r.status != 200 {
+	wantThrottled(t, from("198.51.100.1", basic("human", "wrong")), 1)
+	wantThrottled(t, from("198.51.100.1", human), 1)
+	if r := from("198.51.100.2", human); r.status != 200 {
 		t.Fatalf("the client from another address: %d %s", r.status, r.body)
 	}
 	// The secret in the body is counted the same way.
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"conf-a"}, "client_secret": {"wrong"}}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"human"}, "client_secret": {"wrong"}}
 	wantThrottled(t, ts.do(call{form: form, xff: "198.51.100.1"}), 1)
 	// After the wait, the right secret works and resets the count.
 	ts.clock.Advance(time.Second)
-	if r := from("198.51.100.1", confA); r.status != 200 {
+	if r := from("198.51.100.1", human); r.status != 200 {
 		t.Fatalf("after the wait: %d %s", r.status, r.body)
 	}
-	wantError(t, from("198.51.100.1", basic("conf-a", "wrong")), 401, "invalid_client")
+	wantError(t, from("198.51.100.1", basic("human", "wrong")), 401, "invalid_client")
 	// Unknown client ids are not counted (nothing to protect).
 	for range 8 {
 		wantError(t, from("198.51.100.1", basic("nobody", "wrong")), 401, "invalid_client")
@@ -393,7 +394,7 @@ func TestClientAuthThrottledPerClientAndAddress(t *testing.T) {
 }
 
 // TestClientAuthBurstAnswersOnlyTheFreeFailures: wrong secrets fired at
-// once for one client from one address get no more answers than the free
+// once for one client with a guessable secret from one address get no more answers than the free
 // failures; the rest are 429.
 func TestClientAuthBurstAnswersOnlyTheFreeFailures(t *testing.T) {
 	for _, b := range backends {
@@ -406,7 +407,7 @@ func TestClientAuthBurstAnswersOnlyTheFreeFailures(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					replies[i] = ts.do(call{auth: basic("conf-a", "guess"+strconv.Itoa(i)),
+					replies[i] = ts.do(call{auth: basic("human", "guess"+strconv.Itoa(i)),
 						form: url.Values{"grant_type": {"client_credentials"}}, xff: "198.51.100.1"})
 				})
 			}
@@ -427,5 +428,24 @@ func TestClientAuthBurstAnswersOnlyTheFreeFailures(t *testing.T) {
 				t.Fatalf("%d wrong secrets answered, %d refused; want 5 and %d", answered, refused, n-5)
 			}
 		})
+	}
+}
+
+// TestGeneratedClientSecretNotThrottled: a generated 256-bit secret is
+// beyond online guessing, so its client is never held back and its
+// requests never read the throttle (DESIGN.md decision D12): wrong secrets
+// are all answered 401, and the right one still works from that address.
+func TestGeneratedClientSecretNotThrottled(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy)
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	for range 12 {
+		wantError(t, ts.do(call{auth: basic("cc-only", "wrong"), form: cc, xff: "198.51.100.1"}), 401, "invalid_client")
+	}
+	if r := ts.do(call{auth: basic("cc-only", ccSecret), form: cc, xff: "198.51.100.1"}); r.status != 200 {
+		t.Fatalf("the right secret after wrong ones: %d %s", r.status, r.body)
+	}
+	// No counter was written: deleting every throttle row deletes none.
+	if n, err := ts.store.DeleteThrottles(t.Context(), ts.clock.Now().Add(time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("throttle rows written for a client with a generated secret: %d, %v", n, err)
 	}
 }
