@@ -23,8 +23,8 @@
 #   SCENARIOS="refresh password client_credentials introspect mixed"
 #   BACKENDS="postgres sqlite"
 #   SESSIONS=            refresh sessions (default: the concurrency)
-#   USERS=64             test users bench-1 ... bench-N: Keyturn checks one password per username at a
-#                        time, so logins are spread over at least as many users as there are workers
+#   USERS=64             test users bench-1 ... bench-N, each worker logging in as its own users in
+#                        turn, so that, as in production, no one (username, address) counter takes every login
 #   PROFILE="refresh client_credentials introspect password"  scenarios to CPU-profile on PostgreSQL at c=16 ("" for none)
 #   ALGS="ES256 EdDSA RS256"  client_credentials runs (fresh SQLite server each, c=16) with these signing algorithms ("" for none)
 #   GOBENCH=1            run `go test -bench . ./server/` too (0: skip)
