@@ -108,7 +108,8 @@ func (o LoginOptions) rule(free int) storage.ThrottleRule {
 // throttle slows password guessing (RFC 6749 §4.3.2: the authorization
 // server MUST protect the endpoint against brute force) and client secret
 // guessing (RFC 6749 §2.3.1, §10.10). Attempts are counted in the
-// database, per key, so every instance sees the same counts.
+// database, per key, so every instance sees the same counts (DESIGN.md §7
+// gives the model and why).
 //
 // A login is counted BEFORE its password is hashed: it reserves a place
 // on each of its keys (storage.Store.ReserveAttempts: one conditional
@@ -163,16 +164,21 @@ func hashKey(prefix string, parts ...string) string {
 func userKey(username string) string { return hashKey("user:", username) }
 
 // loginCounters are the keys a password login is counted on: (username,
-// address), reset by a success; the username, unless the address is
-// known for the user; the address, across usernames, never reset by a
-// success (an attacker could reset it with an account of their own).
+// address), reset by a success; and, unless the address is known for the
+// user (DESIGN.md §7), the username across addresses and the address
+// across usernames, neither reset by a success (an attacker could reset
+// them with an account of their own). A known address passing both wide
+// bars is what keeps a stranger from locking an owner out from elsewhere,
+// and one person at an office's address from locking the office out.
 func (t *throttle) loginCounters(username, addrKey string, known bool) []counter {
 	o := t.opts
 	cs := []counter{{key: hashKey("login:", username, addrKey), rule: o.rule(o.FreeFailures), success: storage.AttemptSucceeded}}
-	if !known {
-		cs = append(cs, counter{key: userKey(username), rule: o.rule(o.UserFailures), success: storage.AttemptAllowed})
+	if known {
+		return cs
 	}
-	return append(cs, counter{key: addrKey, rule: o.rule(o.AddressFailures), success: storage.AttemptAllowed})
+	return append(cs,
+		counter{key: userKey(username), rule: o.rule(o.UserFailures), success: storage.AttemptAllowed},
+		counter{key: addrKey, rule: o.rule(o.AddressFailures), success: storage.AttemptAllowed})
 }
 
 // clientCounter is the key a client authentication is counted on:

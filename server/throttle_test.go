@@ -324,6 +324,35 @@ func TestOfficeNotLockedOutByOneColleague(t *testing.T) {
 	}
 }
 
+// TestOfficeNotLockedOutBySprayer: someone at an office's one address
+// spraying wrong passwords over many usernames spends the address's bar,
+// and new logins from there are held back; but colleagues who have logged
+// in from the office before still log in there (the non-negotiable: no
+// lockout of an office).
+func TestOfficeNotLockedOutBySprayer(t *testing.T) {
+	ts := newTestServerOn(t, openStore(t, sqlite), behindProxy, func(o *server.Options) {
+		o.Login.AddressFailures = 10
+	})
+	const office = "198.51.100.50"
+	if r := ts.loginFrom(office, "ada", userPass); r.status != 200 {
+		t.Fatalf("ada at the office, first time: %d %s", r.status, r.body)
+	}
+	ts.addUser("newcomer", userPass)
+	for i := range 30 {
+		ts.clock.Advance(time.Second)
+		r := ts.loginFrom(office, "victim"+strconv.Itoa(i), "wrong")
+		if r.status != 400 && r.status != 429 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	if r := ts.loginFrom(office, "newcomer", userPass); r.status != 429 {
+		t.Fatalf("a first login from the sprayed address: %d, want 429", r.status)
+	}
+	if r := ts.loginFrom(office, "ada", userPass); r.status != 200 {
+		t.Fatalf("ada at the office after the spraying: %d %s", r.status, r.body)
+	}
+}
+
 // TestBackoffAtExtremeSettings: with a one-hour base delay the doubling
 // never wraps negative or to zero however many failures (issue 11, 7):
 // every wait is positive, at most max_delay, and reaches it.
