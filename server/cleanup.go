@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/storage"
 )
 
 // CleanupOptions configures what the sweeper deletes.
@@ -48,13 +47,23 @@ type CleanupResult struct {
 // Reuse detection is unaffected: a family is kept for its whole absolute
 // lifetime, so a token rotated away long ago still trips revocation.
 type Cleaner struct {
-	store storage.Store
+	store Sweepable
 	opts  CleanupOptions
 	log   *slog.Logger
 }
 
+// Sweepable is what the Cleaner deletes through: the Delete* method of
+// each storage role (storage.Store has them all).
+type Sweepable interface {
+	DeleteFamilies(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int64, error)
+	DeleteDenials(ctx context.Context, before time.Time, limit int) (int64, error)
+	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)
+	DeleteKnownAddresses(ctx context.Context, before time.Time, limit int) (int64, error)
+	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
+}
+
 // NewCleaner returns a Cleaner; zero options get defaults.
-func NewCleaner(store storage.Store, opts CleanupOptions, log *slog.Logger) *Cleaner {
+func NewCleaner(store Sweepable, opts CleanupOptions, log *slog.Logger) *Cleaner {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 500
 	}

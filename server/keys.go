@@ -76,7 +76,7 @@ type KeysOptions struct {
 // The master secret lives outside the database, so a database dump alone
 // can neither sign an access token nor mint a refresh token.
 type Keys struct {
-	store    storage.Store
+	store    storage.SigningKeys
 	opts     KeysOptions
 	sealKey  []byte // AES-256-GCM key for private signing keys at rest
 	macKey   []byte // HMAC-SHA256 key for refresh tokens
@@ -149,7 +149,7 @@ type RevokeResult struct {
 
 // NewKeys derives the key material from secret, loads the signing keys and,
 // on first start, generates one that signs at once.
-func NewKeys(ctx context.Context, store storage.Store, secret []byte, opts KeysOptions) (*Keys, error) {
+func NewKeys(ctx context.Context, store storage.SigningKeys, secret []byte, opts KeysOptions) (*Keys, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("keys: master secret is %d bytes, need at least %d", len(secret), MinSecretLen)
 	}
@@ -572,7 +572,7 @@ func (k *Keys) verificationKey(ctx context.Context, kid string) (*jose.JSONWebKe
 // activation order that ever signed became active (a key revoked later
 // still ended its predecessor's turn; one revoked while pending did not).
 // ok is false while no later key has or will become active.
-// storage.Store.DeleteSigningKeys applies the same rule.
+// storage.SigningKeys.DeleteSigningKeys applies the same rule.
 func supersededAt(keys []*signingKey, i int) (time.Time, bool) {
 	for _, next := range keys[i+1:] {
 		if next.signed() {

@@ -120,7 +120,7 @@ func (o LoginOptions) rule(free int) storage.ThrottleRule {
 // under the bar, waits for them (bounded by PendingWait): that is what
 // lets concurrent correct logins all succeed.
 type throttle struct {
-	store storage.Store
+	store storage.Throttles
 	opts  LoginOptions
 	now   func() time.Time
 	// resolved wakes the attempts waiting on this instance whenever one
@@ -128,7 +128,7 @@ type throttle struct {
 	resolved signal
 }
 
-func newThrottle(store storage.Store, opts LoginOptions, now func() time.Time) *throttle {
+func newThrottle(store storage.Throttles, opts LoginOptions, now func() time.Time) *throttle {
 	return &throttle{store: store, opts: opts, now: now}
 }
 

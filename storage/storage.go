@@ -223,10 +223,26 @@ type AccessCheck struct {
 	Username string // the family's user; "" if that user no longer exists
 }
 
-// Store is everything the server persists. Implementations must be safe
-// for concurrent use. Every time is taken as an argument (no clock inside)
-// and comes back in UTC, at microsecond precision.
+// Store is everything the server persists: the role interfaces below,
+// composed, plus Ping and Close. Implementations must be safe for
+// concurrent use. Every time is taken as an argument (no clock inside) and
+// comes back in UTC, at microsecond precision. Each consumer takes the
+// role(s) it needs rather than the whole Store.
 type Store interface {
+	Families
+	Users
+	Denylist
+	SigningKeys
+	Throttles
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Families are login sessions (DESIGN.md §2): one row per session, rotated
+// by one conditional update.
+type Families interface {
 	// CreateFamily starts a session. ErrAlreadyExists if the ID is taken;
 	// ErrNotFound if f.UserID (a User.ID) names no enabled user. The user is
 	// checked atomically with the insert, so a concurrent SetUserDisabled or
@@ -253,11 +269,17 @@ type Store interface {
 	RevokeFamilies(ctx context.Context, filter FamilyFilter, reason string, now time.Time) (int64, error)
 	// ListFamilies returns the families matching the filter, newest first.
 	ListFamilies(ctx context.Context, filter FamilyFilter) ([]Family, error)
-	// DeleteFamilies deletes up to limit (> 0) families that passed their
+	// DeleteFamilies deletes up to limit (> 0; every Delete* method takes
+	// a limit > 0) families that passed their
 	// absolute expiry before expiredBefore, or were revoked before
-	// revokedBefore. The Delete* methods all take a limit > 0.
+	// revokedBefore.
 	DeleteFamilies(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int64, error)
+}
 
+// Users are the resource owners of the password grant, managed by the CLI.
+// Disabling, deleting or re-passwording a user revokes their sessions in
+// the same transaction.
+type Users interface {
 	// CreateUser adds a user. ErrAlreadyExists if the username (or ID) is taken.
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
@@ -275,7 +297,13 @@ type Store interface {
 	// DeleteUser deletes the user and revokes their live families
 	// (ReasonUserDeleted) in the same transaction.
 	DeleteUser(ctx context.Context, username string, now time.Time) error
+}
 
+// Denylist holds revoked access tokens (RFC 7009) until they expire.
+// CheckAccess belongs here although it also reads families and users: its
+// one caller, introspection (RFC 7662 §2.2), asks the denylist question and
+// the session question in one round trip, and no Families user needs it.
+type Denylist interface {
 	// DenyAccessToken puts an access token's jti on the denylist until
 	// expiresAt (RFC 7009). Denying twice is a no-op.
 	DenyAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
@@ -286,7 +314,11 @@ type Store interface {
 	CheckAccess(ctx context.Context, jti, familyID string) (AccessCheck, error)
 	// DeleteDenials deletes up to limit denylist entries that expired before t.
 	DeleteDenials(ctx context.Context, before time.Time, limit int) (int64, error)
+}
 
+// SigningKeys are the access-token signing keys, stored with their private
+// half sealed, and the summary of their revocations.
+type SigningKeys interface {
 	// CreateSigningKey stores a key. ErrAlreadyExists if the ID is taken.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns all keys ordered by ActivateAt, then ID.
@@ -307,7 +339,12 @@ type Store interface {
 	// with a later ActivateAt, not revoked before that, activated before
 	// supersededBefore.
 	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
+}
 
+// Throttles is the login defense's shared state: the reservations and
+// failures of throttle keys, and the addresses each user is known to log
+// in from.
+type Throttles interface {
 	// ReserveAttempts reserves one attempt on every key, in order, or on
 	// none, in one write. Each key is reserved by one conditional
 	// statement (creating the key on first use) if its Rule allows it at
@@ -336,8 +373,4 @@ type Store interface {
 	AddressLastSeen(ctx context.Context, userKey, addr string) (time.Time, error)
 	// DeleteKnownAddresses deletes up to limit addresses last seen before t.
 	DeleteKnownAddresses(ctx context.Context, before time.Time, limit int) (int64, error)
-
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
-	Close() error
 }

@@ -191,7 +191,7 @@ func writeNewSecret(path string) ([]byte, error) {
 
 // keys loads (on first start: generates) the signing keys. log, if not
 // nil, hears when a key is found revoked (serve's, not the keys commands').
-func (a *app) keys(ctx context.Context, store storage.Store, secret []byte, log *slog.Logger) (*server.Keys, error) {
+func (a *app) keys(ctx context.Context, store storage.SigningKeys, secret []byte, log *slog.Logger) (*server.Keys, error) {
 	k, err := server.NewKeys(ctx, store, secret, server.KeysOptions{
 		Algorithm:     a.cfg.Keys.Algorithm,
 		RotationDelay: a.cfg.Keys.RotationDelay,

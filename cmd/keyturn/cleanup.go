@@ -38,7 +38,7 @@ cleanup.interval: 0.`,
 }
 
 // cleaner is the sweeper serve runs and cleanup runs once.
-func (a *app) cleaner(store storage.Store) *server.Cleaner {
+func (a *app) cleaner(store server.Sweepable) *server.Cleaner {
 	return server.NewCleaner(store, server.CleanupOptions{
 		RevokedRetention: a.cfg.Cleanup.RevokedRetention,
 		// As a.keys: a key is published this long after it last signed.

@@ -309,7 +309,7 @@ func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
 // its sessions (so its printed password opens nothing once the demo ends);
 // if it never runs (a crash), the next serve deletes the user
 // (removeLeftoverDemoUser).
-func startDemoUser(ctx context.Context, store storage.Store, creds *demoCredentials, log *slog.Logger) (stop func(), err error) {
+func startDemoUser(ctx context.Context, store storage.Users, creds *demoCredentials, log *slog.Logger) (stop func(), err error) {
 	users, err := store.ListUsers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("demo user: %w", err)
@@ -352,7 +352,7 @@ func startDemoUser(ctx context.Context, store storage.Store, creds *demoCredenti
 // removeLeftoverDemoUser deletes (and so logs out) the user of a demo that
 // did not stop cleanly, before a non-demo serve serves anyone: its password
 // was printed, and the demo's promise is that it opens nothing afterwards.
-func removeLeftoverDemoUser(ctx context.Context, store storage.Store, log *slog.Logger) error {
+func removeLeftoverDemoUser(ctx context.Context, store storage.Users, log *slog.Logger) error {
 	u, err := store.GetUser(ctx, demoUserID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil

@@ -41,7 +41,7 @@ func (f *sessionFlags) check() error {
 
 // filter resolves --user to the user's ID. An unknown user is the
 // caller's mistake (exit 2).
-func (f *sessionFlags) filter(ctx context.Context, store storage.Store) (storage.FamilyFilter, error) {
+func (f *sessionFlags) filter(ctx context.Context, store storage.Users) (storage.FamilyFilter, error) {
 	filter := storage.FamilyFilter{ClientID: f.client}
 	if f.user != "" {
 		u, err := store.GetUserByUsername(ctx, f.user)

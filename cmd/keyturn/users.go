@@ -40,7 +40,7 @@ func (e *env) usersCommand() *cobra.Command {
 // the username and (for the commands that take one) the password hash. It
 // returns what to print and, if it revoked the user's sessions, the
 // reason they record (logged too).
-type userOp func(ctx context.Context, store storage.Store, username, hash string, now time.Time) (msg, revoked string, err error)
+type userOp func(ctx context.Context, store storage.Users, username, hash string, now time.Time) (msg, revoked string, err error)
 
 // userCommand builds a subcommand that acts on --username, reading a
 // password from stdin if withPassword. It opens the store, runs op and
@@ -127,7 +127,7 @@ func readLine(r io.Reader) (string, error) {
 }
 
 // createUser stores a new user with a random ID.
-func createUser(ctx context.Context, store storage.Store, username, hash string, now time.Time) error {
+func createUser(ctx context.Context, store storage.Users, username, hash string, now time.Time) error {
 	id, err := randomToken(16)
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func createUser(ctx context.Context, store storage.Store, username, hash string,
 	})
 }
 
-func usersCreate(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, string, error) {
+func usersCreate(ctx context.Context, store storage.Users, username, hash string, now time.Time) (string, string, error) {
 	if err := createUser(ctx, store, username, hash, now); err != nil {
 		return "", "", err
 	}
@@ -145,7 +145,7 @@ func usersCreate(ctx context.Context, store storage.Store, username, hash string
 }
 
 func usersSetDisabled(disabled bool) userOp {
-	return func(ctx context.Context, store storage.Store, username, _ string, now time.Time) (string, string, error) {
+	return func(ctx context.Context, store storage.Users, username, _ string, now time.Time) (string, string, error) {
 		if err := store.SetUserDisabled(ctx, username, disabled, now); err != nil {
 			return "", "", err
 		}
@@ -156,7 +156,7 @@ func usersSetDisabled(disabled bool) userOp {
 	}
 }
 
-func usersDelete(ctx context.Context, store storage.Store, username, _ string, now time.Time) (string, string, error) {
+func usersDelete(ctx context.Context, store storage.Users, username, _ string, now time.Time) (string, string, error) {
 	if err := store.DeleteUser(ctx, username, now); err != nil {
 		return "", "", err
 	}
@@ -169,7 +169,7 @@ func usersDelete(ctx context.Context, store storage.Store, username, _ string, n
 func (e *env) usersSetPasswordCommand() *cobra.Command {
 	var keep bool
 	c := e.userCommand("set-password", "Set a user's password (from stdin) and revoke their sessions", true,
-		func(ctx context.Context, store storage.Store, username, hash string, now time.Time) (string, string, error) {
+		func(ctx context.Context, store storage.Users, username, hash string, now time.Time) (string, string, error) {
 			if err := store.SetUserPassword(ctx, username, hash, keep, now); err != nil {
 				return "", "", err
 			}
