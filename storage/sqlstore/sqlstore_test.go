@@ -1,12 +1,8 @@
-package sqlstore
+package sqlstore_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,94 +14,34 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/sqlstore"
+	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 	"github.com/keyturn/keyturn/storage/storagetest"
 )
 
-// openStore opens url, closes it at cleanup, and fails the test on error.
-func openStore(t *testing.T, url string) *Store {
-	t.Helper()
-	s, err := Open(t.Context(), url, Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+// openStore opens url, unmigrated, and closes it at cleanup.
+func openStore(t *testing.T, url string) *sqlstore.Store { return sqlstoretest.Connect(t, url) }
 
-func migrate(t *testing.T, s *Store) {
+func migrate(t *testing.T, s *sqlstore.Store) {
 	t.Helper()
 	if _, err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 }
 
-// sqliteURL names a fresh database file under t.TempDir().
-func sqliteURL(t *testing.T) string {
-	return "sqlite://" + filepath.Join(t.TempDir(), "keyturn.db")
-}
-
-func openSQLite(t *testing.T) *Store {
-	s := openStore(t, sqliteURL(t))
-	migrate(t, s)
-	return s
-}
-
 func TestSQLite(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store { return openSQLite(t) })
-}
-
-// postgresURL returns KEYTURN_TEST_DATABASE_URL or skips the test.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("KEYTURN_TEST_DATABASE_URL")
-	if dsn == "" {
-		t.Skip("set KEYTURN_TEST_DATABASE_URL to run against PostgreSQL (docker compose up -d postgres)")
-	}
-	return dsn
-}
-
-// freshSchema creates an empty schema, dropped at cleanup, and returns a
-// URL whose connections use it (search_path is a runtime parameter).
-func freshSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	admin := openStore(t, dsn)
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "kt_" + hex.EncodeToString(b)
-	if err := admin.db.WithContext(t.Context()).Exec("CREATE SCHEMA " + schema).Error; err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context is already canceled during cleanup.
-		if err := admin.db.WithContext(context.Background()).Exec("DROP SCHEMA " + schema + " CASCADE").Error; err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func openPostgres(t *testing.T, dsn string) *Store {
-	s := openStore(t, freshSchema(t, dsn))
-	migrate(t, s)
-	return s
+	storagetest.Run(t, func(t *testing.T) storage.Store { return sqlstoretest.SQLite(t) })
 }
 
 func TestPostgres(t *testing.T) {
-	dsn := postgresURL(t)
-	storagetest.Run(t, func(t *testing.T) storage.Store { return openPostgres(t, dsn) })
+	sqlstoretest.RequirePostgres(t)
+	storagetest.Run(t, func(t *testing.T) storage.Store { return sqlstoretest.Postgres(t) })
 }
 
 // dialects runs fn against a fresh, unmigrated database URL of each dialect.
 func dialects(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Run("SQLite", func(t *testing.T) { fn(t, sqliteURL(t)) })
-	t.Run("Postgres", func(t *testing.T) { fn(t, freshSchema(t, postgresURL(t))) })
+	t.Run("SQLite", func(t *testing.T) { fn(t, sqlstoretest.SQLiteURL(t)) })
+	t.Run("Postgres", func(t *testing.T) { fn(t, sqlstoretest.PostgresURL(t)) })
 }
 
 func TestMigrateTwiceIsNoOp(t *testing.T) {
@@ -150,7 +86,7 @@ func versions(latest int) []int {
 func TestConcurrentMigrate(t *testing.T) {
 	dialects(t, func(t *testing.T, url string) {
 		const n = 8
-		stores := make([]*Store, n)
+		stores := make([]*sqlstore.Store, n)
 		for i := range stores {
 			stores[i] = openStore(t, url)
 		}
@@ -179,7 +115,7 @@ func TestConcurrentMigrate(t *testing.T) {
 			t.Errorf("applied in total %v, want %v once each", all, want)
 		}
 		var rows int64
-		if err := stores[0].db.Table("schema_migrations").Count(&rows).Error; err != nil || rows != int64(latest) {
+		if err := stores[0].Gorm().Table("schema_migrations").Count(&rows).Error; err != nil || rows != int64(latest) {
 			t.Errorf("schema_migrations has %d rows (%v), want %d", rows, err, latest)
 		}
 	})
@@ -194,11 +130,11 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 		newer := latest + 1
-		if err := s.db.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", newer, 0).Error; err != nil {
+		if err := s.Gorm().Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", newer, 0).Error; err != nil {
 			t.Fatal(err)
 		}
-		_, err = Open(t.Context(), url, Options{})
-		want := newerSchemaError(newer, latest).Error()
+		_, err = sqlstore.Open(t.Context(), url, sqlstore.Options{})
+		want := sqlstore.NewerSchemaError(newer, latest).Error()
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Open = %v, want an error containing %q", err, want)
 		}
@@ -249,7 +185,7 @@ func TestOpenRedactsPassword(t *testing.T) {
 		"postgresql://keyturn@127.0.0.1:1/keyturn?sslmode=disable&connect_timeout=2&sslpassword=" + password,
 		"postgres://keyturn:" + password + "@[::1:bad/keyturn", // malformed
 	} {
-		_, err := Open(t.Context(), u, Options{})
+		_, err := sqlstore.Open(t.Context(), u, sqlstore.Options{})
 		if err == nil {
 			t.Fatal("Open: no error")
 		}
@@ -269,7 +205,7 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 		"sqlite://data.db?mode=ro",
 		"sqlite://" + filepath.Join(t.TempDir(), "missing-dir", "keyturn.db"),
 	} {
-		if s, err := Open(t.Context(), u, Options{}); err == nil {
+		if s, err := sqlstore.Open(t.Context(), u, sqlstore.Options{}); err == nil {
 			s.Close()
 			t.Errorf("Open(%q): no error", u)
 		}
@@ -289,8 +225,8 @@ func TestOpenSQLiteRelativePath(t *testing.T) {
 }
 
 func TestPragmas(t *testing.T) {
-	s := openSQLite(t)
-	for name, db := range map[string]*gorm.DB{"reader": s.db, "writer": s.wdb} {
+	s := sqlstoretest.SQLite(t)
+	for name, db := range map[string]*gorm.DB{"reader": s.Gorm(), "writer": s.WriterGorm()} {
 		for pragma, want := range map[string]string{
 			"journal_mode": "wal",
 			"foreign_keys": "1",
@@ -311,12 +247,13 @@ func TestPragmas(t *testing.T) {
 // TestSQLiteOneWriterConnection: SQLite writers queue for one connection in
 // Go; readers keep a pool. PostgreSQL uses one pool for both.
 func TestSQLiteOneWriterConnection(t *testing.T) {
-	s := openSQLite(t)
-	if got := s.wsqlDB.Stats().MaxOpenConnections; got != 1 {
+	s := sqlstoretest.SQLite(t)
+	reader, writer := s.Pools()
+	if got := writer.Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("SQLite writer pool: %d connections, want 1", got)
 	}
-	if got := s.sqlDB.Stats().MaxOpenConnections; got != defaultMaxOpenConns {
-		t.Errorf("SQLite reader pool: %d connections, want %d", got, defaultMaxOpenConns)
+	if got := reader.Stats().MaxOpenConnections; got != sqlstore.DefaultMaxOpenConns {
+		t.Errorf("SQLite reader pool: %d connections, want %d", got, sqlstore.DefaultMaxOpenConns)
 	}
 	// Writers at once all succeed, each in turn.
 	ctx := t.Context()
@@ -334,8 +271,8 @@ func TestSQLiteOneWriterConnection(t *testing.T) {
 	}
 	wg.Wait()
 
-	pg := openPostgres(t, postgresURL(t))
-	if pg.wsqlDB != pg.sqlDB || pg.wdb != pg.db {
+	pg := sqlstoretest.Postgres(t)
+	if reader, writer := pg.Pools(); writer != reader || pg.WriterGorm() != pg.Gorm() {
 		t.Error("PostgreSQL: separate writer pool")
 	}
 }
@@ -343,7 +280,7 @@ func TestSQLiteOneWriterConnection(t *testing.T) {
 // TestTimesStoredAsMicroseconds pins the on-disk representation the
 // migrations promise: integers, not driver-formatted text.
 func TestTimesStoredAsMicroseconds(t *testing.T) {
-	check := func(t *testing.T, s *Store) {
+	check := func(t *testing.T, s *sqlstore.Store) {
 		at := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.FixedZone("X", 3600))
 		if err := s.CreateUser(t.Context(), storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
 			t.Fatal(err)
@@ -356,15 +293,15 @@ func TestTimesStoredAsMicroseconds(t *testing.T) {
 			CreatedAt int64
 			RotatedAt *int64
 		}
-		if err := s.db.Raw("SELECT created_at, rotated_at FROM families WHERE id = 'f'").Scan(&got).Error; err != nil {
+		if err := s.Gorm().Raw("SELECT created_at, rotated_at FROM families WHERE id = 'f'").Scan(&got).Error; err != nil {
 			t.Fatal(err)
 		}
 		if got.CreatedAt != at.UnixMicro() || got.RotatedAt != nil {
 			t.Errorf("stored created_at %d rotated_at %v, want %d and NULL", got.CreatedAt, got.RotatedAt, at.UnixMicro())
 		}
 	}
-	t.Run("SQLite", func(t *testing.T) { check(t, openSQLite(t)) })
-	t.Run("Postgres", func(t *testing.T) { check(t, openPostgres(t, postgresURL(t))) })
+	t.Run("SQLite", func(t *testing.T) { check(t, sqlstoretest.SQLite(t)) })
+	t.Run("Postgres", func(t *testing.T) { check(t, sqlstoretest.Postgres(t)) })
 }
 
 // TestNewColumnDoesNotBreakRunningStore: during a rolling upgrade a newer
@@ -374,7 +311,7 @@ func TestNewColumnDoesNotBreakRunningStore(t *testing.T) {
 	dialects(t, func(t *testing.T, url string) {
 		s := openStore(t, url)
 		migrate(t, s)
-		s.sqlDB.SetMaxOpenConns(1) // the connection that cached the statements
+		s.DB().SetMaxOpenConns(1) // the connection that cached the statements
 		ctx := t.Context()
 		at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 		if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
@@ -405,7 +342,7 @@ func TestNewColumnDoesNotBreakRunningStore(t *testing.T) {
 			"ALTER TABLE families ADD COLUMN device TEXT",
 			"ALTER TABLE users ADD COLUMN email TEXT",
 		} {
-			if err := newer.db.Exec(ddl).Error; err != nil {
+			if err := newer.Gorm().Exec(ddl).Error; err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package sqlstore
+package sqlstore_test
 
 import (
 	"context"
@@ -13,17 +13,11 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/sqlstore"
+	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
-// insertUser is a write that adds one user.
-func insertUser(id string) func(*gorm.DB) error {
-	return func(db *gorm.DB) error {
-		row := toUserRow(storage.User{ID: id, Username: id})
-		return db.Create(&row).Error
-	}
-}
-
-func userExists(t *testing.T, s *Store, id string) bool {
+func userExists(t *testing.T, s *sqlstore.Store, id string) bool {
 	t.Helper()
 	_, err := s.GetUser(t.Context(), id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -32,34 +26,30 @@ func userExists(t *testing.T, s *Store, id string) bool {
 	return err == nil
 }
 
-func request(ctx context.Context, fn func(*gorm.DB) error) writeReq {
-	return writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
-}
-
 // TestGroupCommitIsolatesRefusedWrites: in one batch, a write the database
 // refuses fails alone; the others commit.
 func TestGroupCommitIsolatesRefusedWrites(t *testing.T) {
-	s := openSQLite(t)
+	s := sqlstoretest.SQLite(t)
 	if err := s.CreateUser(t.Context(), storage.User{ID: "taken", Username: "taken"}); err != nil {
 		t.Fatal(err)
 	}
-	batch := []writeReq{
-		request(t.Context(), insertUser("a")),
-		request(t.Context(), insertUser("taken")), // duplicate key
-		request(t.Context(), func(db *gorm.DB) error {
+	batch := []sqlstore.WriteReq{
+		sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("a")),
+		sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("taken")), // duplicate key
+		sqlstore.NewWriteReq(t.Context(), func(db *gorm.DB) error {
 			// A write whose own transaction fails half-way leaves nothing.
 			return db.Transaction(func(tx *gorm.DB) error {
-				if err := insertUser("half")(tx); err != nil {
+				if err := sqlstore.InsertUser("half")(tx); err != nil {
 					return err
 				}
 				return gorm.ErrRecordNotFound
 			})
 		}),
-		request(t.Context(), insertUser("b")),
+		sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("b")),
 	}
-	s.writer.run(batch)
+	s.RunBatch(batch)
 	for i, want := range []error{nil, gorm.ErrDuplicatedKey, gorm.ErrRecordNotFound, nil} {
-		if err := <-batch[i].done; !errors.Is(err, want) {
+		if err := batch[i].Result(); !errors.Is(err, want) {
 			t.Errorf("write %d: err %v, want %v", i, err, want)
 		}
 	}
@@ -73,15 +63,15 @@ func TestGroupCommitIsolatesRefusedWrites(t *testing.T) {
 // TestGroupCommitFailsWhole: when the connection fails under one write,
 // every write of the batch fails and none is left behind.
 func TestGroupCommitFailsWhole(t *testing.T) {
-	s := openSQLite(t)
-	batch := []writeReq{
-		request(t.Context(), insertUser("a")),
-		request(t.Context(), func(*gorm.DB) error { return io.ErrUnexpectedEOF }),
-		request(t.Context(), insertUser("b")),
+	s := sqlstoretest.SQLite(t)
+	batch := []sqlstore.WriteReq{
+		sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("a")),
+		sqlstore.NewWriteReq(t.Context(), func(*gorm.DB) error { return io.ErrUnexpectedEOF }),
+		sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("b")),
 	}
-	s.writer.run(batch)
+	s.RunBatch(batch)
 	for i := range batch {
-		if err := <-batch[i].done; !errors.Is(err, io.ErrUnexpectedEOF) {
+		if err := batch[i].Result(); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("write %d: err %v, want the batch's failure", i, err)
 		}
 	}
@@ -95,15 +85,15 @@ func TestGroupCommitFailsWhole(t *testing.T) {
 // TestGroupCommitSkipsAbandonedWrites: a write whose caller gave up before
 // its batch started is not run.
 func TestGroupCommitSkipsAbandonedWrites(t *testing.T) {
-	s := openSQLite(t)
+	s := sqlstoretest.SQLite(t)
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
-	batch := []writeReq{request(gone, insertUser("a")), request(t.Context(), insertUser("b"))}
-	s.writer.run(batch)
-	if err := <-batch[0].done; !errors.Is(err, context.Canceled) {
+	batch := []sqlstore.WriteReq{sqlstore.NewWriteReq(gone, sqlstore.InsertUser("a")), sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("b"))}
+	s.RunBatch(batch)
+	if err := batch[0].Result(); !errors.Is(err, context.Canceled) {
 		t.Errorf("abandoned write: err %v, want context.Canceled", err)
 	}
-	if err := <-batch[1].done; err != nil {
+	if err := batch[1].Result(); err != nil {
 		t.Errorf("live write: %v", err)
 	}
 	if userExists(t, s, "a") || !userExists(t, s, "b") {
@@ -122,14 +112,14 @@ func TestGroupCommitSkipsAbandonedWrites(t *testing.T) {
 // are committed together, fewer commits than writes (one, unless a caller
 // was slow to reach the queue).
 func TestGroupCommitBatches(t *testing.T) {
-	s := openSQLite(t)
+	s := sqlstoretest.SQLite(t)
 	ctx := t.Context()
 	release := make(chan struct{})
 	blocked := make(chan error, 1)
 	go func() {
-		blocked <- s.write(ctx, func(*gorm.DB) error { <-release; return nil })
+		blocked <- s.Write(ctx, func(*gorm.DB) error { <-release; return nil })
 	}()
-	for s.writer.waiting.Load() != 1 || s.writer.commits.Load() != 1 {
+	for waiting, commits := s.WriterQueue(); waiting != 1 || commits != 1; waiting, commits = s.WriterQueue() {
 		runtime.Gosched() // the blocking write is in its batch
 	}
 	const n = 20
@@ -140,7 +130,7 @@ func TestGroupCommitBatches(t *testing.T) {
 			errs[i] = s.CreateUser(ctx, storage.User{ID: fmt.Sprint("u", i), Username: fmt.Sprint("u", i)})
 		})
 	}
-	for s.writer.waiting.Load() != 1+n {
+	for waiting, _ := s.WriterQueue(); waiting != 1+n; waiting, _ = s.WriterQueue() {
 		runtime.Gosched() // every write is waiting for the writer
 	}
 	close(release)
@@ -153,8 +143,8 @@ func TestGroupCommitBatches(t *testing.T) {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
-	if commits := s.writer.commits.Load() - 1; commits >= n {
-		t.Fatalf("%d writes took %d commits: not grouped", n, commits)
+	if _, total := s.WriterQueue(); total-1 >= n { // less the blocking write's commit
+		t.Fatalf("%d writes took %d commits: not grouped", n, total-1)
 	}
 	users, err := s.ListUsers(ctx)
 	if err != nil || len(users) != n {
@@ -165,7 +155,7 @@ func TestGroupCommitBatches(t *testing.T) {
 // TestGroupCommitUnderLoad: many writers at once, some refused, through the
 // Store's methods; each gets its own answer and the successful ones stay.
 func TestGroupCommitUnderLoad(t *testing.T) {
-	s := openSQLite(t)
+	s := sqlstoretest.SQLite(t)
 	ctx := t.Context()
 	if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "u"}); err != nil {
 		t.Fatal(err)
@@ -194,11 +184,11 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 }
 
 func TestGroupWriterClosed(t *testing.T) {
-	s := openStore(t, sqliteURL(t))
+	s := sqlstoretest.Connect(t, sqlstoretest.SQLiteURL(t))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.write(t.Context(), insertUser("a")); !errors.Is(err, errStoreClosed) {
+	if err := s.Write(t.Context(), sqlstore.InsertUser("a")); !errors.Is(err, sqlstore.ErrStoreClosed) {
 		t.Errorf("write after Close: %v, want errStoreClosed", err)
 	}
 }
@@ -206,22 +196,22 @@ func TestGroupWriterClosed(t *testing.T) {
 // TestGroupCommitPanickingWrite: a write that panics (a bug) fails its batch
 // with an error instead of ending the process; nothing of the batch stays.
 func TestGroupCommitPanickingWrite(t *testing.T) {
-	s := openSQLite(t)
+	s := sqlstoretest.SQLite(t)
 	boom := func(*gorm.DB) error { panic("boom") }
-	batch := []writeReq{request(t.Context(), insertUser("a")), request(t.Context(), boom), request(t.Context(), insertUser("b"))}
-	s.writer.run(batch)
+	batch := []sqlstore.WriteReq{sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("a")), sqlstore.NewWriteReq(t.Context(), boom), sqlstore.NewWriteReq(t.Context(), sqlstore.InsertUser("b"))}
+	s.RunBatch(batch)
 	for i := range batch {
-		var p panicError
-		if err := <-batch[i].done; !errors.As(err, &p) {
+		var p sqlstore.PanicError
+		if err := batch[i].Result(); !errors.As(err, &p) {
 			t.Errorf("write %d: err %v, want the panic as an error", i, err)
 		}
 	}
 	if userExists(t, s, "a") || userExists(t, s, "b") {
 		t.Error("a batch with a panicking write committed")
 	}
-	alone := []writeReq{request(t.Context(), boom)}
-	s.writer.run(alone)
-	if err := <-alone[0].done; err == nil {
+	alone := []sqlstore.WriteReq{sqlstore.NewWriteReq(t.Context(), boom)}
+	s.RunBatch(alone)
+	if err := alone[0].Result(); err == nil {
 		t.Error("a panicking write alone: no error")
 	}
 }

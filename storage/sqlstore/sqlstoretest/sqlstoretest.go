@@ -28,15 +28,23 @@ func SQLiteURL(t testing.TB) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "keyturn.db")
 }
 
-// PostgresURL creates an empty schema in the test database and returns a
-// URL whose connections use it (search_path); the schema is dropped when
-// the test ends. It skips the test when KEYTURN_TEST_DATABASE_URL is unset.
-func PostgresURL(t testing.TB) string {
+// RequirePostgres returns KEYTURN_TEST_DATABASE_URL, or skips the test
+// when it is unset.
+func RequirePostgres(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvPostgres)
 	if base == "" {
 		t.Skip("set " + EnvPostgres + " to a PostgreSQL database (docker compose up -d postgres)")
 	}
+	return base
+}
+
+// PostgresURL creates an empty schema in the test database and returns a
+// URL whose connections use it (search_path); the schema is dropped when
+// the test ends. It skips the test when KEYTURN_TEST_DATABASE_URL is unset.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := RequirePostgres(t)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
@@ -66,14 +74,22 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
-// Open opens and migrates the store at url and closes it when the test ends.
-func Open(t testing.TB, url string) *sqlstore.Store {
+// Connect opens the store at url, without migrating it, and closes it
+// when the test ends.
+func Connect(t testing.TB, url string) *sqlstore.Store {
 	t.Helper()
 	s, err := sqlstore.Open(context.Background(), url, sqlstore.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Open opens and migrates the store at url and closes it when the test ends.
+func Open(t testing.TB, url string) *sqlstore.Store {
+	t.Helper()
+	s := Connect(t, url)
 	if _, err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
