@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 
 	litedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
@@ -332,7 +333,10 @@ func unavailable(err error) bool {
 	var liteErr *litedriver.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, driver.ErrBadConn),
-		errors.Is(err, sql.ErrConnDone), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		errors.Is(err, sql.ErrConnDone), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		// pgx: an operation on a connection it has already closed (a
+		// cancelled query, a socket gone away) wraps pgconn.ErrConnClosed.
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, syscall.ECONNRESET):
 		return true
 	case errors.As(err, &connectErr), errors.As(err, &netErr), pgconn.Timeout(err):
 		return true
@@ -344,10 +348,8 @@ func unavailable(err error) bool {
 			sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT:
 			return true
 		}
-		return false
 	}
-	// pgx reports a connection closed under it without a typed error.
-	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection reset by peer")
+	return false
 }
 
 // orderText is an ORDER BY term for a text column that sorts by code point
