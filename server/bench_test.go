@@ -8,8 +8,8 @@ package server
 //
 //	go test -run '^$' -bench . -benchmem ./server/
 //
-// The database-free handler benchmarks run over benchStore, an in-memory
-// store with just what the token, introspection and key paths call. It
+// The database-free handler benchmarks run over storage/memstore, an
+// in-memory store that passes the conformance suite (storagetest). It
 // exists to take the database out of the measurement, not to stand in for
 // one in tests (DESIGN.md §6: tests use SQLite); the SQLite variants are
 // there for reference and include SQLite's work (and fsyncs).
@@ -24,12 +24,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/memstore"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
@@ -47,156 +47,6 @@ const (
 // benchFastHash keeps the password-grant handler benchmark about everything
 // but argon2id, which BenchmarkArgon2idVerify measures on its own.
 var benchFastHash = passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-
-// benchStore is an in-memory storage.Store with the methods the token,
-// introspection and key paths call; any other panics (the embedded nil
-// interface), which a benchmark run shows at once.
-type benchStore struct {
-	storage.Store
-	mu       sync.Mutex
-	families map[string]storage.Family
-	users    map[string]storage.User // by ID
-	keys     []storage.SigningKey
-}
-
-func newBenchStore() *benchStore {
-	return &benchStore{families: map[string]storage.Family{}, users: map[string]storage.User{}}
-}
-
-func (s *benchStore) CreateFamily(_ context.Context, f storage.Family) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u, ok := s.users[f.UserID]; !ok || u.Disabled {
-		return storage.ErrNotFound
-	}
-	if _, ok := s.families[f.ID]; ok {
-		return storage.ErrAlreadyExists
-	}
-	s.families[f.ID] = f
-	return nil
-}
-
-func (s *benchStore) GetFamily(_ context.Context, id string) (storage.Family, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.families[id]
-	if !ok {
-		return storage.Family{}, storage.ErrNotFound
-	}
-	return f, nil
-}
-
-func (s *benchStore) RotateFamily(_ context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.families[id]
-	switch {
-	case !ok:
-		return storage.Family{}, storage.ErrNotFound
-	case f.Revoked():
-		return storage.Family{}, storage.ErrFamilyRevoked
-	case !f.Live(now):
-		return storage.Family{}, storage.ErrFamilyExpired
-	case f.Generation != gen:
-		return f, storage.ErrStaleGeneration
-	}
-	f.Generation++
-	f.RotatedAt, f.LastUsedAt, f.IdleExpiresAt = now, now, idleExpiresAt
-	s.families[id] = f
-	return f, nil
-}
-
-func (s *benchStore) RevokeFamily(_ context.Context, id, reason string, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.families[id]
-	if !ok {
-		return storage.ErrNotFound
-	}
-	if !f.Revoked() {
-		f.RevokedAt, f.RevokeReason = now, reason
-		s.families[id] = f
-	}
-	return nil
-}
-
-func (s *benchStore) CreateUser(_ context.Context, u storage.User) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.users[u.ID] = u
-	return nil
-}
-
-func (s *benchStore) GetUser(_ context.Context, id string) (storage.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.users[id]
-	if !ok {
-		return storage.User{}, storage.ErrNotFound
-	}
-	return u, nil
-}
-
-func (s *benchStore) GetUserByUsername(_ context.Context, username string) (storage.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, u := range s.users {
-		if u.Username == username {
-			return u, nil
-		}
-	}
-	return storage.User{}, storage.ErrNotFound
-}
-
-func (s *benchStore) CheckAccess(_ context.Context, _, familyID string) (storage.AccessCheck, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out storage.AccessCheck
-	if f, ok := s.families[familyID]; ok {
-		out.Family, out.Username = f, s.users[f.UserID].Username
-	}
-	return out, nil
-}
-
-func (s *benchStore) GetThrottle(context.Context, string) (storage.Throttle, error) {
-	return storage.Throttle{}, storage.ErrNotFound
-}
-
-func (s *benchStore) ReserveAttempts(_ context.Context, keys []storage.Reservation, _ time.Time) (storage.ReserveResult, error) {
-	res := storage.ReserveResult{Refused: -1}
-	for _, k := range keys {
-		res.States = append(res.States, storage.Throttle{Key: k.Key, Pending: 1})
-	}
-	return res, nil
-}
-
-func (s *benchStore) ResolveAttempts(context.Context, []storage.Resolution, time.Time) error {
-	return nil
-}
-
-func (s *benchStore) AddressLastSeen(context.Context, string, string) (time.Time, error) {
-	return time.Time{}, nil
-}
-
-func (s *benchStore) RememberAddress(context.Context, string, string, time.Time, int) error {
-	return nil
-}
-
-func (s *benchStore) CreateSigningKey(_ context.Context, k storage.SigningKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.keys = append(s.keys, k)
-	return nil
-}
-
-func (s *benchStore) ListSigningKeys(context.Context) ([]storage.SigningKey, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]storage.SigningKey(nil), s.keys...), nil
-}
-
-func (s *benchStore) Ping(context.Context) error { return nil }
-func (s *benchStore) Close() error               { return nil }
 
 func benchBasic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
@@ -351,7 +201,7 @@ func benchHandlers(b *testing.B, open func(b *testing.B) storage.Store) {
 // BenchmarkHandler is each endpoint's CPU work without the network or a
 // database (in-memory store, ES256 keys, argon2id replaced by a cheap hash).
 func BenchmarkHandler(b *testing.B) {
-	benchHandlers(b, func(*testing.B) storage.Store { return newBenchStore() })
+	benchHandlers(b, func(*testing.B) storage.Store { return memstore.New() })
 }
 
 // BenchmarkHandlerSQLite is BenchmarkHandler over a real SQLite file: it
@@ -409,7 +259,7 @@ var benchAlgorithms = []string{AlgES256, AlgEdDSA, AlgRS256}
 func BenchmarkSignAccessToken(b *testing.B) {
 	for _, alg := range benchAlgorithms {
 		b.Run(alg, func(b *testing.B) {
-			k := benchKeys(b, newBenchStore(), alg)
+			k := benchKeys(b, memstore.New(), alg)
 			c := benchClaims()
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -454,7 +304,7 @@ func BenchmarkVerifyAccessToken(b *testing.B) {
 // benchSignedToken returns keys of alg and an access token they signed.
 func benchSignedToken(b *testing.B, alg string) (*Keys, string) {
 	b.Helper()
-	k := benchKeys(b, newBenchStore(), alg)
+	k := benchKeys(b, memstore.New(), alg)
 	tok, err := k.signAccessToken(context.Background(), benchClaims())
 	if err != nil {
 		b.Fatal(err)
@@ -465,7 +315,7 @@ func benchSignedToken(b *testing.B, alg string) (*Keys, string) {
 // BenchmarkRefreshToken is the refresh token's own cost: minting one
 // (HMAC-SHA256 and encoding), and parsing and verifying a presented one.
 func BenchmarkRefreshToken(b *testing.B) {
-	k := benchKeys(b, newBenchStore(), AlgES256)
+	k := benchKeys(b, memstore.New(), AlgES256)
 	f := storage.Family{ID: newID(), Salt: newSalt(), KeyID: k.MACKeyID(), Generation: 41}
 	b.Run("mint", func(b *testing.B) {
 		b.ReportAllocs()
@@ -495,7 +345,7 @@ func (benchDiscard) WriteHeader(int)             {}
 // BenchmarkTokenResponseJSON is the response body of a refresh: headers
 // and JSON encoding.
 func BenchmarkTokenResponseJSON(b *testing.B) {
-	k := benchKeys(b, newBenchStore(), AlgES256)
+	k := benchKeys(b, memstore.New(), AlgES256)
 	at, err := k.signAccessToken(context.Background(), benchClaims())
 	if err != nil {
 		b.Fatal(err)
