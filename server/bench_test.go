@@ -72,7 +72,7 @@ func benchRegistry(b *testing.B) *clients.Registry {
 	return reg
 }
 
-func benchKeys(b *testing.B, store storage.Store, alg string) *Keys {
+func benchKeys(b *testing.B, store storage.SigningKeys, alg string) *Keys {
 	b.Helper()
 	k, err := NewKeys(context.Background(), store, bytes.Repeat([]byte{7}, 32), KeysOptions{
 		Algorithm: alg, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute,
@@ -83,7 +83,7 @@ func benchKeys(b *testing.B, store storage.Store, alg string) *Keys {
 	return k
 }
 
-func benchAddUser(b *testing.B, store storage.Store) {
+func benchAddUser(b *testing.B, store storage.Users) {
 	b.Helper()
 	h, err := passhash.Hash(benchPassword, benchFastHash)
 	if err != nil {
