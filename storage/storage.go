@@ -214,6 +214,9 @@ const (
 	AttemptAllowed
 )
 
+// Valid reports whether o is one of the outcomes above.
+func (o AttemptOutcome) Valid() bool { return o >= AttemptFailed && o <= AttemptAllowed }
+
 // AccessCheck is what introspecting an access token (RFC 7662 §2.2) needs
 // from the database, read at once: whether its jti is on the denylist, and
 // its session with the session's username.

@@ -3,7 +3,6 @@ package memstore
 import (
 	"cmp"
 	"context"
-	"slices"
 	"time"
 
 	"github.com/keyturn/keyturn/storage"
@@ -30,14 +29,9 @@ func (s *Store) CreateSigningKey(_ context.Context, k storage.SigningKey) error 
 func (s *Store) ListSigningKeys(context.Context) ([]storage.SigningKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]storage.SigningKey, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, normKey(k))
-	}
-	slices.SortFunc(out, func(a, b storage.SigningKey) int {
+	return list(s.keys, all, normKey, func(a, b storage.SigningKey) int {
 		return cmp.Or(a.ActivateAt.Compare(b.ActivateAt), cmp.Compare(a.ID, b.ID))
-	})
-	return out, nil
+	}), nil
 }
 
 // ActivateSigningKey implements storage.SigningKeys.
@@ -55,17 +49,11 @@ func (s *Store) ActivateSigningKey(_ context.Context, id string, activateAt time
 
 // RevokeSigningKey implements storage.SigningKeys.
 func (s *Store) RevokeSigningKey(_ context.Context, id string, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.keys[id]
-	if !ok {
-		return errorf("revoke signing key", storage.ErrNotFound)
-	}
-	if !k.Revoked() {
-		k.RevokedAt, k.PrivateEncrypted = at(now), []byte{}
-		s.keys[id] = k
-	}
-	return nil
+	return update(s, s.keys, id, "revoke signing key", func(k *storage.SigningKey) {
+		if !k.Revoked() {
+			k.RevokedAt, k.PrivateEncrypted = at(now), []byte{}
+		}
+	})
 }
 
 // SigningKeyRevocations implements storage.SigningKeys.

@@ -79,6 +79,45 @@ func deleteWhere[V any](m map[string]V, limit int, del func(V) bool) (int64, err
 	return n, nil
 }
 
+// read returns out of m's entry for key, or ErrNotFound.
+func read[V, R any](s *Store, m map[string]V, key, op string, out func(V) R) (R, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := m[key]
+	if !ok {
+		var zero R
+		return zero, errorf(op, storage.ErrNotFound)
+	}
+	return out(v), nil
+}
+
+// update applies change to m's entry for key, or returns ErrNotFound.
+func update[V any](s *Store, m map[string]V, key, op string, change func(*V)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := m[key]
+	if !ok {
+		return errorf(op, storage.ErrNotFound)
+	}
+	change(&v)
+	m[key] = v
+	return nil
+}
+
+// list returns norm of the values of m that keep accepts, sorted by order.
+func list[V any](m map[string]V, keep func(V) bool, norm func(V) V, order func(a, b V) int) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		if keep(v) {
+			out = append(out, norm(v))
+		}
+	}
+	slices.SortFunc(out, order)
+	return out
+}
+
+func all[V any](V) bool { return true }
+
 // Ping always answers.
 func (s *Store) Ping(context.Context) error { return nil }
 
@@ -114,13 +153,7 @@ func (s *Store) CreateFamily(_ context.Context, f storage.Family) error {
 
 // GetFamily implements storage.Families.
 func (s *Store) GetFamily(_ context.Context, id string) (storage.Family, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.families[id]
-	if !ok {
-		return storage.Family{}, errorf("get family", storage.ErrNotFound)
-	}
-	return normFamily(f), nil
+	return read(s, s.families, id, "get family", normFamily)
 }
 
 // RotateFamily implements storage.Families.
@@ -147,17 +180,11 @@ func (s *Store) RotateFamily(_ context.Context, id string, gen uint64, now, idle
 
 // RevokeFamily implements storage.Families.
 func (s *Store) RevokeFamily(_ context.Context, id, reason string, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.families[id]
-	if !ok {
-		return errorf("revoke family", storage.ErrNotFound)
-	}
-	if !f.Revoked() {
-		f.RevokedAt, f.RevokeReason = at(now), reason
-		s.families[id] = f
-	}
-	return nil
+	return update(s, s.families, id, "revoke family", func(f *storage.Family) {
+		if !f.Revoked() {
+			f.RevokedAt, f.RevokeReason = at(now), reason
+		}
+	})
 }
 
 func matches(f storage.Family, filter storage.FamilyFilter) bool {
@@ -192,16 +219,10 @@ func (s *Store) revokeLive(filter storage.FamilyFilter, reason string, now time.
 func (s *Store) ListFamilies(_ context.Context, filter storage.FamilyFilter) ([]storage.Family, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []storage.Family{}
-	for _, f := range s.families {
-		if matches(f, filter) {
-			out = append(out, normFamily(f))
-		}
-	}
-	slices.SortFunc(out, func(a, b storage.Family) int {
+	keep := func(f storage.Family) bool { return matches(f, filter) }
+	return list(s.families, keep, normFamily, func(a, b storage.Family) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
-	})
-	return out, nil
+	}), nil
 }
 
 // DeleteFamilies implements storage.Families.

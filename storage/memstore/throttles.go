@@ -103,21 +103,13 @@ func (s *Store) reserveOne(key string, rule storage.ThrottleRule, now time.Time)
 
 // GetThrottle implements storage.Throttles.
 func (s *Store) GetThrottle(_ context.Context, key string) (storage.Throttle, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.throttles[key]
-	if !ok {
-		return storage.Throttle{}, errorf("get throttle", storage.ErrNotFound)
-	}
-	return t.state(key), nil
+	return read(s, s.throttles, key, "get throttle", func(t throttle) storage.Throttle { return t.state(key) })
 }
 
 // ResolveAttempts implements storage.Throttles.
 func (s *Store) ResolveAttempts(_ context.Context, attempts []storage.Resolution, now time.Time) error {
 	for _, a := range attempts {
-		switch a.Outcome {
-		case storage.AttemptFailed, storage.AttemptSucceeded, storage.AttemptRefunded, storage.AttemptAllowed:
-		default:
+		if !a.Outcome.Valid() {
 			return fmt.Errorf("resolve attempt: unknown outcome %d", a.Outcome)
 		}
 	}

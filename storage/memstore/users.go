@@ -3,7 +3,6 @@ package memstore
 import (
 	"cmp"
 	"context"
-	"slices"
 	"time"
 
 	"github.com/keyturn/keyturn/storage"
@@ -40,13 +39,7 @@ func (s *Store) byUsername(username string) (storage.User, bool) {
 
 // GetUser implements storage.Users.
 func (s *Store) GetUser(_ context.Context, id string) (storage.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.users[id]
-	if !ok {
-		return storage.User{}, errorf("get user", storage.ErrNotFound)
-	}
-	return u, nil
+	return read(s, s.users, id, "get user", normUser)
 }
 
 // GetUserByUsername implements storage.Users.
@@ -64,12 +57,7 @@ func (s *Store) GetUserByUsername(_ context.Context, username string) (storage.U
 func (s *Store) ListUsers(context.Context) ([]storage.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]storage.User, 0, len(s.users))
-	for _, u := range s.users {
-		out = append(out, u)
-	}
-	slices.SortFunc(out, func(a, b storage.User) int { return cmp.Compare(a.Username, b.Username) })
-	return out, nil
+	return list(s.users, all, normUser, func(a, b storage.User) int { return cmp.Compare(a.Username, b.Username) }), nil
 }
 
 // updateUser applies change to the user named username and, if reason is

@@ -148,9 +148,7 @@ const (
 // SQLite, one commit).
 func (s *Store) ResolveAttempts(ctx context.Context, attempts []storage.Resolution, now time.Time) error {
 	for _, a := range attempts {
-		switch a.Outcome {
-		case storage.AttemptFailed, storage.AttemptSucceeded, storage.AttemptRefunded, storage.AttemptAllowed:
-		default:
+		if !a.Outcome.Valid() {
 			return fmt.Errorf("resolve attempt: unknown outcome %d", a.Outcome)
 		}
 	}
