@@ -3,28 +3,19 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/storage"
 )
 
 // introspectHandler serves POST /oauth2/introspect (RFC 7662) to resource
 // servers: confidential clients registered with introspect: true. It gives
 // what offline JWT checks cannot: an access token whose session was revoked
 // or expired is inactive at once, though its signature and exp are fine.
-type introspectHandler struct {
-	clients *clientSet
-	guard   *clientGuard
-	store   storage.Store
-	keys    *Keys
-	now     func() time.Time
-	log     *slog.Logger
-}
+type introspectHandler struct{ tokenOpEndpoint }
 
 // introspection is the RFC 7662 §2.2 response. An inactive token is
 // exactly {"active":false}: nothing else is said about it.
@@ -46,7 +37,7 @@ type introspection struct {
 var inactive = introspection{}
 
 func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op, err := parseTokenOp(w, r, h.clients, h.guard)
+	op, err := h.parse(w, r)
 	var resp introspection
 	if err == nil {
 		resp, err = h.introspect(r.Context(), op)

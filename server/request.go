@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
 )
 
 // maxFormBytes caps request bodies of the POST endpoints.
@@ -94,6 +96,17 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	return r.PostForm, nil
 }
 
+// tokenOpEndpoint is what the revocation (RFC 7009) and introspection
+// (RFC 7662) endpoints share: both take an authenticated client and a token.
+type tokenOpEndpoint struct {
+	clients *clientSet
+	guard   *clientGuard
+	store   storage.Store
+	keys    *Keys
+	now     func() time.Time
+	log     *slog.Logger
+}
+
 // tokenOp is a revocation or introspection request (RFC 7009 §2.1, RFC
 // 7662 §2.1): an authenticated client and the token it names.
 type tokenOp struct {
@@ -101,16 +114,16 @@ type tokenOp struct {
 	token  string
 }
 
-// parseTokenOp reads the form, authenticates the client as the token
+// parse reads the form, authenticates the client as the token
 // endpoint does, and requires token. token_type_hint is not needed, so
 // any hint, known or not, is ignored (RFC 7009 §2.1): a refresh token is
 // recognised by its prefix.
-func parseTokenOp(w http.ResponseWriter, r *http.Request, cs *clientSet, guard *clientGuard) (tokenOp, error) {
+func (e *tokenOpEndpoint) parse(w http.ResponseWriter, r *http.Request) (tokenOp, error) {
 	form, err := parseForm(w, r)
 	if err != nil {
 		return tokenOp{}, err
 	}
-	client, err := authenticateClient(r, form, cs.registry(), guard)
+	client, err := authenticateClient(r, form, e.clients.registry(), e.guard)
 	if err != nil {
 		return tokenOp{}, err
 	}

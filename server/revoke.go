@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -17,17 +16,10 @@ import (
 // access token puts its jti on the denylist until it expires; the session
 // lives on (RFC 7009 §2.1 makes revoking the grant optional; DESIGN.md
 // decision D6).
-type revokeHandler struct {
-	clients *clientSet
-	guard   *clientGuard
-	store   storage.Store
-	keys    *Keys
-	now     func() time.Time
-	log     *slog.Logger
-}
+type revokeHandler struct{ tokenOpEndpoint }
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op, err := parseTokenOp(w, r, h.clients, h.guard)
+	op, err := h.parse(w, r)
 	if err == nil {
 		err = h.revoke(r.Context(), op)
 	}

@@ -100,10 +100,11 @@ func New(o Options) (*Server, error) {
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
+	ops := tokenOpEndpoint{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log}
 	d := routeDeps{
 		token:      &tokenHandler{clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies},
-		revoke:     &revokeHandler{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log},
-		introspect: &introspectHandler{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log},
+		revoke:     &revokeHandler{ops},
+		introspect: &introspectHandler{ops},
 		metadata:   &metadataHandler{clients: cs},
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
