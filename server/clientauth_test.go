@@ -35,8 +35,10 @@ func countingClients(t *testing.T, slots int, extra ...clients.Spec) (*clients.R
 		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
 		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{testIssuer},
 	}, func(name string) (string, bool) {
-		v, ok := map[string]string{"ROT_NEW_SECRET": "rot-env-new"}[name]
-		return v, ok
+		if v, ok := map[string]string{"ROT_NEW_SECRET": "rot-env-new"}[name]; ok {
+			return v, ok
+		}
+		return testEnv(name)
 	}, clients.SlowChecks{Slots: slots, Verify: func(encoded, secret string) (bool, error) {
 		hashes.Add(1)
 		mu.Lock()

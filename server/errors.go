@@ -32,16 +32,17 @@ func oauthError(status int, code, description string) *Error {
 	return &Error{Code: code, Description: description, status: status}
 }
 
-// RFC 6749 §5.2 error codes: 400, except invalid_client (401, see writeError).
-func errInvalidRequest(desc string) *Error { return oauthError(400, "invalid_request", desc) }
-func errInvalidClient(desc string) *Error  { return oauthError(401, "invalid_client", desc) }
-func errInvalidGrant(desc string) *Error   { return oauthError(400, "invalid_grant", desc) }
-func errInvalidScope(desc string) *Error   { return oauthError(400, "invalid_scope", desc) }
+// RFC 6749 §5.2 errors: 400, except invalid_client (401, see writeError).
+// The codes are the library's (oauth2lib.go); the statuses are ours.
+func errInvalidRequest(desc string) *Error { return oauthError(400, codeInvalidRequest, desc) }
+func errInvalidClient(desc string) *Error  { return oauthError(401, codeInvalidClient, desc) }
+func errInvalidGrant(desc string) *Error   { return oauthError(400, codeInvalidGrant, desc) }
+func errInvalidScope(desc string) *Error   { return oauthError(400, codeInvalidScope, desc) }
 func errUnauthorizedClient(desc string) *Error {
-	return oauthError(400, "unauthorized_client", desc)
+	return oauthError(400, codeUnauthorizedClient, desc)
 }
 func errUnsupportedGrantType(desc string) *Error {
-	return oauthError(400, "unsupported_grant_type", desc)
+	return oauthError(400, codeUnsupportedGrantType, desc)
 }
 
 // errInvalidTarget is RFC 8707 §2's error for a resource the client may not use.
@@ -50,7 +51,7 @@ func errInvalidTarget(desc string) *Error { return oauthError(400, "invalid_targ
 // errMethodNotAllowed answers a non-POST request to a POST-only endpoint
 // (DESIGN.md decision D8): 405, Allow: POST, JSON invalid_request.
 func errMethodNotAllowed(allow string) *Error {
-	e := oauthError(http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	e := oauthError(http.StatusMethodNotAllowed, codeInvalidRequest, "method not allowed")
 	e.header = http.Header{"Allow": {allow}}
 	return e
 }
@@ -59,12 +60,12 @@ func errMethodNotAllowed(allow string) *Error {
 // outage. RFC 6749 registers temporarily_unavailable for the authorization
 // endpoint only; we use it here too (DESIGN.md decision D9).
 func errTemporarilyUnavailable(desc string, retryAfter time.Duration) *Error {
-	return withRetryAfter(oauthError(http.StatusServiceUnavailable, "temporarily_unavailable", desc), retryAfter)
+	return withRetryAfter(oauthError(http.StatusServiceUnavailable, codeTemporarilyUnavailable, desc), retryAfter)
 }
 
 // errTooManyAttempts is 429 with Retry-After (RFC 6585 §4): login throttled.
 func errTooManyAttempts(retryAfter time.Duration) *Error {
-	return withRetryAfter(oauthError(http.StatusTooManyRequests, "temporarily_unavailable",
+	return withRetryAfter(oauthError(http.StatusTooManyRequests, codeTemporarilyUnavailable,
 		"too many failed attempts; retry later"), retryAfter)
 }
 
@@ -104,7 +105,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		oe = errTemporarilyUnavailable("the service is temporarily unavailable; retry later", time.Second)
 	default:
 		log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
-		oe = &Error{Code: "server_error", status: http.StatusInternalServerError}
+		oe = &Error{Code: codeServerError, status: http.StatusInternalServerError}
 	}
 	infoFrom(r.Context()).errorCode = oe.Code
 	h := w.Header()

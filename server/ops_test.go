@@ -161,7 +161,7 @@ func TestSetClients(t *testing.T) {
 		}
 	}
 	reg, err := clients.New(kept, clients.Defaults{AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: time.Hour,
-		RefreshAbsoluteTTL: 2 * time.Hour, Audience: []string{testIssuer}}, func(string) (string, bool) { return "", false })
+		RefreshAbsoluteTTL: 2 * time.Hour, Audience: []string{testIssuer}}, testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

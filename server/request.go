@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
 )
 
 // maxFormBytes caps request bodies of the POST endpoints.
@@ -49,7 +51,7 @@ func checkValue(name, v string) error {
 // RFC 7662 §2.1) of bounded size, no parameter in the URL (credentials and
 // tokens there leak into logs; RFC 6749 §2.3.1, RFC 9700 §4.3.2), no
 // repeated parameter, and no control character where none belongs
-// (checkValue). On success r.Form holds the body parameters only.
+// (checkValue). It returns the body parameters.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
 		return nil, errMethodNotAllowed(http.MethodPost)
@@ -70,7 +72,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			e := oauthError(http.StatusRequestEntityTooLarge, "invalid_request", "request body too large")
+			e := oauthError(http.StatusRequestEntityTooLarge, codeInvalidRequest, "request body too large")
 			return nil, e
 		}
 		return nil, errInvalidRequest("malformed form body")
@@ -91,10 +93,46 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 			}
 		}
 	}
-	// go-oauth2 reads parameters with r.FormValue, which merges the URL
-	// query; the query is empty (checked above), and we make that explicit.
-	r.Form = r.PostForm
 	return r.PostForm, nil
+}
+
+// tokenOpEndpoint is what the revocation (RFC 7009) and introspection
+// (RFC 7662) endpoints share: both take an authenticated client and a token.
+type tokenOpEndpoint struct {
+	clients *clientSet
+	guard   *clientGuard
+	store   storage.Store
+	keys    *Keys
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// tokenOp is a revocation or introspection request (RFC 7009 §2.1, RFC
+// 7662 §2.1): an authenticated client and the token it names.
+type tokenOp struct {
+	client *clients.Client
+	token  string
+}
+
+// parse reads the form, authenticates the client as the token
+// endpoint does, and requires token. token_type_hint is not needed, so
+// any hint, known or not, is ignored (RFC 7009 §2.1): a refresh token is
+// recognised by its prefix.
+func (e *tokenOpEndpoint) parse(w http.ResponseWriter, r *http.Request) (tokenOp, error) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		return tokenOp{}, err
+	}
+	client, err := authenticateClient(r, form, e.clients.registry(), e.guard)
+	if err != nil {
+		return tokenOp{}, err
+	}
+	infoFrom(r.Context()).clientID = client.ID
+	token := form.Get("token")
+	if token == "" {
+		return tokenOp{}, errInvalidRequest("missing token")
+	}
+	return tokenOp{client: client, token: token}, nil
 }
 
 // Why a client authentication failed: the reason label of

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -19,24 +16,10 @@ import (
 // access token puts its jti on the denylist until it expires; the session
 // lives on (RFC 7009 §2.1 makes revoking the grant optional; DESIGN.md
 // decision D6).
-type revokeHandler struct {
-	clients *clientSet
-	guard   *clientGuard
-	store   storage.Store
-	keys    *Keys
-	now     func() time.Time
-	log     *slog.Logger
-}
-
-// tokenOp is a revocation or introspection request (RFC 7009 §2.1, RFC
-// 7662 §2.1): an authenticated client and the token it names.
-type tokenOp struct {
-	client *clients.Client
-	token  string
-}
+type revokeHandler struct{ tokenOpEndpoint }
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op, err := parseTokenOp(w, r, h.clients, h.guard)
+	op, err := h.parse(w, r)
 	if err == nil {
 		err = h.revoke(r.Context(), op)
 	}
@@ -48,27 +31,6 @@ func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
-}
-
-// parseTokenOp reads the form, authenticates the client as the token
-// endpoint does, and requires token. token_type_hint is not needed, so
-// any hint, known or not, is ignored (RFC 7009 §2.1): a refresh token is
-// recognised by its prefix.
-func parseTokenOp(w http.ResponseWriter, r *http.Request, cs *clientSet, guard *clientGuard) (tokenOp, error) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		return tokenOp{}, err
-	}
-	client, err := authenticateClient(r, form, cs.registry(), guard)
-	if err != nil {
-		return tokenOp{}, err
-	}
-	infoFrom(r.Context()).clientID = client.ID
-	token := form.Get("token")
-	if token == "" {
-		return tokenOp{}, errInvalidRequest("missing token")
-	}
-	return tokenOp{client: client, token: token}, nil
 }
 
 // errNotYourToken refuses to revoke a token issued to another client, with
@@ -139,132 +101,4 @@ func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
 	}
 	h.log.InfoContext(ctx, "access token revoked", "client_id", req.client.ID, "jti", c.ID, "family_id", c.SessionID)
 	return nil
-}
-
-// introspectHandler serves POST /oauth2/introspect (RFC 7662) to resource
-// servers: confidential clients registered with introspect: true. It gives
-// what offline JWT checks cannot: an access token whose session was revoked
-// or expired is inactive at once, though its signature and exp are fine.
-type introspectHandler struct {
-	clients *clientSet
-	guard   *clientGuard
-	store   storage.Store
-	keys    *Keys
-	now     func() time.Time
-	log     *slog.Logger
-}
-
-// introspection is the RFC 7662 §2.2 response. An inactive token is
-// exactly {"active":false}: nothing else is said about it.
-type introspection struct {
-	Active    bool         `json:"active"`
-	Scope     string       `json:"scope,omitempty"`
-	ClientID  string       `json:"client_id,omitempty"`
-	Username  string       `json:"username,omitempty"`
-	TokenType string       `json:"token_type,omitempty"`
-	Expiry    int64        `json:"exp,omitempty"`
-	IssuedAt  int64        `json:"iat,omitempty"`
-	Subject   string       `json:"sub,omitempty"`
-	Audience  jsonAudience `json:"aud,omitempty"`
-	Issuer    string       `json:"iss,omitempty"`
-	ID        string       `json:"jti,omitempty"`
-	SessionID string       `json:"sid,omitempty"`
-}
-
-var inactive = introspection{}
-
-func (h *introspectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op, err := parseTokenOp(w, r, h.clients, h.guard)
-	var resp introspection
-	if err == nil {
-		resp, err = h.introspect(r.Context(), op)
-	}
-	if err != nil {
-		writeError(w, r, h.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (h *introspectHandler) introspect(ctx context.Context, op tokenOp) (introspection, error) {
-	// RFC 7662 §2.1 requires authorization of the caller; §4: only
-	// registered resource servers may learn about tokens.
-	if op.client.Public || !op.client.Introspect {
-		return inactive, errInvalidClient("the client may not introspect tokens")
-	}
-	if strings.HasPrefix(op.token, refreshPrefix+".") {
-		return h.refresh(ctx, op.client, op.token)
-	}
-	return h.access(ctx, op.client, op.token)
-}
-
-func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	c, err := h.keys.parseAccessToken(ctx, token)
-	if err != nil {
-		return inactive, nil
-	}
-	// RFC 7662 §4: a resource server learns only about tokens it may
-	// accept, those whose audience it serves; any other token is inactive
-	// to it, so one resource server cannot harvest another's tokens.
-	if !slices.ContainsFunc(c.Audience, caller.ServesAudience) {
-		return inactive, nil
-	}
-	now := h.now()
-	if !now.Before(time.Unix(c.Expiry, 0)) {
-		return inactive, nil
-	}
-	if _, ok := h.clients.registry().Get(c.ClientID); !ok {
-		return inactive, nil // the client was removed from the configuration
-	}
-	// The denylist, the session and its user in one round trip.
-	chk, err := h.store.CheckAccess(ctx, c.ID, c.SessionID)
-	if err != nil {
-		return inactive, fmt.Errorf("introspect: %w", err)
-	}
-	if chk.Denied {
-		return inactive, nil
-	}
-	resp := introspection{
-		Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: "Bearer",
-		Expiry: c.Expiry, IssuedAt: c.IssuedAt, Subject: c.Subject, Audience: c.Audience,
-		Issuer: c.Issuer, ID: c.ID, SessionID: c.SessionID,
-	}
-	if c.SessionID == "" { // client_credentials: no session, no user
-		return resp, nil
-	}
-	// A token of a session that ended, or whose user is gone, is inactive.
-	if chk.Family.ID == "" || !chk.Family.Live(now) || chk.Username == "" {
-		return inactive, nil
-	}
-	resp.Username = chk.Username
-	return resp, nil
-}
-
-// refresh reports a refresh token active only to the client it was issued
-// to, and only while it is the session's current token (DESIGN.md
-// decision D5); it never revokes anything (introspection is read-only).
-func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	tok, err := parseRefreshToken(token)
-	if err != nil {
-		return inactive, nil
-	}
-	chk, err := h.store.CheckAccess(ctx, "", tok.FamilyID)
-	if err != nil {
-		return inactive, fmt.Errorf("introspect: %w", err)
-	}
-	f, username := chk.Family, chk.Username
-	if f.ID == "" || username == "" {
-		return inactive, nil // no such session, or its user is gone
-	}
-	if !h.keys.verifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
-		return inactive, nil
-	}
-	iat := f.CreatedAt
-	if !f.RotatedAt.IsZero() {
-		iat = f.RotatedAt
-	}
-	return introspection{
-		Active: true, Scope: f.Scope, ClientID: f.ClientID, Username: username, Subject: f.UserID,
-		Expiry: f.ExpiresAt().Unix(), IssuedAt: iat.Unix(), SessionID: f.ID,
-	}, nil
 }

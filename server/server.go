@@ -94,19 +94,17 @@ func New(o Options) (*Server, error) {
 	cs := newClientSet(o.Issuer, o.Clients)
 	m := &minter{issuer: o.Issuer, keys: o.Keys}
 	sessions := newSessionCache(sessionCacheSize)
-	grants := map[string]grant{
-		clients.GrantPassword: passwordGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
-		clients.GrantRefreshToken: refreshGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m,
+	grants := map[grantType]grant{
+		grantPassword: passwordGrant{users: users, store: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
+		grantRefreshToken: refreshGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
-		clients.GrantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
+		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
+	ops := tokenOpEndpoint{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log}
 	d := routeDeps{
-		token: &tokenHandler{
-			clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies,
-			lib: newTokenLib(grants, users.authenticate),
-		},
-		revoke:     &revokeHandler{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log},
-		introspect: &introspectHandler{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log},
+		token:      &tokenHandler{clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies},
+		revoke:     &revokeHandler{ops},
+		introspect: &introspectHandler{ops},
 		metadata:   &metadataHandler{clients: cs},
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},

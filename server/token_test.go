@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
 func TestTokenEndpointErrors(t *testing.T) {
@@ -266,10 +268,34 @@ func TestForgedRefreshTokensRevokeNothing(t *testing.T) {
 	}
 }
 
+// TestRefreshTokenFromAnotherServer: two servers share one database but not
+// their master secret (two deployments pointed at one database). B finds
+// A's session, for the same client, at the current generation: only the
+// refresh token's MAC says B did not mint it. B refuses it (invalid_grant,
+// RFC 6749 §5.2) and revokes nothing: A's user can still refresh.
 func TestRefreshTokenFromAnotherServer(t *testing.T) {
-	a, b := newTestServer(t, sqlite), newTestServer(t, sqlite)
-	rt := a.login(confA).str("refresh_token")
-	wantError(t, b.token(confA, refresh(rt)), 400, "invalid_grant")
+	for _, be := range backends {
+		t.Run(be.String(), func(t *testing.T) {
+			store := openStore(t, be)
+			a := newTestServerOn(t, store)
+			b := newTestServerOn(t, store, func(o *server.Options) {
+				// B's signing keys live elsewhere: they are sealed under B's
+				// secret, which cannot open A's.
+				keys, err := server.NewKeys(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), server.KeysOptions{
+					Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: o.Now,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Keys = keys
+			})
+			rt := a.login(confA).str("refresh_token")
+			wantError(t, b.token(confA, refresh(rt)), 400, "invalid_grant")
+			if r := a.token(confA, refresh(rt)); r.status != 200 {
+				t.Fatalf("A refreshing its own token after B refused it: %d %s", r.status, r.body)
+			}
+		})
+	}
 }
 
 func TestRefreshBoundToClient(t *testing.T) {

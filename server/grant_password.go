@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/passhash"
+)
+
+// passwordGrant is the resource owner password credentials grant (RFC 6749
+// §4.3). It authenticates the user (RFC 6749 §4.3.2) and starts a new
+// session (family).
+type passwordGrant struct {
+	users    *userAuth
+	store    storage.Store
+	sessions *sessionCache
+	keys     *Keys
+	minter   *minter
+	now      func() time.Time
+}
+
+func (passwordGrant) required() []string { return []string{"username", "password"} }
+
+func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	userID, err := g.users.authenticate(ctx, req.addr, req.username, req.password)
+	if err != nil {
+		return nil, err
+	}
+	c := req.client
+	scope, err := grantScope(req.scope, c.AllowsScope, c.DefaultScopes)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now().UTC()
+	// RFC 6749 §4.3.3: the refresh token is OPTIONAL, and a client without
+	// the refresh_token grant gets none. Its login is still a session (the
+	// access token's sid), so that introspection ends the access token
+	// with it (user disabled, deleted, new password, admin revocation); the
+	// session lives exactly as long as the access token, then is swept.
+	refreshable := c.AllowsGrant(clients.GrantRefreshToken)
+	idle, absolute := c.RefreshIdleTTL, c.RefreshAbsoluteTTL
+	if !refreshable {
+		idle, absolute = c.AccessTokenTTL, c.AccessTokenTTL
+	}
+	f := storage.Family{
+		ID: newID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
+		Salt: newSalt(), KeyID: g.keys.MACKeyID(),
+		CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt:     now.Add(idle),
+		AbsoluteExpiresAt: now.Add(absolute),
+	}
+	if err := g.store.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
+		return nil, errBadCredentials // disabled or deleted since the password check
+	} else if err != nil {
+		return nil, fmt.Errorf("password grant: %w", err)
+	}
+	resp, err := g.minter.response(ctx, req, userID, scope, f.ID, now)
+	if err != nil || !refreshable {
+		return resp, err
+	}
+	g.sessions.put(f)
+	return withRefresh(resp, g.keys, f, f.Generation, now), nil
+}
+
+// userAuth checks resource-owner passwords for the password grant. Every
+// bad-credential failure is one invalid_grant, and an unknown user costs
+// the same hash as a wrong password, so neither answers nor timing
+// enumerate users. Each attempt is counted by the throttle before its
+// password is hashed, and refused (429) before any hashing.
+type userAuth struct {
+	store     storage.Store
+	throttle  *throttle
+	hashing   *hashSlots
+	dummyHash string
+	logins    *prometheus.CounterVec
+}
+
+func newUserAuth(store storage.Store, th *throttle, opts LoginOptions, m *metrics) (*userAuth, error) {
+	dummy, err := passhash.Hash(newID(), passhash.Default)
+	if err != nil {
+		return nil, err
+	}
+	return &userAuth{
+		store:     store,
+		throttle:  th,
+		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
+		dummyHash: dummy,
+		logins:    m.logins,
+	}, nil
+}
+
+var errBadCredentials = errInvalidGrant("invalid username or password")
+
+// rememberEvery is how often a login from a known address refreshes when
+// it was last seen.
+const rememberEvery = 24 * time.Hour
+
+// authenticate returns the id of the user whose password this is, from
+// addr (the zero Addr when unknown), or invalid_grant.
+func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, password string) (string, error) {
+	leave, err := a.hashing.admit()
+	if err != nil {
+		a.logins.WithLabelValues(loginShed).Inc()
+		return "", err
+	}
+	defer leave()
+	addrKey, uKey := addressKey(addr), userKey(username)
+	opts := a.throttle.opts
+	seen, err := a.store.AddressLastSeen(ctx, uKey, addrKey)
+	if err != nil {
+		return "", fmt.Errorf("password grant: %w", err)
+	}
+	known := !seen.IsZero() && a.throttle.now().Sub(seen) <= opts.KnownAddressTTL
+	at, err := a.throttle.reserve(ctx, a.throttle.loginCounters(username, addrKey, known))
+	if err != nil {
+		var refused *Error
+		if errors.As(err, &refused) {
+			a.logins.WithLabelValues(loginThrottled).Inc()
+		}
+		return "", err
+	}
+	judged := false
+	defer func() {
+		if !judged { // a database or hash error, a panic: not counted
+			at.refund(ctx)
+		}
+	}()
+	u, err := a.store.GetUserByUsername(ctx, username)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("password grant: %w", err)
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		hash = a.dummyHash
+	}
+	release, herr := a.hashing.acquire(ctx)
+	if herr != nil {
+		a.logins.WithLabelValues(loginShed).Inc()
+		return "", herr
+	}
+	ok, verr := func() (bool, error) {
+		defer release() // a panic in the hash must not keep the slot
+		return passhash.Verify(hash, password)
+	}()
+	if verr != nil {
+		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
+	}
+	judged = true
+	if err != nil || !ok || u.Disabled {
+		a.logins.WithLabelValues(loginFailed).Inc()
+		if err := at.resolve(ctx, true); err != nil {
+			return "", err
+		}
+		return "", errBadCredentials
+	}
+	if err := at.resolve(ctx, false); err != nil {
+		return "", err
+	}
+	// The address now passes the username's bar for this user (recorded
+	// at most once a day per address: a write fewer on most logins).
+	if now := a.throttle.now(); !known || now.Sub(seen) >= rememberEvery {
+		if err := a.store.RememberAddress(ctx, uKey, addrKey, now, opts.KnownAddresses); err != nil {
+			return "", fmt.Errorf("password grant: %w", err)
+		}
+	}
+	a.logins.WithLabelValues(loginOK).Inc()
+	return u.ID, nil
+}
