@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -37,13 +38,14 @@ func usageErrorf(format string, args ...any) error { return usageError(fmt.Error
 // run is the whole program, minus the process: arguments, standard streams
 // and environment come in, the exit code goes out. Tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
-	return runWith(ctx, args, stdin, stdout, stderr, lookupEnv, nil)
+	return runWith(ctx, args, stdin, stdout, stderr, lookupEnv, nil, nil)
 }
 
 // runWith is run with a channel that delivers SIGHUP (reload the clients;
-// nil: never).
-func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool), hangup <-chan os.Signal) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, hangup: hangup}
+// nil: never) and a hook that sees each HTTP server serve builds before it
+// serves (nil: none; tests use it to wait on connection states and shutdown).
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool), hangup <-chan os.Signal, onServer func(*http.Server)) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, hangup: hangup, onServer: onServer}
 	root := e.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -138,6 +138,9 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 			return err
 		}
 		defer l.ln.Close()
+		if e.onServer != nil {
+			e.onServer(l.srv)
+		}
 	}
 	a.log.Info("listening", "addr", listeners[0].ln.Addr().String(), "tls", tlsConfig != nil,
 		"issuer", a.cfg.Issuer, "clients", reg.IDs(), "memory_limit_mib", memLimit>>20)
