@@ -7,10 +7,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -126,24 +126,28 @@ SQLite database under ./data.`,
 	return root
 }
 
-// Flag errors that would echo what was typed: `-pSECRET` and
-// `--password-stdin=SECRET` must not print SECRET.
-var (
-	shorthandIn     = regexp.MustCompile(`^(unknown shorthand flag: '.') in .*$`)
-	invalidArgument = regexp.MustCompile(`^invalid argument .* for (".*") flag: .*$`)
-)
-
 // flagError is pflag's message without the argument it quotes, which may
-// be a password typed where it does not belong.
+// be a password typed where it does not belong: `-pSECRET` and
+// `--password-stdin=SECRET` must not print SECRET. pflag's typed errors
+// say which flag and what was typed, so nothing is read back from text.
 func flagError(err error) string {
-	msg := err.Error()
-	if m := shorthandIn.FindStringSubmatch(msg); m != nil {
-		return m[1]
+	var notExist *pflag.NotExistError
+	if errors.As(err, &notExist) && notExist.GetSpecifiedShortnames() != "" {
+		return fmt.Sprintf("unknown shorthand flag: %q", []rune(notExist.GetSpecifiedName())[0])
 	}
-	if m := invalidArgument.FindStringSubmatch(msg); m != nil {
-		return "invalid value for " + m[1] + " flag"
+	var invalid *pflag.InvalidValueError
+	if errors.As(err, &invalid) {
+		return fmt.Sprintf("invalid value for %q flag", flagName(invalid.GetFlag()))
 	}
-	return msg
+	return err.Error()
+}
+
+// flagName names a flag as pflag's own messages do: "-p, --password".
+func flagName(f *pflag.Flag) string {
+	if f.Shorthand != "" && f.ShorthandDeprecated == "" {
+		return "-" + f.Shorthand + ", --" + f.Name
+	}
+	return "--" + f.Name
 }
 
 // noArgs rejects positional arguments without echoing them: a password
