@@ -5,11 +5,9 @@
 package config
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -17,13 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
@@ -401,133 +396,6 @@ func readFile(path string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("load config: %w", err)
 	}
 	return data, path, nil
-}
-
-// decode decodes the YAML document data onto c. It returns the per-key
-// problems (unknown keys, values of the wrong type), after which decoding
-// went on, and the key paths they name, separately from an error that
-// stops decoding (bad syntax).
-func decode(data []byte, name string, c *Config) ([]error, map[string]bool, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(c)
-	if errors.Is(err, io.EOF) {
-		return nil, nil, nil // empty file
-	}
-	var terr *yaml.TypeError
-	if err != nil && !errors.As(err, &terr) {
-		return nil, nil, fmt.Errorf("load config: %s: %w", name, err)
-	}
-	var errs []error
-	var paths map[string]bool
-	if terr != nil {
-		errs, paths = typeErrors(data, name, terr)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		errs = append(errs, fmt.Errorf("%s: more than one YAML document; want one", name))
-	}
-	return errs, paths, nil
-}
-
-var (
-	lineMessage = regexp.MustCompile(`^line (\d+): (.*)$`)
-	unknownKey  = regexp.MustCompile(`^field (.+) not found in type `)
-	repeatedKey = regexp.MustCompile(`^mapping key "(.+)" already defined`)
-)
-
-// typeErrors turns the decoder's problems, which carry only a line, into
-// errors that also name the key path, like every other config error:
-//
-//	keyturn.yaml:3: tokens.acess_token_ttl: unknown key
-func typeErrors(data []byte, name string, terr *yaml.TypeError) ([]error, map[string]bool) {
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root) // it decoded once already
-	keys := make(map[lineKey]string)
-	values := make(map[lineKind][]string)
-	indexPaths(&root, "", keys, values)
-
-	errs := make([]error, 0, len(terr.Errors))
-	paths := make(map[string]bool)
-	for _, msg := range terr.Errors {
-		m := lineMessage.FindStringSubmatch(msg)
-		if m == nil {
-			errs = append(errs, fmt.Errorf("%s: %s", name, msg))
-			continue
-		}
-		line, _ := strconv.Atoi(m[1])
-		msg, path := m[2], ""
-		if k := unknownKey.FindStringSubmatch(msg); k != nil {
-			path = keys[lineKey{line, k[1]}]
-			if path != "" {
-				msg = "unknown key"
-			}
-		} else if k := repeatedKey.FindStringSubmatch(msg); k != nil {
-			path = keys[lineKey{line, k[1]}]
-		} else if v := values[lineKind{line, kindOf(msg)}]; len(v) == 1 {
-			path = v[0]
-		}
-		if path == "" {
-			errs = append(errs, fmt.Errorf("%s:%d: %s", name, line, msg))
-		} else {
-			errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, line, path, msg))
-			paths[path] = true
-		}
-	}
-	return errs, paths
-}
-
-type lineKey struct {
-	line int
-	key  string
-}
-
-// lineKind locates a value: a mapping and its first key's value, or a
-// sequence and its first item, share a line but not a kind.
-type lineKind struct {
-	line int
-	kind yaml.Kind
-}
-
-// kindOf returns the kind of node a "cannot unmarshal" message is about.
-func kindOf(msg string) yaml.Kind {
-	switch {
-	case strings.HasPrefix(msg, "cannot unmarshal !!map"):
-		return yaml.MappingNode
-	case strings.HasPrefix(msg, "cannot unmarshal !!seq"):
-		return yaml.SequenceNode
-	}
-	return yaml.ScalarNode
-}
-
-// indexPaths records the key path of every mapping key by line and name,
-// and of every value by line and kind.
-func indexPaths(n *yaml.Node, path string, keys map[lineKey]string, values map[lineKind][]string) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			indexPaths(c, path, keys, values)
-		}
-		return
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			keys[lineKey{k.Line, k.Value}] = p
-			indexPaths(v, p, keys, values)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			indexPaths(c, fmt.Sprintf("%s[%d]", path, i), keys, values)
-		}
-	}
-	if path != "" {
-		at := lineKind{n.Line, n.Kind}
-		values[at] = append(values[at], path)
-	}
 }
 
 // flatten returns the errors an errors.Join result holds.
