@@ -320,8 +320,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 	// non-positive value.
 	if (s.RefreshIdleTTL == nil) != (s.RefreshAbsoluteTTL == nil) &&
 		c.RefreshAbsoluteTTL > 0 && c.RefreshIdleTTL > c.RefreshAbsoluteTTL {
-		errs = append(errs, fmt.Errorf("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			at, FormatDuration(c.RefreshIdleTTL), FormatDuration(c.RefreshAbsoluteTTL)))
+		errs = append(errs, idleExceedsAbsolute(at, c.RefreshIdleTTL, c.RefreshAbsoluteTTL))
 	}
 	if s.Public {
 		return c, errs
@@ -535,7 +534,9 @@ func validate(specs []Spec) []error {
 		validateGrants(add, at, s)
 		validateSecrets(add, at, s)
 		validateLists(add, at, s)
-		validateTTLs(add, at, s)
+		for _, err := range checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace) {
+			add("%w", err)
+		}
 	}
 	return errs
 }
@@ -645,23 +646,8 @@ func validateLists(add func(string, ...any), at string, s Spec) {
 	checkList(add, at, "resources", s.Resources, nonEmpty)
 }
 
-// validateTTLs checks a client's token lifetimes.
-func validateTTLs(add func(string, ...any), at string, s Spec) {
-	for _, err := range checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace) {
-		add("%w", err)
-	}
-	if s.RefreshIdleTTL != nil && s.RefreshAbsoluteTTL != nil && *s.RefreshAbsoluteTTL > 0 && *s.RefreshIdleTTL > *s.RefreshAbsoluteTTL {
-		add("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			at, FormatDuration(*s.RefreshIdleTTL), FormatDuration(*s.RefreshAbsoluteTTL))
-	}
-}
-
 func validateDefaults(d Defaults) []error {
 	errs := checkTTLs("defaults", &d.AccessTokenTTL, &d.RefreshIdleTTL, &d.RefreshAbsoluteTTL, &d.RefreshReuseGrace)
-	if d.RefreshAbsoluteTTL > 0 && d.RefreshIdleTTL > d.RefreshAbsoluteTTL {
-		errs = append(errs, fmt.Errorf("defaults.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			FormatDuration(d.RefreshIdleTTL), FormatDuration(d.RefreshAbsoluteTTL)))
-	}
 	for j, a := range d.Audience {
 		if a == "" {
 			errs = append(errs, fmt.Errorf("defaults.audience[%d]: empty", j))
@@ -670,7 +656,8 @@ func validateDefaults(d Defaults) []error {
 	return errs
 }
 
-// checkTTLs checks the token durations that are set (non-nil).
+// checkTTLs checks the token durations that are set (non-nil), and that
+// the idle lifetime does not exceed the absolute one when both are set.
 func checkTTLs(at string, access, idle, absolute, grace *time.Duration) []error {
 	var errs []error
 	if access != nil && (*access <= 0 || *access > MaxAccessTokenTTL) {
@@ -685,7 +672,14 @@ func checkTTLs(at string, access, idle, absolute, grace *time.Duration) []error 
 	if grace != nil && (*grace < 0 || *grace > MaxRefreshReuseGrace) {
 		errs = append(errs, fmt.Errorf("%s.refresh_reuse_grace: %s not in [0, %s]", at, FormatDuration(*grace), FormatDuration(MaxRefreshReuseGrace)))
 	}
+	if idle != nil && absolute != nil && *absolute > 0 && *idle > *absolute {
+		errs = append(errs, idleExceedsAbsolute(at, *idle, *absolute))
+	}
 	return errs
+}
+
+func idleExceedsAbsolute(at string, idle, absolute time.Duration) error {
+	return fmt.Errorf("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s", at, FormatDuration(idle), FormatDuration(absolute))
 }
 
 // checkList reports, for the list key of the client at, every repeated
