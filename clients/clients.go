@@ -320,8 +320,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 	// non-positive value.
 	if (s.RefreshIdleTTL == nil) != (s.RefreshAbsoluteTTL == nil) &&
 		c.RefreshAbsoluteTTL > 0 && c.RefreshIdleTTL > c.RefreshAbsoluteTTL {
-		errs = append(errs, fmt.Errorf("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			at, FormatDuration(c.RefreshIdleTTL), FormatDuration(c.RefreshAbsoluteTTL)))
+		errs = append(errs, idleExceedsAbsolute(at, c.RefreshIdleTTL, c.RefreshAbsoluteTTL))
 	}
 	if s.Public {
 		return c, errs
@@ -521,7 +520,6 @@ func validate(specs []Spec) []error {
 	first := make(map[string]int, len(specs))
 	for i, s := range specs {
 		at := fmt.Sprintf("clients[%d]", i)
-
 		switch j, dup := first[s.ID]; {
 		case s.ID == "":
 			add("%s.id: required", at)
@@ -533,116 +531,123 @@ func validate(specs []Spec) []error {
 				add("%s.id: %q has a character outside printable ASCII, or a space or ':' (RFC 6749 appendix A.1; ':' would break HTTP Basic authentication)", at, s.ID)
 			}
 		}
-
-		// A resource server that only introspects needs no grant.
-		if len(s.GrantTypes) == 0 && !s.Introspect {
-			add("%s.grant_types: at least one of password, refresh_token, client_credentials is required", at)
-		}
-		grants := make(map[string]int, len(s.GrantTypes))
-		for j, g := range s.GrantTypes {
-			gat := fmt.Sprintf("%s.grant_types[%d]", at, j)
-			if k, dup := grants[g]; dup {
-				add("%s: duplicate of grant_types[%d]", gat, k)
-				continue
-			}
-			grants[g] = j
-			if _, ok := grantBits[g]; !ok {
-				add("%s: unknown grant type %q (want password, refresh_token or client_credentials)", gat, g)
-			}
-			if g == GrantClientCredentials && s.Public {
-				add("%s: client_credentials needs a confidential client (RFC 6749 §4.4)", gat)
-			}
-		}
-		if _, refresh := grants[GrantRefreshToken]; refresh {
-			if _, password := grants[GrantPassword]; !password {
-				add("%s.grant_types: refresh_token requires password: only password logins issue refresh tokens", at)
-			}
-		}
-
-		if s.Public {
-			if s.SecretHash != "" {
-				add("%s.secret_hash: a public client has no secret", at)
-			}
-			if s.SecretEnv != "" {
-				add("%s.secret_env: a public client has no secret", at)
-			}
-			if len(s.SecretHashes) > 0 {
-				add("%s.secret_hashes: a public client has no secret", at)
-			}
-			if len(s.SecretEnvs) > 0 {
-				add("%s.secret_envs: a public client has no secret", at)
-			}
-			if s.Introspect {
-				add("%s.introspect: a public client cannot authenticate to the introspection endpoint (RFC 7662 §2.1)", at)
-			}
-		} else {
-			n := 0
-			hashes, envs := map[string]string{}, map[string]string{}
-			eachSecret(s, func(key, hash string) {
-				n++
-				if first, dup := hashes[hash]; dup {
-					add("%s.%s: duplicate of %s", at, key, first)
-					return
-				}
-				hashes[hash] = key
-				if hash == "" {
-					add("%s.%s: empty", at, key)
-				} else if _, err := newHashVerifier(hash); err != nil {
-					add("%s.%s: %w", at, key, err)
-				}
-			}, func(key, name string) {
-				n++
-				if first, dup := envs[name]; dup {
-					add("%s.%s: duplicate of %s", at, key, first)
-					return
-				}
-				envs[name] = key
-				if !validEnvName(name) {
-					// Not echoed: it may be a secret pasted in the wrong key.
-					add("%s.%s: not an environment variable name (want letters, digits and '_', not starting with a digit)", at, key)
-				}
-			})
-			if n == 0 {
-				add("%s: a confidential client needs secret_hash or secret_env, or secret_hashes or secret_envs (or set public: true)", at)
-			}
-		}
-
-		scopes := checkList(add, at, "scopes", s.Scopes, func(v string) string {
-			if !validScope(v) {
-				return fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3)", v)
-			}
-			return ""
-		})
-		checkList(add, at, "default_scopes", s.DefaultScopes, func(v string) string {
-			if _, ok := scopes[v]; !ok {
-				return fmt.Sprintf("%q is not in scopes", v)
-			}
-			return ""
-		})
-		checkList(add, at, "audience", s.Audience, nonEmpty)
-		switch {
-		case s.Introspect && len(s.Resources) == 0:
-			add("%s.resources: required with introspect: true (the audiences whose tokens it may introspect)", at)
-		case !s.Introspect && len(s.Resources) > 0:
-			add("%s.resources: only with introspect: true", at)
-		}
-		checkList(add, at, "resources", s.Resources, nonEmpty)
-
-		errs = append(errs, checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace)...)
-		if s.RefreshIdleTTL != nil && s.RefreshAbsoluteTTL != nil && *s.RefreshAbsoluteTTL > 0 && *s.RefreshIdleTTL > *s.RefreshAbsoluteTTL {
-			add("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-				at, FormatDuration(*s.RefreshIdleTTL), FormatDuration(*s.RefreshAbsoluteTTL))
+		validateGrants(add, at, s)
+		validateSecrets(add, at, s)
+		validateLists(add, at, s)
+		for _, err := range checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace) {
+			add("%w", err)
 		}
 	}
 	return errs
 }
 
+// validateGrants checks a client's grant types.
+func validateGrants(add func(string, ...any), at string, s Spec) {
+	// A resource server that only introspects needs no grant.
+	if len(s.GrantTypes) == 0 && !s.Introspect {
+		add("%s.grant_types: at least one of password, refresh_token, client_credentials is required", at)
+	}
+	grants := make(map[string]int, len(s.GrantTypes))
+	for j, g := range s.GrantTypes {
+		gat := fmt.Sprintf("%s.grant_types[%d]", at, j)
+		if k, dup := grants[g]; dup {
+			add("%s: duplicate of grant_types[%d]", gat, k)
+			continue
+		}
+		grants[g] = j
+		if _, ok := grantBits[g]; !ok {
+			add("%s: unknown grant type %q (want password, refresh_token or client_credentials)", gat, g)
+		}
+		if g == GrantClientCredentials && s.Public {
+			add("%s: client_credentials needs a confidential client (RFC 6749 §4.4)", gat)
+		}
+	}
+	if _, refresh := grants[GrantRefreshToken]; refresh {
+		if _, password := grants[GrantPassword]; !password {
+			add("%s.grant_types: refresh_token requires password: only password logins issue refresh tokens", at)
+		}
+	}
+}
+
+// validateSecrets checks that a public client has no secret and a
+// confidential one has at least one, each well formed and none repeated.
+func validateSecrets(add func(string, ...any), at string, s Spec) {
+	if s.Public {
+		if s.SecretHash != "" {
+			add("%s.secret_hash: a public client has no secret", at)
+		}
+		if s.SecretEnv != "" {
+			add("%s.secret_env: a public client has no secret", at)
+		}
+		if len(s.SecretHashes) > 0 {
+			add("%s.secret_hashes: a public client has no secret", at)
+		}
+		if len(s.SecretEnvs) > 0 {
+			add("%s.secret_envs: a public client has no secret", at)
+		}
+		if s.Introspect {
+			add("%s.introspect: a public client cannot authenticate to the introspection endpoint (RFC 7662 §2.1)", at)
+		}
+	} else {
+		n := 0
+		hashes, envs := map[string]string{}, map[string]string{}
+		eachSecret(s, func(key, hash string) {
+			n++
+			if first, dup := hashes[hash]; dup {
+				add("%s.%s: duplicate of %s", at, key, first)
+				return
+			}
+			hashes[hash] = key
+			if hash == "" {
+				add("%s.%s: empty", at, key)
+			} else if _, err := newHashVerifier(hash); err != nil {
+				add("%s.%s: %w", at, key, err)
+			}
+		}, func(key, name string) {
+			n++
+			if first, dup := envs[name]; dup {
+				add("%s.%s: duplicate of %s", at, key, first)
+				return
+			}
+			envs[name] = key
+			if !validEnvName(name) {
+				// Not echoed: it may be a secret pasted in the wrong key.
+				add("%s.%s: not an environment variable name (want letters, digits and '_', not starting with a digit)", at, key)
+			}
+		})
+		if n == 0 {
+			add("%s: a confidential client needs secret_hash or secret_env, or secret_hashes or secret_envs (or set public: true)", at)
+		}
+	}
+}
+
+// validateLists checks a client's scopes, default scopes, audience and
+// resources.
+func validateLists(add func(string, ...any), at string, s Spec) {
+	scopes := checkList(add, at, "scopes", s.Scopes, func(v string) string {
+		if !validScope(v) {
+			return fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3)", v)
+		}
+		return ""
+	})
+	checkList(add, at, "default_scopes", s.DefaultScopes, func(v string) string {
+		if _, ok := scopes[v]; !ok {
+			return fmt.Sprintf("%q is not in scopes", v)
+		}
+		return ""
+	})
+	checkList(add, at, "audience", s.Audience, nonEmpty)
+	switch {
+	case s.Introspect && len(s.Resources) == 0:
+		add("%s.resources: required with introspect: true (the audiences whose tokens it may introspect)", at)
+	case !s.Introspect && len(s.Resources) > 0:
+		add("%s.resources: only with introspect: true", at)
+	}
+	checkList(add, at, "resources", s.Resources, nonEmpty)
+}
+
 func validateDefaults(d Defaults) []error {
 	errs := checkTTLs("defaults", &d.AccessTokenTTL, &d.RefreshIdleTTL, &d.RefreshAbsoluteTTL, &d.RefreshReuseGrace)
-	if d.RefreshAbsoluteTTL > 0 && d.RefreshIdleTTL > d.RefreshAbsoluteTTL {
-		errs = append(errs, fmt.Errorf("defaults.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s",
-			FormatDuration(d.RefreshIdleTTL), FormatDuration(d.RefreshAbsoluteTTL)))
-	}
 	for j, a := range d.Audience {
 		if a == "" {
 			errs = append(errs, fmt.Errorf("defaults.audience[%d]: empty", j))
@@ -651,7 +656,8 @@ func validateDefaults(d Defaults) []error {
 	return errs
 }
 
-// checkTTLs checks the token durations that are set (non-nil).
+// checkTTLs checks the token durations that are set (non-nil), and that
+// the idle lifetime does not exceed the absolute one when both are set.
 func checkTTLs(at string, access, idle, absolute, grace *time.Duration) []error {
 	var errs []error
 	if access != nil && (*access <= 0 || *access > MaxAccessTokenTTL) {
@@ -666,7 +672,14 @@ func checkTTLs(at string, access, idle, absolute, grace *time.Duration) []error 
 	if grace != nil && (*grace < 0 || *grace > MaxRefreshReuseGrace) {
 		errs = append(errs, fmt.Errorf("%s.refresh_reuse_grace: %s not in [0, %s]", at, FormatDuration(*grace), FormatDuration(MaxRefreshReuseGrace)))
 	}
+	if idle != nil && absolute != nil && *absolute > 0 && *idle > *absolute {
+		errs = append(errs, idleExceedsAbsolute(at, *idle, *absolute))
+	}
 	return errs
+}
+
+func idleExceedsAbsolute(at string, idle, absolute time.Duration) error {
+	return fmt.Errorf("%s.refresh_idle_ttl: %s exceeds refresh_absolute_ttl %s", at, FormatDuration(idle), FormatDuration(absolute))
 }
 
 // checkList reports, for the list key of the client at, every repeated

@@ -5,11 +5,9 @@
 package config
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -17,13 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
@@ -403,133 +398,6 @@ func readFile(path string) ([]byte, string, error) {
 	return data, path, nil
 }
 
-// decode decodes the YAML document data onto c. It returns the per-key
-// problems (unknown keys, values of the wrong type), after which decoding
-// went on, and the key paths they name, separately from an error that
-// stops decoding (bad syntax).
-func decode(data []byte, name string, c *Config) ([]error, map[string]bool, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(c)
-	if errors.Is(err, io.EOF) {
-		return nil, nil, nil // empty file
-	}
-	var terr *yaml.TypeError
-	if err != nil && !errors.As(err, &terr) {
-		return nil, nil, fmt.Errorf("load config: %s: %w", name, err)
-	}
-	var errs []error
-	var paths map[string]bool
-	if terr != nil {
-		errs, paths = typeErrors(data, name, terr)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		errs = append(errs, fmt.Errorf("%s: more than one YAML document; want one", name))
-	}
-	return errs, paths, nil
-}
-
-var (
-	lineMessage = regexp.MustCompile(`^line (\d+): (.*)$`)
-	unknownKey  = regexp.MustCompile(`^field (.+) not found in type `)
-	repeatedKey = regexp.MustCompile(`^mapping key "(.+)" already defined`)
-)
-
-// typeErrors turns the decoder's problems, which carry only a line, into
-// errors that also name the key path, like every other config error:
-//
-//	keyturn.yaml:3: tokens.acess_token_ttl: unknown key
-func typeErrors(data []byte, name string, terr *yaml.TypeError) ([]error, map[string]bool) {
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root) // it decoded once already
-	keys := make(map[lineKey]string)
-	values := make(map[lineKind][]string)
-	indexPaths(&root, "", keys, values)
-
-	errs := make([]error, 0, len(terr.Errors))
-	paths := make(map[string]bool)
-	for _, msg := range terr.Errors {
-		m := lineMessage.FindStringSubmatch(msg)
-		if m == nil {
-			errs = append(errs, fmt.Errorf("%s: %s", name, msg))
-			continue
-		}
-		line, _ := strconv.Atoi(m[1])
-		msg, path := m[2], ""
-		if k := unknownKey.FindStringSubmatch(msg); k != nil {
-			path = keys[lineKey{line, k[1]}]
-			if path != "" {
-				msg = "unknown key"
-			}
-		} else if k := repeatedKey.FindStringSubmatch(msg); k != nil {
-			path = keys[lineKey{line, k[1]}]
-		} else if v := values[lineKind{line, kindOf(msg)}]; len(v) == 1 {
-			path = v[0]
-		}
-		if path == "" {
-			errs = append(errs, fmt.Errorf("%s:%d: %s", name, line, msg))
-		} else {
-			errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, line, path, msg))
-			paths[path] = true
-		}
-	}
-	return errs, paths
-}
-
-type lineKey struct {
-	line int
-	key  string
-}
-
-// lineKind locates a value: a mapping and its first key's value, or a
-// sequence and its first item, share a line but not a kind.
-type lineKind struct {
-	line int
-	kind yaml.Kind
-}
-
-// kindOf returns the kind of node a "cannot unmarshal" message is about.
-func kindOf(msg string) yaml.Kind {
-	switch {
-	case strings.HasPrefix(msg, "cannot unmarshal !!map"):
-		return yaml.MappingNode
-	case strings.HasPrefix(msg, "cannot unmarshal !!seq"):
-		return yaml.SequenceNode
-	}
-	return yaml.ScalarNode
-}
-
-// indexPaths records the key path of every mapping key by line and name,
-// and of every value by line and kind.
-func indexPaths(n *yaml.Node, path string, keys map[lineKey]string, values map[lineKind][]string) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			indexPaths(c, path, keys, values)
-		}
-		return
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			keys[lineKey{k.Line, k.Value}] = p
-			indexPaths(v, p, keys, values)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			indexPaths(c, fmt.Sprintf("%s[%d]", path, i), keys, values)
-		}
-	}
-	if path != "" {
-		at := lineKind{n.Line, n.Kind}
-		values[at] = append(values[at], path)
-	}
-}
-
 // flatten returns the errors an errors.Join result holds.
 func flatten(err error) []error {
 	if err == nil {
@@ -557,132 +425,172 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// problems returns every invalid setting, section by section.
 func (c Config) problems() []problem {
-	var ps []problem
-	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
-	}
+	var ps problemList
+	c.serverProblems(&ps)
+	c.Database.problems(&ps)
+	c.Tokens.problems(&ps)
+	c.Keys.problems(&ps)
+	c.Login.problems(&ps)
+	c.TLS.problems(&ps)
+	c.Cleanup.problems(&ps)
+	c.Log.problems(&ps)
+	return ps
+}
 
+// problemList collects problems.
+type problemList []problem
+
+func (ps *problemList) add(key, format string, args ...any) {
+	*ps = append(*ps, problem{key, fmt.Sprintf(format, args...)})
+}
+
+// serverProblems checks the listeners, the data directory and the master secret.
+func (c Config) serverProblems(ps *problemList) {
 	if msg := checkIssuer(c.Issuer); msg != "" {
-		add("issuer", "%s", msg)
+		ps.add("issuer", "%s", msg)
 	}
 	if msg := checkListen(c.Listen); msg != "" {
-		add("listen", "%s", msg)
+		ps.add("listen", "%s", msg)
 	}
 	if c.AdminListen != "" {
 		if msg := checkListen(c.AdminListen); msg != "" {
-			add("admin_listen", "%s", msg)
+			ps.add("admin_listen", "%s", msg)
 		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
-			add("admin_listen", "%q is also listen", c.AdminListen)
+			ps.add("admin_listen", "%q is also listen", c.AdminListen)
 		}
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
-		add("shutdown_timeout", "%s not in (0, 10m]", clients.FormatDuration(c.ShutdownTimeout))
+		ps.add("shutdown_timeout", "%s not in (0, 10m]", clients.FormatDuration(c.ShutdownTimeout))
 	}
 	if c.DataDir == "" {
-		add("data_dir", "required")
+		ps.add("data_dir", "required")
 	}
 	if c.Secret != "" {
 		if _, err := DecodeSecret([]byte(c.Secret)); err != nil {
-			add("KEYTURN_SECRET", "%v", err)
+			ps.add("KEYTURN_SECRET", "%v", err)
 		}
 	}
-	if msg := checkDatabaseURL(c.Database.URL); msg != "" {
-		add("database.url", "%s", msg)
-	}
-	if c.Database.MaxOpenConns < 1 {
-		add("database.max_open_conns", "%d must be at least 1", c.Database.MaxOpenConns)
-	}
+}
 
-	t := c.Tokens
+// problems checks the database URL, pool and timeout.
+func (d Database) problems(ps *problemList) {
+	if msg := checkDatabaseURL(d.URL); msg != "" {
+		ps.add("database.url", "%s", msg)
+	}
+	if d.MaxOpenConns < 1 {
+		ps.add("database.max_open_conns", "%d must be at least 1", d.MaxOpenConns)
+	}
+	if d.Timeout <= 0 || d.Timeout > time.Minute {
+		ps.add("database.timeout", "%s not in (0, 1m]", clients.FormatDuration(d.Timeout))
+	}
+}
+
+// problems checks the token lifetimes and audience.
+func (t Tokens) problems(ps *problemList) {
 	if t.AccessTokenTTL <= 0 || t.AccessTokenTTL > clients.MaxAccessTokenTTL {
-		add("tokens.access_token_ttl", "%s not in (0, %s]", clients.FormatDuration(t.AccessTokenTTL), clients.FormatDuration(clients.MaxAccessTokenTTL))
+		ps.add("tokens.access_token_ttl", "%s not in (0, %s]", clients.FormatDuration(t.AccessTokenTTL), clients.FormatDuration(clients.MaxAccessTokenTTL))
 	}
 	if t.RefreshIdleTTL <= 0 {
-		add("tokens.refresh_idle_ttl", "%s must be positive", clients.FormatDuration(t.RefreshIdleTTL))
+		ps.add("tokens.refresh_idle_ttl", "%s must be positive", clients.FormatDuration(t.RefreshIdleTTL))
 	}
 	if t.RefreshAbsoluteTTL < t.RefreshIdleTTL {
-		add("tokens.refresh_absolute_ttl", "%s is less than refresh_idle_ttl %s", clients.FormatDuration(t.RefreshAbsoluteTTL), clients.FormatDuration(t.RefreshIdleTTL))
+		ps.add("tokens.refresh_absolute_ttl", "%s is less than refresh_idle_ttl %s", clients.FormatDuration(t.RefreshAbsoluteTTL), clients.FormatDuration(t.RefreshIdleTTL))
 	} else if t.RefreshAbsoluteTTL <= 0 {
-		add("tokens.refresh_absolute_ttl", "%s must be positive", clients.FormatDuration(t.RefreshAbsoluteTTL))
+		ps.add("tokens.refresh_absolute_ttl", "%s must be positive", clients.FormatDuration(t.RefreshAbsoluteTTL))
 	}
 	if t.RefreshReuseGrace < 0 || t.RefreshReuseGrace > clients.MaxRefreshReuseGrace {
-		add("tokens.refresh_reuse_grace", "%s not in [0, %s]", clients.FormatDuration(t.RefreshReuseGrace), clients.FormatDuration(clients.MaxRefreshReuseGrace))
+		ps.add("tokens.refresh_reuse_grace", "%s not in [0, %s]", clients.FormatDuration(t.RefreshReuseGrace), clients.FormatDuration(clients.MaxRefreshReuseGrace))
 	}
 	for i, a := range t.Audience {
 		if a == "" {
-			add(fmt.Sprintf("tokens.audience[%d]", i), "empty")
+			ps.add(fmt.Sprintf("tokens.audience[%d]", i), "empty")
 		}
 	}
+}
 
-	if !slices.Contains(algorithms, c.Keys.Algorithm) {
-		add("keys.algorithm", "unknown algorithm %q (want %s)", c.Keys.Algorithm, strings.Join(algorithms, ", "))
+// problems checks the signing algorithm and rotation delay.
+func (k Keys) problems(ps *problemList) {
+	if !slices.Contains(algorithms, k.Algorithm) {
+		ps.add("keys.algorithm", "unknown algorithm %q (want %s)", k.Algorithm, strings.Join(algorithms, ", "))
 	}
-	if c.Keys.RotationDelay < MinRotationDelay {
-		add("keys.rotation_delay", "%s is less than %s: a new key must reach every cached JWKS before it signs",
-			clients.FormatDuration(c.Keys.RotationDelay), clients.FormatDuration(MinRotationDelay))
+	if k.RotationDelay < MinRotationDelay {
+		ps.add("keys.rotation_delay", "%s is less than %s: a new key must reach every cached JWKS before it signs",
+			clients.FormatDuration(k.RotationDelay), clients.FormatDuration(MinRotationDelay))
 	}
-	if c.Database.Timeout <= 0 || c.Database.Timeout > time.Minute {
-		add("database.timeout", "%s not in (0, 1m]", clients.FormatDuration(c.Database.Timeout))
-	}
-	l := c.Login
+}
+
+// problems checks the hashing budget, throttling and trusted proxies.
+func (l Login) problems(ps *problemList) {
 	if l.MaxConcurrentHashes < 0 {
-		add("login.max_concurrent_hashes", "%d must not be negative", l.MaxConcurrentHashes)
+		ps.add("login.max_concurrent_hashes", "%d must not be negative", l.MaxConcurrentHashes)
 	}
 	if l.MaxQueuedHashes < 0 {
-		add("login.max_queued_hashes", "%d must not be negative", l.MaxQueuedHashes)
+		ps.add("login.max_queued_hashes", "%d must not be negative", l.MaxQueuedHashes)
 	}
 	if l.HashProcessors != HashProcessorsOwn && l.HashProcessors != HashProcessorsShared {
-		add("login.hash_processors", "%q: want %q or %q", l.HashProcessors, HashProcessorsOwn, HashProcessorsShared)
+		ps.add("login.hash_processors", "%q: want %q or %q", l.HashProcessors, HashProcessorsOwn, HashProcessorsShared)
 	}
 	if l.FreeFailures < 1 {
-		add("login.free_failures", "%d must be at least 1", l.FreeFailures)
+		ps.add("login.free_failures", "%d must be at least 1", l.FreeFailures)
 	}
 	if l.BaseDelay <= 0 {
-		add("login.base_delay", "%s must be positive", clients.FormatDuration(l.BaseDelay))
+		ps.add("login.base_delay", "%s must be positive", clients.FormatDuration(l.BaseDelay))
 	}
 	if l.MaxDelay < l.BaseDelay {
-		add("login.max_delay", "%s is less than base_delay %s", clients.FormatDuration(l.MaxDelay), clients.FormatDuration(l.BaseDelay))
+		ps.add("login.max_delay", "%s is less than base_delay %s", clients.FormatDuration(l.MaxDelay), clients.FormatDuration(l.BaseDelay))
 	}
 	if l.FailureWindow <= 0 {
-		add("login.failure_window", "%s must be positive", clients.FormatDuration(l.FailureWindow))
+		ps.add("login.failure_window", "%s must be positive", clients.FormatDuration(l.FailureWindow))
 	}
 	if l.UserFailures < l.FreeFailures {
-		add("login.user_failures", "%d is less than free_failures %d", l.UserFailures, l.FreeFailures)
+		ps.add("login.user_failures", "%d is less than free_failures %d", l.UserFailures, l.FreeFailures)
 	}
 	if l.AddressFailures < l.FreeFailures {
-		add("login.address_failures", "%d is less than free_failures %d", l.AddressFailures, l.FreeFailures)
+		ps.add("login.address_failures", "%d is less than free_failures %d", l.AddressFailures, l.FreeFailures)
 	}
 	if l.KnownAddressTTL <= 0 {
-		add("login.known_address_ttl", "%s must be positive", clients.FormatDuration(l.KnownAddressTTL))
+		ps.add("login.known_address_ttl", "%s must be positive", clients.FormatDuration(l.KnownAddressTTL))
 	}
 	if l.KnownAddresses < 1 || l.KnownAddresses > 1000 {
-		add("login.known_addresses", "%d not in [1, 1000]", l.KnownAddresses)
+		ps.add("login.known_addresses", "%d not in [1, 1000]", l.KnownAddresses)
 	}
 	for i, p := range l.TrustedProxies {
 		if _, err := parsePrefix(p); err != nil {
-			add(fmt.Sprintf("login.trusted_proxies[%d]", i), "%q is not an address or CIDR", p)
+			ps.add(fmt.Sprintf("login.trusted_proxies[%d]", i), "%q is not an address or CIDR", p)
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls", "cert_file and key_file go together")
+}
+
+// problems checks that certificate and key come together.
+func (t TLS) problems(ps *problemList) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		ps.add("tls", "cert_file and key_file go together")
 	}
-	if c.Cleanup.Interval < 0 {
-		add("cleanup.interval", "%s must not be negative", clients.FormatDuration(c.Cleanup.Interval))
+}
+
+// problems checks the sweeper's schedule and batch.
+func (c Cleanup) problems(ps *problemList) {
+	if c.Interval < 0 {
+		ps.add("cleanup.interval", "%s must not be negative", clients.FormatDuration(c.Interval))
 	}
-	if c.Cleanup.RevokedRetention < 0 {
-		add("cleanup.revoked_retention", "%s must not be negative", clients.FormatDuration(c.Cleanup.RevokedRetention))
+	if c.RevokedRetention < 0 {
+		ps.add("cleanup.revoked_retention", "%s must not be negative", clients.FormatDuration(c.RevokedRetention))
 	}
-	if c.Cleanup.BatchSize < 1 || c.Cleanup.BatchSize > 100000 {
-		add("cleanup.batch_size", "%d not in [1, 100000]", c.Cleanup.BatchSize)
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		ps.add("cleanup.batch_size", "%d not in [1, 100000]", c.BatchSize)
 	}
-	if !slices.Contains(logFormats, c.Log.Format) {
-		add("log.format", "unknown format %q (want %s)", c.Log.Format, strings.Join(logFormats, ", "))
+}
+
+// problems checks the log format and level.
+func (l Log) problems(ps *problemList) {
+	if !slices.Contains(logFormats, l.Format) {
+		ps.add("log.format", "unknown format %q (want %s)", l.Format, strings.Join(logFormats, ", "))
 	}
-	if !slices.Contains(logLevels, c.Log.Level) {
-		add("log.level", "unknown level %q (want %s)", c.Log.Level, strings.Join(logLevels, ", "))
+	if !slices.Contains(logLevels, l.Level) {
+		ps.add("log.level", "unknown level %q (want %s)", l.Level, strings.Join(logLevels, ", "))
 	}
-	return ps
 }
 
 // checkIssuer applies RFC 8414 §2: an issuer is a URL with a host and

@@ -539,28 +539,7 @@ func runBench(ctx context.Context, c settings) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	users := c.usernames()
-
-	workers := make([]*worker, c.Concurrency)
-	for i := range workers {
-		w := &worker{
-			t: t, scenario: c.Scenario, tokens: su.tokens, stats: newStats(),
-			rng: rand.New(rand.NewPCG(c.Seed, uint64(i))),
-		}
-		// Sessions are dealt round-robin: worker i owns i, i+c, i+2c, ...
-		for j := i; j < len(su.sessions); j += c.Concurrency {
-			w.sessions = append(w.sessions, su.sessions[j])
-		}
-		// So are users; with fewer users than workers, worker i shares
-		// user i mod users.
-		for j := i; j < len(users); j += c.Concurrency {
-			w.users = append(w.users, users[j])
-		}
-		if len(w.users) == 0 {
-			w.users = []string{users[i%len(users)]}
-		}
-		workers[i] = w
-	}
+	workers := newWorkers(t, c, su)
 	var issued atomic.Int64
 	claim := func() bool { return c.Requests == 0 || issued.Add(1) <= c.Requests }
 
@@ -588,15 +567,48 @@ func runBench(ctx context.Context, c settings) (*result, error) {
 	for _, w := range workers {
 		total.merge(w.stats)
 	}
-	secs := elapsed.Seconds()
 	res := &result{
-		Label: c.Label, Scenario: c.Scenario, URL: c.URL, Concurrency: c.Concurrency, Seconds: secs,
+		Label: c.Label, Scenario: c.Scenario, URL: c.URL, Concurrency: c.Concurrency, Seconds: elapsed.Seconds(),
 		Errors: total.errors, ByStatus: total.byStatus, Relogins: total.relogins, LostSession: total.lost,
 		Setup:       setupResult{Sessions: len(su.sessions), Tokens: len(su.tokens), Logins: su.logins, Seconds: su.took.Seconds()},
 		Usage:       use,
 		Started:     started.UTC(),
 		Interrupted: ctx.Err() != nil,
 	}
+	res.Summary, res.Ops = summarizeOps(total, elapsed.Seconds(), c.Scenario == scenarioMixed)
+	return res, nil
+}
+
+// newWorkers builds c.Concurrency workers and deals them the prepared
+// sessions and the users.
+func newWorkers(t *target, c settings, su setup) []*worker {
+	users := c.usernames()
+	workers := make([]*worker, c.Concurrency)
+	for i := range workers {
+		w := &worker{
+			t: t, scenario: c.Scenario, tokens: su.tokens, stats: newStats(),
+			rng: rand.New(rand.NewPCG(c.Seed, uint64(i))),
+		}
+		// Sessions are dealt round-robin: worker i owns i, i+c, i+2c, ...
+		for j := i; j < len(su.sessions); j += c.Concurrency {
+			w.sessions = append(w.sessions, su.sessions[j])
+		}
+		// So are users; with fewer users than workers, worker i shares
+		// user i mod users.
+		for j := i; j < len(users); j += c.Concurrency {
+			w.users = append(w.users, users[j])
+		}
+		if len(w.users) == 0 {
+			w.users = []string{users[i%len(users)]}
+		}
+		workers[i] = w
+	}
+	return workers
+}
+
+// summarizeOps summarizes all requests and, for a mixed scenario or when
+// more than one operation ran, each operation on its own.
+func summarizeOps(total *stats, secs float64, mixed bool) (opResult, map[string]opResult) {
 	all := newHistogram()
 	var requests, ok int64
 	used := 0
@@ -610,14 +622,14 @@ func runBench(ctx context.Context, c settings) (*result, error) {
 			used++
 		}
 	}
-	res.Summary = summarize(all, requests, ok, secs)
-	if c.Scenario == scenarioMixed || used > 1 {
-		res.Ops = map[string]opResult{}
-		for o := range numOps {
-			if total.requests[o] > 0 {
-				res.Ops[o.String()] = summarize(total.hist[o], total.requests[o], total.ok[o], secs)
-			}
+	if !mixed && used <= 1 {
+		return summarize(all, requests, ok, secs), nil
+	}
+	ops := map[string]opResult{}
+	for o := range numOps {
+		if total.requests[o] > 0 {
+			ops[o.String()] = summarize(total.hist[o], total.requests[o], total.ok[o], secs)
 		}
 	}
-	return res, nil
+	return summarize(all, requests, ok, secs), ops
 }

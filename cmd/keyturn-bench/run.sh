@@ -185,21 +185,35 @@ KEYTURN_BENCH_INTROSPECT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_
 KEYTURN_BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 export KEYTURN_SECRET KEYTURN_BENCH_CLIENT_SECRET KEYTURN_BENCH_INTROSPECT_SECRET KEYTURN_BENCH_PASSWORD
 
-# ---------------------------------------------------------------- argon2id
-# measure_hash FILE: time argon2id (keyturn-bench -measure-hash), again
-# if other jobs were busy meanwhile.
-measure_hash() {
-	local attempt others start
+# until_quiet NAME COMMAND...: run COMMAND, which sets OTHERS to the CPU %
+# other jobs used during it, again while OTHERS is over MAX_OTHERS, up to
+# RETRIES times in all. A failing COMMAND stops the script (set -e).
+OTHERS=0
+until_quiet() {
+	local name=$1 attempt
+	shift
 	for attempt in $(seq "$RETRIES"); do
-		wait_quiet
-		cpu_snapshot > "$WORK/cpu.before"
-		start=$(date +%s.%N)
-		"$BIN/keyturn-bench" -measure-hash 20 -json > "$1"
-		cpu_snapshot > "$WORK/cpu.after"
-		others=$(others_percent "$WORK/cpu.before" "$WORK/cpu.after" "$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')")
-		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
-		echo "   (other jobs used ${others}% CPU while hashing; again)"
+		"$@"
+		if (( OTHERS <= MAX_OTHERS )) || (( attempt == RETRIES )); then return; fi
+		echo "   ($name: other jobs used ${OTHERS}% CPU during the run; again)"
 	done
+}
+
+# ---------------------------------------------------------------- argon2id
+# hash_once FILE: time argon2id once (keyturn-bench -measure-hash).
+hash_once() {
+	local start
+	wait_quiet
+	cpu_snapshot > "$WORK/cpu.before"
+	start=$(date +%s.%N)
+	"$BIN/keyturn-bench" -measure-hash 20 -json > "$1"
+	cpu_snapshot > "$WORK/cpu.after"
+	OTHERS=$(others_percent "$WORK/cpu.before" "$WORK/cpu.after" "$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')")
+}
+
+# measure_hash FILE: time argon2id, again if other jobs were busy meanwhile.
+measure_hash() {
+	until_quiet argon2id hash_once "$1"
 	jq -r '"   \(.params): median \(.median_ms) ms; limit = \(.cpus) / \(.median_ms) ms = \(.limit_per_second | floor) logins/s (\(.cpus) at once: \(.parallel_per_second | floor)/s)"' "$1"
 }
 
@@ -273,17 +287,18 @@ others_in() {
 # which other jobs used more than MAX_OTHERS % CPU is repeated (up to
 # RETRIES times); the report says how busy they were.
 bench() {
-	local name=$1 port=$2 attempt others
+	until_quiet "$1" bench_once "$@"
+	summary_line "$OUT/$1.json"
+}
+
+# bench_once NAME PORT ARGS...: one run of bench.
+bench_once() {
+	local name=$1 port=$2
 	shift 2
-	for attempt in $(seq "$RETRIES"); do
-		wait_quiet
-		"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" \
-			-introspect-client-id rs -pid "$SERVER_PID" -label "$name" -json "$@" > "$OUT/$name.json"
-		others=$(others_in "$OUT/$name.json")
-		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
-		echo "   ($name: other jobs used ${others}% CPU during the run; again)"
-	done
-	summary_line "$OUT/$name.json"
+	wait_quiet
+	"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" \
+		-introspect-client-id rs -pid "$SERVER_PID" -label "$name" -json "$@" > "$OUT/$name.json"
+	OTHERS=$(others_in "$OUT/$name.json")
 }
 
 summary_line() {
@@ -313,25 +328,26 @@ run_scenarios() {
 # what it did until then) when the refresh run is over, so it covers the
 # refresh run's setup and measured time.
 flood() {
-	local name=$1 cfg=$2 port=$3 flood_pid attempt others
-	for attempt in $(seq "$RETRIES"); do
-		start_server "$name" "$cfg" "$port"
-		wait_quiet
-		"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" -pid "$SERVER_PID" \
-			-scenario password -c 16 -d "$((DURATION + 120))s" -label "$name-password" -json > "$OUT/$name-password.json" &
-		flood_pid=$!
-		PIDS+=("$flood_pid")
-		sleep 2
-		"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" -pid "$SERVER_PID" \
-			-scenario refresh -c 16 -d "${DURATION}s" -label "$name-refresh" -json > "$OUT/$name-refresh.json"
-		stop "$flood_pid"
-		stop "$SERVER_PID"
-		others=$(others_in "$OUT/$name-refresh.json")
-		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
-		echo "   ($name: other jobs used ${others}% CPU during the run; again)"
-	done
-	summary_line "$OUT/$name-password.json"
-	summary_line "$OUT/$name-refresh.json"
+	until_quiet "$1" flood_once "$@"
+	summary_line "$OUT/$1-password.json"
+	summary_line "$OUT/$1-refresh.json"
+}
+
+# flood_once NAME CONFIG PORT: one run of flood, on a server of its own.
+flood_once() {
+	local name=$1 cfg=$2 port=$3 flood_pid
+	start_server "$name" "$cfg" "$port"
+	wait_quiet
+	"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" -pid "$SERVER_PID" \
+		-scenario password -c 16 -d "$((DURATION + 120))s" -label "$name-password" -json > "$OUT/$name-password.json" &
+	flood_pid=$!
+	PIDS+=("$flood_pid")
+	sleep 2
+	"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" -pid "$SERVER_PID" \
+		-scenario refresh -c 16 -d "${DURATION}s" -label "$name-refresh" -json > "$OUT/$name-refresh.json"
+	stop "$flood_pid"
+	stop "$SERVER_PID"
+	OTHERS=$(others_in "$OUT/$name-refresh.json")
 }
 
 # ---------------------------------------------------------------- pgbench
@@ -368,35 +384,37 @@ RETURNING $FAMILY_COLUMNS \\gset r_"
 
 # run_pgbench NAME SCRIPT CLIENTS: prepared mode, fixed duration; tx/s into $OUT/NAME.txt.
 run_pgbench() {
-	local name=$1 script=$2 clients=$3 now_us=$(( $(date +%s) * 1000000 )) attempt others pid window
+	local name=$1
+	until_quiet "$name" pgbench_once "$@" "$(( $(date +%s) * 1000000 ))"
+	echo "   $name: $(grep -E '^tps' "$OUT/$name.txt" | head -1), $(grep -E 'latency average' "$OUT/$name.txt"); $(grep -E '^postgres:' "$OUT/$name.txt"), $(grep -E '^pgbench:' "$OUT/$name.txt"), other jobs ${OTHERS}% CPU"
+}
+
+# pgbench_once NAME SCRIPT CLIENTS NOW_US: one run of run_pgbench.
+pgbench_once() {
+	local name=$1 script=$2 clients=$3 now_us=$4 pid window
 	# CPU is sampled from 1s after the start to 1s before the end, while
 	# pgbench's backends exist (a process that has exited is not counted).
 	window=$(( DURATION > 2 ? DURATION - 2 : 1 ))
-	for attempt in $(seq "$RETRIES"); do
-		psql -q -d "$DB" -c "UPDATE bench_families SET generation = 0" -c "CHECKPOINT"
-		wait_quiet
-		pgbench -n -M prepared -c "$clients" -j 2 -T "$DURATION" \
-			-D now="$now_us" -D idle=$(( now_us + 432000000000 )) -D r_generation=0 \
-			-f "$script" "$DB" > "$OUT/$name.txt" 2>&1 &
-		pid=$!
-		PIDS+=("$pid")
-		sleep 1
-		cpu_snapshot > "$WORK/cpu.before"
-		sleep "$window"
-		cpu_snapshot > "$WORK/cpu.after"
-		if ! wait "$pid"; then forget "$pid"; cat "$OUT/$name.txt" >&2; return 1; fi
-		forget "$pid"
-		if grep -q aborted "$OUT/$name.txt"; then cat "$OUT/$name.txt" >&2; return 1; fi
-		others=$(others_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window")
-		{
-			echo "other jobs: ${others}% CPU"
-			echo "postgres: $(command_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window" '^postgres')% CPU"
-			echo "pgbench: $(command_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window" '^pgbench')% CPU"
-		} >> "$OUT/$name.txt"
-		if (( others <= MAX_OTHERS )) || (( attempt == RETRIES )); then break; fi
-		echo "   ($name: other jobs used ${others}% CPU during the run; again)"
-	done
-	echo "   $name: $(grep -E '^tps' "$OUT/$name.txt" | head -1), $(grep -E 'latency average' "$OUT/$name.txt"); $(grep -E '^postgres:' "$OUT/$name.txt"), $(grep -E '^pgbench:' "$OUT/$name.txt"), other jobs ${others}% CPU"
+	psql -q -d "$DB" -c "UPDATE bench_families SET generation = 0" -c "CHECKPOINT"
+	wait_quiet
+	pgbench -n -M prepared -c "$clients" -j 2 -T "$DURATION" \
+		-D now="$now_us" -D idle=$(( now_us + 432000000000 )) -D r_generation=0 \
+		-f "$script" "$DB" > "$OUT/$name.txt" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	sleep 1
+	cpu_snapshot > "$WORK/cpu.before"
+	sleep "$window"
+	cpu_snapshot > "$WORK/cpu.after"
+	if ! wait "$pid"; then forget "$pid"; cat "$OUT/$name.txt" >&2; return 1; fi
+	forget "$pid"
+	if grep -q aborted "$OUT/$name.txt"; then cat "$OUT/$name.txt" >&2; return 1; fi
+	OTHERS=$(others_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window")
+	{
+		echo "other jobs: ${OTHERS}% CPU"
+		echo "postgres: $(command_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window" '^postgres')% CPU"
+		echo "pgbench: $(command_percent "$WORK/cpu.before" "$WORK/cpu.after" "$window" '^pgbench')% CPU"
+	} >> "$OUT/$name.txt"
 }
 
 pgbench_tps() { grep -E '^tps' "$OUT/$1.txt" | head -1 | awk '{print $3}'; }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,8 @@ type env struct {
 	stderr     io.Writer
 	lookupEnv  func(string) (string, bool)
 	configPath string
-	hangup     <-chan os.Signal // SIGHUP: serve reloads the clients
+	hangup     <-chan os.Signal   // SIGHUP: serve reloads the clients
+	onServer   func(*http.Server) // nil, or sees each server serve builds
 }
 
 // app is a loaded config and the logger built from it.

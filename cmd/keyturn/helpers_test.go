@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,8 @@ type cli struct {
 	config string            // path of the config file
 	env    map[string]string // the environment run sees
 	hangup chan os.Signal    // what serve, started by start, takes as SIGHUP
+	// onServer, if set before start, sees each HTTP server serve builds.
+	onServer func(*http.Server)
 }
 
 // forEachDatabase runs fn against a fresh SQLite database and, when
@@ -110,7 +113,7 @@ func (c *cli) start(args ...string) (stdout, stderr *syncBuffer, stop func() int
 		done <- runWith(ctx, args, strings.NewReader(""), stdout, stderr, func(k string) (string, bool) {
 			v, ok := env[k]
 			return v, ok
-		}, c.hangup)
+		}, c.hangup, c.onServer)
 	}()
 	var once sync.Once
 	var code int

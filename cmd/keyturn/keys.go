@@ -17,26 +17,33 @@ import (
 
 func (e *env) keysCommand() *cobra.Command {
 	return group("keys", "Manage access-token signing keys",
-		&cobra.Command{
-			Use:   "rotate",
-			Short: "Add a signing key: published now, signing after keys.rotation_delay",
-			Args:  noArgs,
-			RunE: runE(func(cmd *cobra.Command, _ []string) error {
-				return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
-					k, err := keys.Rotate(ctx)
-					if err != nil {
-						return fmt.Errorf("rotate: %w", err)
-					}
-					fmt.Fprintf(e.stdout, "new key %s (%s): published now, signs from %s\n",
-						k.ID, k.Algorithm, formatTime(k.ActivateAt))
-					return nil
-				})
-			}),
-		},
-		&cobra.Command{
-			Use:   "revoke KID",
-			Short: "Withdraw a signing key at once (a leaked key)",
-			Long: `Revoke the signing key KID at once, for a key that leaked: every running
+		e.keysRotateCommand(), e.keysRevokeCommand(), e.keysListCommand())
+}
+
+func (e *env) keysRotateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate",
+		Short: "Add a signing key: published now, signing after keys.rotation_delay",
+		Args:  noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
+				k, err := keys.Rotate(ctx)
+				if err != nil {
+					return fmt.Errorf("rotate: %w", err)
+				}
+				fmt.Fprintf(e.stdout, "new key %s (%s): published now, signs from %s\n",
+					k.ID, k.Algorithm, formatTime(k.ActivateAt))
+				return nil
+			})
+		}),
+	}
+}
+
+func (e *env) keysRevokeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke KID",
+		Short: "Withdraw a signing key at once (a leaked key)",
+		Long: `Revoke the signing key KID at once, for a key that leaked: every running
 instance stops publishing it in the JWKS, answers introspection of tokens it
 signed with {"active":false}, and stops signing with it within a few seconds,
 without a restart; its private half is erased from the database. If it was
@@ -44,57 +51,59 @@ the signing key, a pending key (from keys rotate) signs from now on, or else
 a new key, without keys.rotation_delay. Resource servers that verify tokens
 themselves may hold the key in a cached JWKS for up to its max-age (5 minutes).
 Sessions are not ended: refresh tokens do not depend on the signing key.`,
-			Args: oneKID,
-			RunE: runE(func(cmd *cobra.Command, args []string) error {
-				return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
-					res, err := keys.Revoke(ctx, args[0])
-					if errors.Is(err, storage.ErrNotFound) {
-						return usageErrorf("no signing key %q (see keyturn keys list)", args[0])
-					}
-					if err != nil {
-						return fmt.Errorf("revoke: %w", err)
-					}
-					if res.AlreadyRevoked {
-						fmt.Fprintf(e.stdout, "key %s was already revoked at %s\n", res.ID, formatTime(res.RevokedAt))
-						return nil
-					}
-					fmt.Fprintf(e.stdout, "revoked key %s: every instance drops it within seconds\n", res.ID)
-					switch {
-					case res.NewSigner:
-						fmt.Fprintf(e.stdout, "new key %s signs from now on\n", res.SignerID)
-					case res.SignerID != "":
-						fmt.Fprintf(e.stdout, "pending key %s signs from now on\n", res.SignerID)
-					}
+		Args: oneKID,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
+				res, err := keys.Revoke(ctx, args[0])
+				if errors.Is(err, storage.ErrNotFound) {
+					return usageErrorf("no signing key %q (see keyturn keys list)", args[0])
+				}
+				if err != nil {
+					return fmt.Errorf("revoke: %w", err)
+				}
+				if res.AlreadyRevoked {
+					fmt.Fprintf(e.stdout, "key %s was already revoked at %s\n", res.ID, formatTime(res.RevokedAt))
 					return nil
-				})
-			}),
-		},
-		&cobra.Command{
-			Use:   "list",
-			Short: "List signing keys and their states",
-			Args:  noArgs,
-			RunE: runE(func(cmd *cobra.Command, _ []string) error {
-				return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
-					list, err := keys.List(ctx)
-					if err != nil {
-						return fmt.Errorf("list keys: %w", err)
+				}
+				fmt.Fprintf(e.stdout, "revoked key %s: every instance drops it within seconds\n", res.ID)
+				switch {
+				case res.NewSigner:
+					fmt.Fprintf(e.stdout, "new key %s signs from now on\n", res.SignerID)
+				case res.SignerID != "":
+					fmt.Fprintf(e.stdout, "pending key %s signs from now on\n", res.SignerID)
+				}
+				return nil
+			})
+		}),
+	}
+}
+
+func (e *env) keysListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List signing keys and their states",
+		Args:  noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
+				list, err := keys.List(ctx)
+				if err != nil {
+					return fmt.Errorf("list keys: %w", err)
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES")
+				for _, k := range list {
+					// A revoked key retired when it was revoked.
+					retires := k.RetireAt
+					if k.State == "revoked" {
+						retires = k.RevokedAt
 					}
-					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES")
-					for _, k := range list {
-						// A revoked key retired when it was revoked.
-						retires := k.RetireAt
-						if k.State == "revoked" {
-							retires = k.RevokedAt
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
-							formatTime(k.CreatedAt), formatTime(k.ActivateAt), formatTime(retires))
-					}
-					return tw.Flush()
-				})
-			}),
-		},
-	)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
+						formatTime(k.CreatedAt), formatTime(k.ActivateAt), formatTime(retires))
+				}
+				return tw.Flush()
+			})
+		}),
+	}
 }
 
 // withKeys loads the config, the master secret (never generating it), the

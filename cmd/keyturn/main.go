@@ -14,7 +14,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	hangup := make(chan os.Signal, 1)
 	signal.Notify(hangup, syscall.SIGHUP) // serve reloads its clients
-	code := runWith(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv, hangup)
+	code := runWith(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv, hangup, nil)
 	stop()
 	os.Exit(code)
 }

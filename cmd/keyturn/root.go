@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -37,13 +38,14 @@ func usageErrorf(format string, args ...any) error { return usageError(fmt.Error
 // run is the whole program, minus the process: arguments, standard streams
 // and environment come in, the exit code goes out. Tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
-	return runWith(ctx, args, stdin, stdout, stderr, lookupEnv, nil)
+	return runWith(ctx, args, stdin, stdout, stderr, lookupEnv, nil, nil)
 }
 
 // runWith is run with a channel that delivers SIGHUP (reload the clients;
-// nil: never).
-func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool), hangup <-chan os.Signal) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, hangup: hangup}
+// nil: never) and a hook that sees each HTTP server serve builds before it
+// serves (nil: none; tests use it to wait on connection states and shutdown).
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool), hangup <-chan os.Signal, onServer func(*http.Server)) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, hangup: hangup, onServer: onServer}
 	root := e.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -124,24 +126,28 @@ SQLite database under ./data.`,
 	return root
 }
 
-// Flag errors that would echo what was typed: `-pSECRET` and
-// `--password-stdin=SECRET` must not print SECRET.
-var (
-	shorthandIn     = regexp.MustCompile(`^(unknown shorthand flag: '.') in .*$`)
-	invalidArgument = regexp.MustCompile(`^invalid argument .* for (".*") flag: .*$`)
-)
-
 // flagError is pflag's message without the argument it quotes, which may
-// be a password typed where it does not belong.
+// be a password typed where it does not belong: `-pSECRET` and
+// `--password-stdin=SECRET` must not print SECRET. pflag's typed errors
+// say which flag and what was typed, so nothing is read back from text.
 func flagError(err error) string {
-	msg := err.Error()
-	if m := shorthandIn.FindStringSubmatch(msg); m != nil {
-		return m[1]
+	var notExist *pflag.NotExistError
+	if errors.As(err, &notExist) && notExist.GetSpecifiedShortnames() != "" {
+		return fmt.Sprintf("unknown shorthand flag: %q", []rune(notExist.GetSpecifiedName())[0])
 	}
-	if m := invalidArgument.FindStringSubmatch(msg); m != nil {
-		return "invalid value for " + m[1] + " flag"
+	var invalid *pflag.InvalidValueError
+	if errors.As(err, &invalid) {
+		return fmt.Sprintf("invalid value for %q flag", flagName(invalid.GetFlag()))
 	}
-	return msg
+	return err.Error()
+}
+
+// flagName names a flag as pflag's own messages do: "-p, --password".
+func flagName(f *pflag.Flag) string {
+	if f.Shorthand != "" && f.ShorthandDeprecated == "" {
+		return "-" + f.Shorthand + ", --" + f.Name
+	}
+	return "--" + f.Name
 }
 
 // noArgs rejects positional arguments without echoing them: a password

@@ -90,22 +90,58 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		return err
 	}
 	defer store.Close()
-	if creds != nil {
-		stopDemo, err := startDemoUser(ctx, store, creds, a.log)
-		if err != nil {
-			return err
-		}
-		defer stopDemo()
-		a.log.Warn("demo mode: client and user \"demo\" exist until this server stops; do not use in production")
-	} else if err := removeLeftoverDemoUser(ctx, store, a.log); err != nil {
+	stopDemo, err := a.demoUser(ctx, store, creds)
+	if err != nil {
 		return err
 	}
+	defer stopDemo()
 	keys, err := a.keys(ctx, store, secret, a.log)
 	if err != nil {
 		return err
 	}
+	handler, err := server.New(a.serverOptions(store, reg, keys))
+	if err != nil {
+		return err
+	}
+	listeners, err := e.listen(ctx, a, handler, tlsConfig)
+	for _, l := range listeners {
+		defer l.ln.Close()
+	}
+	if err != nil {
+		return err
+	}
+	a.log.Info("listening", "addr", listeners[0].ln.Addr().String(), "tls", tlsConfig != nil,
+		"issuer", a.cfg.Issuer, "clients", reg.IDs(), "memory_limit_mib", memLimit>>20)
+	if len(listeners) > 1 {
+		a.log.Info("admin listening", "addr", listeners[1].ln.Addr().String())
+	}
+	if creds != nil {
+		printDemo(e.stdout, a.cfg.Issuer, creds)
+	}
+	// The sweeper, the reloader and the key watcher stop with ctx; the
+	// store is closed only after they have.
+	defer e.startBackground(ctx, a, store, handler, keys, creds)()
+	return a.serveUntilDone(ctx, listeners)
+}
+
+// demoUser creates the demo's user (creds non-nil) or removes one a demo
+// left behind, and returns what deletes the demo's user when serve stops.
+func (a *app) demoUser(ctx context.Context, store storage.Store, creds *demoCredentials) (stop func(), err error) {
+	if creds == nil {
+		return func() {}, removeLeftoverDemoUser(ctx, store, a.log)
+	}
+	stop, err = startDemoUser(ctx, store, creds, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Warn("demo mode: client and user \"demo\" exist until this server stops; do not use in production")
+	return stop, nil
+}
+
+// serverOptions is the server's configuration from the loaded config.
+func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *server.Keys) server.Options {
 	l := a.cfg.Login
-	handler, err := server.New(server.Options{
+	return server.Options{
 		Issuer:  a.cfg.Issuer,
 		Store:   store,
 		Clients: reg,
@@ -123,43 +159,52 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		Ready:          schemaCurrent(store),
 		DB:             store.DB(),
 		SeparateAdmin:  a.cfg.AdminListen != "",
-	})
-	if err != nil {
-		return err
 	}
-	// Listen before serving so that a busy port is one clear error, and
-	// so that the log shows the actual address (listen: 127.0.0.1:0).
-	listeners := []*listener{{addr: a.cfg.Listen, handler: handler, tls: tlsConfig}}
-	if a.cfg.AdminListen != "" {
-		listeners = append(listeners, &listener{addr: a.cfg.AdminListen, handler: handler.AdminHandler()})
-	}
-	for _, l := range listeners {
-		if err := l.listen(ctx, a.log); err != nil {
-			return err
-		}
-		defer l.ln.Close()
-	}
-	a.log.Info("listening", "addr", listeners[0].ln.Addr().String(), "tls", tlsConfig != nil,
-		"issuer", a.cfg.Issuer, "clients", reg.IDs(), "memory_limit_mib", memLimit>>20)
-	if len(listeners) > 1 {
-		a.log.Info("admin listening", "addr", listeners[1].ln.Addr().String())
-	}
-	if creds != nil {
-		printDemo(e.stdout, a.cfg.Issuer, creds)
-	}
+}
 
-	// The sweeper, the reloader and the key watcher stop with ctx; the
-	// store is closed only after they have.
+// listen opens the public listener and, with admin_listen, the admin one.
+// Listening before serving makes a busy port one clear error, and lets the
+// log show the actual address (listen: 127.0.0.1:0). The listeners it
+// returns are open even with an error, for the caller to close.
+func (e *env) listen(ctx context.Context, a *app, handler *server.Server, tlsConfig *tls.Config) ([]*listener, error) {
+	all := []*listener{{addr: a.cfg.Listen, handler: handler, tls: tlsConfig}}
+	if a.cfg.AdminListen != "" {
+		all = append(all, &listener{addr: a.cfg.AdminListen, handler: handler.AdminHandler()})
+	}
+	var open []*listener
+	for _, l := range all {
+		if err := l.listen(ctx, a.log); err != nil {
+			return open, err
+		}
+		open = append(open, l)
+		if e.onServer != nil {
+			e.onServer(l.srv)
+		}
+	}
+	return open, nil
+}
+
+// startBackground starts the sweeper (every cleanup.interval; 0: never),
+// the clients' reloader and the key watcher, and returns what stops them
+// and waits until they have.
+func (e *env) startBackground(ctx context.Context, a *app, store storage.Store, handler *server.Server, keys *server.Keys, creds *demoCredentials) (stop func()) {
 	var background sync.WaitGroup
-	defer background.Wait()
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
+	bgCtx, cancel := context.WithCancel(ctx)
 	if a.cfg.Cleanup.Interval > 0 {
 		background.Go(func() { a.cleaner(store).Run(bgCtx, a.cfg.Cleanup.Interval) })
 	}
 	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, creds) })
 	background.Go(func() { keys.Watch(bgCtx) })
+	return func() {
+		cancel()
+		background.Wait()
+	}
+}
 
+// serveUntilDone serves on every listener until ctx is done (or one
+// fails), then stops accepting and lets in-flight requests finish within
+// shutdown_timeout.
+func (a *app) serveUntilDone(ctx context.Context, listeners []*listener) error {
 	served := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() { served <- l.serve() }()
@@ -169,7 +214,6 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// Stop accepting, let in-flight requests finish within the deadline.
 	a.log.Info("shutting down", "deadline", a.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
