@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -205,12 +204,10 @@ type slowChecks struct {
 	// verifyHash checks an argon2id secret hash (passhash.Verify, or
 	// SlowChecks.Verify); it runs in a slot.
 	verifyHash func(encoded, secret string) (bool, error)
-	// slots bounds argon2id secret checks running at once: client ids
-	// are public, and each wrong guess would otherwise cost ~19 MiB.
-	slots chan struct{}
-	// waiting counts the checks waiting for a slot, at most maxWaiting.
-	waiting    atomic.Int64
-	maxWaiting int64
+	// hashes bounds argon2id secret checks running at once, together
+	// with the process's logins: client ids are public, and each wrong
+	// guess would otherwise cost ~19 MiB.
+	hashes *passhash.Limiter
 	// flight makes identical concurrent checks (same client, same
 	// presented secret) share one hash.
 	flight singleflight.Group
@@ -226,12 +223,13 @@ var ErrBusy = errors.New("client authentication busy")
 
 // SlowChecks bounds the argon2id secret checks of a registry.
 type SlowChecks struct {
-	// Slots is how many run at once; 0 means passhash.CPUs().
-	Slots int
-	// Queue is how many more may wait for a slot, each no longer than its
-	// context; past it Authenticate answers ErrBusy at once. 0 means 8 per
-	// slot.
-	Queue int
+	// Limiter is the process's one hashing budget, shared with the
+	// password grant and kept across reloads: its slots bound the checks
+	// running at once, and past its slots and queue Authenticate answers
+	// ErrBusy at once; an admitted check waits for a slot no longer than
+	// its context. nil means a limiter of the registry's own with the
+	// default size (passhash.NewLimiter(0, 0)).
+	Limiter *passhash.Limiter
 	// Verify checks a secret against an argon2id hash; nil means
 	// passhash.Verify (tests count the hashes with it).
 	Verify func(encoded, secret string) (bool, error)
@@ -252,19 +250,15 @@ func New(specs []Spec, d Defaults, lookupEnv func(string) (string, bool)) (*Regi
 func NewWithSlowChecks(specs []Spec, d Defaults, lookupEnv func(string) (string, bool), sc SlowChecks) (*Registry, error) {
 	errs := validate(specs)
 	errs = append(errs, validateDefaults(d)...)
-	if sc.Slots <= 0 {
-		sc.Slots = passhash.CPUs()
-	}
-	if sc.Queue <= 0 {
-		sc.Queue = 8 * sc.Slots
+	if sc.Limiter == nil {
+		sc.Limiter = passhash.NewLimiter(0, 0)
 	}
 	if sc.Verify == nil {
 		sc.Verify = passhash.Verify
 	}
 	slow := &slowChecks{
 		verifyHash: sc.Verify,
-		slots:      make(chan struct{}, sc.Slots),
-		maxWaiting: int64(sc.Queue),
+		hashes:     sc.Limiter,
 	}
 	r := &Registry{
 		clients: make(map[string]*Client, len(specs)),
@@ -486,27 +480,20 @@ func (r *slowChecks) check(ctx context.Context, id string, vs []*verifier, secre
 // errWaitEnded: the request ended while its check waited for a slot.
 var errWaitEnded = fmt.Errorf("%w: the request ended while waiting for a slot", ErrBusy)
 
-// acquire takes a slot for an argon2id check, waiting for one while
-// ctx lasts if no more than the queue bound are already waiting; else it
-// answers ErrBusy.
+// acquire takes a slot of the hashing budget for an argon2id check,
+// waiting for one while ctx lasts if the budget admits it; else it answers
+// ErrBusy.
 func (r *slowChecks) acquire(ctx context.Context) (release func(), err error) {
-	release = func() { <-r.slots }
-	select {
-	case r.slots <- struct{}{}:
-		return release, nil
-	default:
-	}
-	if r.waiting.Add(1) > r.maxWaiting {
-		r.waiting.Add(-1)
+	leave, err := r.hashes.Admit()
+	if err != nil {
 		return nil, ErrBusy
 	}
-	defer r.waiting.Add(-1)
-	select {
-	case r.slots <- struct{}{}:
-		return release, nil
-	case <-ctx.Done():
+	slot, err := r.hashes.Acquire(ctx)
+	if err != nil {
+		leave()
 		return nil, errWaitEnded
 	}
+	return func() { slot(); leave() }, nil
 }
 
 // Validate checks specs without reading the environment and reports every

@@ -266,16 +266,26 @@ func TestNothingPrintsSecrets(t *testing.T) {
 // Authenticate answers ErrBusy at once instead of hashing.
 func TestSlowChecksBounded(t *testing.T) {
 	var hashes atomic.Int64
+	lim := passhash.NewLimiter(2, 1)
 	r, err := NewWithSlowChecks([]Spec{with(app("slow"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
-		testDefaults(), env(nil), SlowChecks{Slots: 2, Queue: 1, Verify: func(encoded, secret string) (bool, error) {
+		testDefaults(), env(nil), SlowChecks{Limiter: lim, Verify: func(encoded, secret string) (bool, error) {
 			hashes.Add(1)
 			return passhash.Verify(encoded, secret)
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range cap(r.slow().slots) { // every slot taken
-		r.slow().slots <- struct{}{}
+	var held []func()
+	for range lim.Slots() { // every slot taken (by logins, say)
+		leave, err := lim.Admit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		release, err := lim.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, func() { release(); leave() })
 	}
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -288,7 +298,7 @@ func TestSlowChecksBounded(t *testing.T) {
 		_, err := r.Authenticate(t.Context(), "slow", "chosen secret")
 		waiting <- err
 	}()
-	for r.slow().waiting.Load() != 1 {
+	for lim.Admitted() != 3 {
 		runtime.Gosched() // until it is queued
 	}
 	// ...a different one finds the queue full and is refused at once...
@@ -299,13 +309,14 @@ func TestSlowChecksBounded(t *testing.T) {
 		t.Fatalf("%d hashes with every slot taken", hashes.Load())
 	}
 	// ...and the waiting one runs once a slot is free.
-	<-r.slow().slots
+	held[0]()
 	if err := <-waiting; err != nil {
 		t.Fatalf("Authenticate that waited for a slot: %v", err)
 	}
-	if hashes.Load() != 1 || r.slow().waiting.Load() != 0 {
-		t.Fatalf("%d hashes, %d waiting; want 1, 0", hashes.Load(), r.slow().waiting.Load())
+	if hashes.Load() != 1 || lim.Admitted() != 1 {
+		t.Fatalf("%d hashes, %d admitted; want 1, 1 (the slot still held)", hashes.Load(), lim.Admitted())
 	}
+	held[1]()
 }
 
 // TestIdenticalChecksShareOneHash: many concurrent checks of the same
@@ -316,7 +327,7 @@ func TestIdenticalChecksShareOneHash(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	var hashes atomic.Int64
 	r, err := NewWithSlowChecks([]Spec{with(app("rs"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
-		testDefaults(), env(nil), SlowChecks{Slots: 1, Queue: 1, Verify: func(encoded, secret string) (bool, error) {
+		testDefaults(), env(nil), SlowChecks{Limiter: passhash.NewLimiter(1, 1), Verify: func(encoded, secret string) (bool, error) {
 			if hashes.Add(1) == 1 {
 				close(started)
 				<-release // hold the only slot while the others arrive
@@ -353,14 +364,18 @@ func TestIdenticalChecksShareOneHash(t *testing.T) {
 // another request is not refused when that request ends while waiting for
 // a slot: it waits on, for as long as its own request lasts.
 func TestSharedCheckOutlivesItsFirstRequest(t *testing.T) {
+	lim := passhash.NewLimiter(1, 0)
 	r, err := NewWithSlowChecks([]Spec{with(app("rs"), func(s *Spec) { s.SecretHash = fastHash(t, "chosen secret") })},
-		testDefaults(), env(nil), SlowChecks{Slots: 1})
+		testDefaults(), env(nil), SlowChecks{Limiter: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
 	joined := make(chan struct{}, 4)
 	r.slow().joined = func() { joined <- struct{}{} }
-	r.slow().slots <- struct{}{} // the only slot is taken
+	hold, err := lim.Acquire(t.Context()) // the only slot is taken
+	if err != nil {
+		t.Fatal(err)
+	}
 	first, cancel := context.WithCancel(t.Context())
 	results := make(chan error, 2)
 	go func() { _, err := r.Authenticate(first, "rs", "chosen secret"); results <- err }()
@@ -376,7 +391,7 @@ func TestSharedCheckOutlivesItsFirstRequest(t *testing.T) {
 	case err := <-results:
 		t.Fatalf("the request sharing the check: %v, want it to wait on", err)
 	}
-	<-r.slow().slots // ...and gets the slot
+	hold() // ...and gets the slot
 	if err := <-results; err != nil {
 		t.Fatalf("the request sharing the check: %v, want success", err)
 	}

@@ -39,7 +39,7 @@ func countingClients(t *testing.T, slots int, extra ...clients.Spec) (*clients.R
 			return v, ok
 		}
 		return testEnv(name)
-	}, clients.SlowChecks{Slots: slots, Verify: func(encoded, secret string) (bool, error) {
+	}, clients.SlowChecks{Limiter: passhash.NewLimiter(slots, 0), Verify: func(encoded, secret string) (bool, error) {
 		hashes.Add(1)
 		mu.Lock()
 		h := hook

@@ -69,6 +69,11 @@ func errTooManyAttempts(retryAfter time.Duration) *Error {
 		"too many failed attempts; retry later"), retryAfter)
 }
 
+// errHashingBusy is the login shed at the door: every hash slot and queue
+// place of the hashing budget (Options.Hashes) is taken, or the login's
+// request ended while it waited for a slot.
+var errHashingBusy = errTemporarilyUnavailable("too many logins at once; retry shortly", time.Second)
+
 // withRetryAfter sets Retry-After to d, rounded up to whole seconds (RFC 9110 §10.2.3).
 func withRetryAfter(e *Error, d time.Duration) *Error {
 	secs := int64((d + time.Second - 1) / time.Second)

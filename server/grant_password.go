@@ -78,12 +78,12 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 type userAuth struct {
 	store     storage.Store
 	throttle  *throttle
-	hashing   *hashSlots
+	hashing   *passhash.Limiter
 	dummyHash string
 	logins    *prometheus.CounterVec
 }
 
-func newUserAuth(store storage.Store, th *throttle, opts LoginOptions, m *metrics) (*userAuth, error) {
+func newUserAuth(store storage.Store, th *throttle, hashing *passhash.Limiter, m *metrics) (*userAuth, error) {
 	dummy, err := passhash.Hash(newID(), passhash.Default)
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func newUserAuth(store storage.Store, th *throttle, opts LoginOptions, m *metric
 	return &userAuth{
 		store:     store,
 		throttle:  th,
-		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
+		hashing:   hashing,
 		dummyHash: dummy,
 		logins:    m.logins,
 	}, nil
@@ -106,10 +106,10 @@ const rememberEvery = 24 * time.Hour
 // authenticate returns the id of the user whose password this is, from
 // addr (the zero Addr when unknown), or invalid_grant.
 func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, password string) (string, error) {
-	leave, err := a.hashing.admit()
+	leave, err := a.hashing.Admit()
 	if err != nil {
 		a.logins.WithLabelValues(loginShed).Inc()
-		return "", err
+		return "", errHashingBusy
 	}
 	defer leave()
 	addrKey, uKey := addressKey(addr), userKey(username)
@@ -141,10 +141,10 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	if err != nil {
 		hash = a.dummyHash
 	}
-	release, herr := a.hashing.acquire(ctx)
+	release, herr := a.hashing.Acquire(ctx)
 	if herr != nil {
 		a.logins.WithLabelValues(loginShed).Inc()
-		return "", herr
+		return "", errHashingBusy
 	}
 	ok, verr := func() (bool, error) {
 		defer release() // a panic in the hash must not keep the slot

@@ -42,8 +42,13 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
-	// Login protects the password grant: throttling and hash bounds.
+	// Login protects the password grant: throttling.
 	Login LoginOptions
+	// Hashes is the process's one budget for argon2id checks, shared with
+	// the client registry (SlowChecks.Limiter); logins past its slots and
+	// queue are shed with 503 and Retry-After. nil: a limiter of its own
+	// with the default size (tests).
+	Hashes *passhash.Limiter
 	// RequestTimeout bounds each request's wait for the database (default
 	// 5s): when it is down or hanging, requests answer 503 instead of piling up.
 	RequestTimeout time.Duration
@@ -73,9 +78,9 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.Login = o.Login.withDefaults(passhash.CPUs())
-	if !o.Login.SharedHashProcessors {
-		passhash.ReserveProcessors(o.Login.MaxConcurrentHashes)
+	o.Login = o.Login.withDefaults()
+	if o.Hashes == nil {
+		o.Hashes = passhash.NewLimiter(0, 0)
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 5 * time.Second
@@ -87,7 +92,7 @@ func New(o Options) (*Server, error) {
 	met := newMetrics(o.Keys, o.DB)
 	th := newThrottle(o.Store, o.Login, o.Now)
 	guard := &clientGuard{throttle: th, trusted: o.Login.TrustedProxies}
-	users, err := newUserAuth(o.Store, th, o.Login, met)
+	users, err := newUserAuth(o.Store, th, o.Hashes, met)
 	if err != nil {
 		return nil, err
 	}

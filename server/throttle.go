@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
@@ -19,20 +18,6 @@ import (
 
 // LoginOptions protect the password grant, the slow and attackable path.
 type LoginOptions struct {
-	// MaxConcurrentHashes bounds argon2id checks running at once on this
-	// instance (each holds ~19 MiB); 0 means the number of CPUs.
-	MaxConcurrentHashes int
-	// MaxQueuedHashes bounds the logins let in beyond the hash slots
-	// (checking the throttle, or waiting for a slot); past it the server
-	// sheds load at once, before any database work, with 503 and
-	// Retry-After. 0 means 8 per slot.
-	MaxQueuedHashes int
-	// SharedHashProcessors leaves GOMAXPROCS alone. By default New gives
-	// each hash slot a Go processor of its own (passhash.ReserveProcessors),
-	// so that during a login flood other requests never wait behind hashes
-	// for Go's 10 ms preemption; sharing gives more logins per second when
-	// logins alone load the machine, and slower refreshes during a flood.
-	SharedHashProcessors bool
 	// FreeFailures failed logins per (username, source address) are free;
 	// each further one doubles the wait from BaseDelay, up to MaxDelay.
 	// Failures older than FailureWindow are forgotten. Client
@@ -67,13 +52,7 @@ type LoginOptions struct {
 	TrustedProxies []netip.Prefix
 }
 
-func (o LoginOptions) withDefaults(cpus int) LoginOptions {
-	if o.MaxConcurrentHashes <= 0 {
-		o.MaxConcurrentHashes = cpus
-	}
-	if o.MaxQueuedHashes <= 0 {
-		o.MaxQueuedHashes = 8 * o.MaxConcurrentHashes
-	}
+func (o LoginOptions) withDefaults() LoginOptions {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -380,45 +359,6 @@ func (s *signal) broadcast() {
 	if s.ch != nil {
 		close(s.ch)
 		s.ch = nil
-	}
-}
-
-// hashSlots bounds concurrent password hashing, and the logins admitted to
-// wait for it: a flood is shed at the door, before any database work, and
-// never starves refreshes of CPU or the process of memory. Shedding is
-// cheap so that a flood that keeps retrying spends the CPU on hashes, not
-// on refusals (BENCHMARKS.md: c=64 password run).
-type hashSlots struct {
-	slots       chan struct{}
-	admitted    atomic.Int64
-	maxAdmitted int64 // slots + queue places
-}
-
-func newHashSlots(concurrent, queued int) *hashSlots {
-	return &hashSlots{slots: make(chan struct{}, concurrent), maxAdmitted: int64(concurrent + queued)}
-}
-
-var errHashingBusy = errTemporarilyUnavailable("too many logins at once; retry shortly", time.Second)
-
-// admit lets one login in, or refuses it at once when every slot and every
-// queue place is taken. leave must be called when the login is done,
-// hashed or not.
-func (h *hashSlots) admit() (leave func(), err error) {
-	if h.admitted.Add(1) > h.maxAdmitted {
-		h.admitted.Add(-1)
-		return nil, errHashingBusy
-	}
-	return func() { h.admitted.Add(-1) }, nil
-}
-
-// acquire takes a slot for an admitted login, waiting for one; release
-// gives it back. A login whose request ends while it waits is shed.
-func (h *hashSlots) acquire(ctx context.Context) (release func(), err error) {
-	select {
-	case h.slots <- struct{}{}:
-		return func() { <-h.slots }, nil
-	case <-ctx.Done():
-		return nil, errHashingBusy
 	}
 }
 

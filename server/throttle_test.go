@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage/passhash"
 )
 
 // behindProxy trusts loopback as a proxy, so each request's
@@ -189,7 +190,7 @@ func burst(t *testing.T, servers []*testServer, logins [][3]string) (checked, re
 }
 
 // bigQueue admits every login of a burst (none shed with 503).
-func bigQueue(o *server.Options) { o.Login.MaxQueuedHashes = 128 }
+func bigQueue(o *server.Options) { o.Hashes = passhash.NewLimiter(0, 128) }
 
 // TestConcurrentCorrectLoginsAllSucceed: ten parallel logins with the right
 // password for one user from one address all get tokens (issue 11, 1).

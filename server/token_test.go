@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage"
-	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
@@ -650,31 +648,6 @@ func TestGraceWindowOnAnotherInstance(t *testing.T) {
 	}
 	if r := b.token(g, refresh(rt2)); r.status != 200 {
 		t.Fatalf("the successor on b: %d %s", r.status, r.body)
-	}
-}
-
-// TestHashSlotsGetProcessors: by default a server gives each hash slot a Go
-// processor of its own on top of the CPUs; with hash_processors: shared it
-// leaves GOMAXPROCS alone. The reservation is process-wide and only grows,
-// so the slot counts here are larger than any other test's (their default
-// is one slot per CPU).
-func TestHashSlotsGetProcessors(t *testing.T) {
-	own, shared := passhash.CPUs()+8, passhash.CPUs()+16
-	s := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) {
-		o.Login.MaxConcurrentHashes, o.Login.SharedHashProcessors = shared, true
-	})
-	if got := runtime.GOMAXPROCS(0); got >= passhash.CPUs()+shared {
-		t.Fatalf("shared: GOMAXPROCS %d, want below CPUs + %d", got, shared)
-	}
-	// Logins work the same with shared processors.
-	if r := s.login(confA); r.status != 200 || r.str("refresh_token") == "" {
-		t.Fatalf("login: %d %s", r.status, r.body)
-	}
-	wantError(t, s.token(confA, pw("ada", "wrong")), 400, "invalid_grant")
-
-	newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Login.MaxConcurrentHashes = own })
-	if got, want := runtime.GOMAXPROCS(0), passhash.CPUs()+own; got != want {
-		t.Fatalf("own: GOMAXPROCS %d, want CPUs + %d hash slots = %d", got, own, want)
 	}
 }
 

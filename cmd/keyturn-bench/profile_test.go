@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore"
 )
 
@@ -96,7 +97,17 @@ func TestServeForProfile(t *testing.T) {
 	} else {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
-	reg, err := clients.New(cfg.Clients, cfg.ClientDefaults(), os.LookupEnv)
+	l := cfg.Login
+	// One hashing budget for logins and client checks, and the process
+	// settings that follow from it, as serve does.
+	hashes := passhash.NewLimiter(l.MaxConcurrentHashes, l.MaxQueuedHashes)
+	if l.HashProcessors != config.HashProcessorsShared {
+		passhash.ReserveProcessors(hashes.Slots())
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(hashes.MemoryLimit())
+	}
+	reg, err := clients.NewWithSlowChecks(cfg.Clients, cfg.ClientDefaults(), os.LookupEnv, clients.SlowChecks{Limiter: hashes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +129,10 @@ func TestServeForProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := cfg.Login
-	if os.Getenv("GOMEMLIMIT") == "" { // as serve does
-		debug.SetMemoryLimit(server.MemoryLimit(l.MaxConcurrentHashes))
-	}
 	handler, err := server.New(server.Options{
-		Issuer: cfg.Issuer, Store: store, Clients: reg, Keys: keys, Logger: log,
+		Issuer: cfg.Issuer, Store: store, Clients: reg, Keys: keys, Logger: log, Hashes: hashes,
 		Login: server.LoginOptions{
-			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
-			SharedHashProcessors: l.HashProcessors == config.HashProcessorsShared,
-			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
 		},
 		RequestTimeout: cfg.Database.Timeout,

@@ -64,7 +64,11 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
-	memLimit := setMemoryLimit(a.cfg.Login.MaxConcurrentHashes, e.lookupEnv)
+	// The one hashing budget of the process: logins and client secret
+	// checks share it, and the memory limit and processor reservation
+	// follow from its size.
+	hashes := passhash.NewLimiter(a.cfg.Login.MaxConcurrentHashes, a.cfg.Login.MaxQueuedHashes)
+	memLimit := setProcessLimits(hashes, a.cfg.Login.HashProcessors == config.HashProcessorsShared, e.lookupEnv)
 	var creds *demoCredentials
 	if demo {
 		if creds, err = addDemoClient(&a.cfg); err != nil {
@@ -73,7 +77,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	}
 	// Everything the config and environment can get wrong fails before the
 	// database is touched.
-	reg, err := clients.New(a.cfg.Clients, a.cfg.ClientDefaults(), e.lookupEnv)
+	reg, err := clients.NewWithSlowChecks(a.cfg.Clients, a.cfg.ClientDefaults(), e.lookupEnv, clients.SlowChecks{Limiter: hashes})
 	if err != nil {
 		return usageError(err)
 	}
@@ -99,7 +103,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
-	handler, err := server.New(a.serverOptions(store, reg, keys))
+	handler, err := server.New(a.serverOptions(store, reg, keys, hashes))
 	if err != nil {
 		return err
 	}
@@ -120,7 +124,7 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	}
 	// The sweeper, the reloader and the key watcher stop with ctx; the
 	// store is closed only after they have.
-	defer e.startBackground(ctx, a, store, handler, keys, creds)()
+	defer e.startBackground(ctx, a, store, handler, keys, hashes, creds)()
 	return a.serveUntilDone(ctx, listeners)
 }
 
@@ -139,7 +143,7 @@ func (a *app) demoUser(ctx context.Context, store storage.Store, creds *demoCred
 }
 
 // serverOptions is the server's configuration from the loaded config.
-func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *server.Keys) server.Options {
+func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *server.Keys, hashes *passhash.Limiter) server.Options {
 	l := a.cfg.Login
 	return server.Options{
 		Issuer:  a.cfg.Issuer,
@@ -147,10 +151,9 @@ func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *
 		Clients: reg,
 		Keys:    keys,
 		Logger:  a.log,
+		Hashes:  hashes,
 		Login: server.LoginOptions{
-			MaxConcurrentHashes: l.MaxConcurrentHashes, MaxQueuedHashes: l.MaxQueuedHashes,
-			SharedHashProcessors: l.HashProcessors == config.HashProcessorsShared,
-			FreeFailures:         l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
 			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
 			UserFailures: l.UserFailures, AddressFailures: l.AddressFailures,
 			KnownAddressTTL: l.KnownAddressTTL, KnownAddresses: l.KnownAddresses,
@@ -187,13 +190,13 @@ func (e *env) listen(ctx context.Context, a *app, handler *server.Server, tlsCon
 // startBackground starts the sweeper (every cleanup.interval; 0: never),
 // the clients' reloader and the key watcher, and returns what stops them
 // and waits until they have.
-func (e *env) startBackground(ctx context.Context, a *app, store storage.Store, handler *server.Server, keys *server.Keys, creds *demoCredentials) (stop func()) {
+func (e *env) startBackground(ctx context.Context, a *app, store storage.Store, handler *server.Server, keys *server.Keys, hashes *passhash.Limiter, creds *demoCredentials) (stop func()) {
 	var background sync.WaitGroup
 	bgCtx, cancel := context.WithCancel(ctx)
 	if a.cfg.Cleanup.Interval > 0 {
 		background.Go(func() { a.cleaner(store).Run(bgCtx, a.cfg.Cleanup.Interval) })
 	}
-	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, creds) })
+	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, hashes, creds) })
 	background.Go(func() { keys.Watch(bgCtx) })
 	return func() {
 		cancel()
@@ -278,7 +281,7 @@ func (l *listener) serve() error {
 // its clients. A file with any problem changes nothing: every problem is
 // logged and the running clients stay. Only the clients are reloaded
 // (with the tokens.* defaults they inherit); other settings need a restart.
-func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.Server, demo *demoCredentials) {
+func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.Server, hashes *passhash.Limiter, demo *demoCredentials) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -291,7 +294,7 @@ func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.S
 			cfg.Clients = append(cfg.Clients, demo.spec)
 		}
 		if err == nil {
-			reg, err = clients.New(cfg.Clients, cfg.ClientDefaults(), e.lookupEnv)
+			reg, err = clients.NewWithSlowChecks(cfg.Clients, cfg.ClientDefaults(), e.lookupEnv, clients.SlowChecks{Limiter: hashes})
 		}
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {

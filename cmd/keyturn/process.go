@@ -1,0 +1,32 @@
+package main
+
+import (
+	"runtime/debug"
+
+	"github.com/keyturn/keyturn/storage/passhash"
+)
+
+// setProcessLimits sets the process-wide runtime settings that follow from
+// the one hashing budget, next to each other: the soft memory limit
+// (setMemoryLimit) and, unless the processors are shared, a Go processor
+// per hash slot (passhash.ReserveProcessors). Only serve calls it; no
+// library constructor touches either. It returns the memory limit in force.
+func setProcessLimits(hashes *passhash.Limiter, sharedProcessors bool, lookupEnv func(string) (string, bool)) int64 {
+	if !sharedProcessors {
+		passhash.ReserveProcessors(hashes.Slots())
+	}
+	return setMemoryLimit(hashes, lookupEnv)
+}
+
+// setMemoryLimit sets the runtime's soft memory limit to the hashing
+// budget's (passhash.Limiter.MemoryLimit) unless the operator set
+// GOMEMLIMIT (which the runtime applied at start), and returns the limit in
+// force.
+func setMemoryLimit(hashes *passhash.Limiter, lookupEnv func(string) (string, bool)) int64 {
+	if v, ok := lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return debug.SetMemoryLimit(-1)
+	}
+	limit := hashes.MemoryLimit()
+	debug.SetMemoryLimit(limit)
+	return limit
+}
