@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/sweeper"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -127,7 +128,7 @@ func TestRevokeAnswers200ForDeadTokens(t *testing.T) {
 // detection working as long as the session can live, sweeps included.
 func TestReuseDetectedForTheFamilysWholeLife(t *testing.T) {
 	ts := newTestServer(t, sqlite)
-	cleaner := server.NewCleaner(ts.store, server.CleanupOptions{RevokedRetention: 24 * time.Hour, Now: ts.clock.Now}, ts.logger())
+	cleaner := sweeper.New(ts.store, sweeper.Options{RevokedRetention: 24 * time.Hour, Now: ts.clock.Now}, ts.logger())
 	rt1 := ts.login(confA).str("refresh_token")
 	ts.clock.Advance(time.Minute)
 	rt := ts.token(confA, refresh(rt1)).str("refresh_token") // rt1 rotated away

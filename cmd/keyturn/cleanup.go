@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/sweeper"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -38,8 +38,8 @@ cleanup.interval: 0.`,
 }
 
 // cleaner is the sweeper serve runs and cleanup runs once.
-func (a *app) cleaner(store server.Sweepable) *server.Cleaner {
-	return server.NewCleaner(store, server.CleanupOptions{
+func (a *app) cleaner(store sweeper.Store) *sweeper.Sweeper {
+	return sweeper.New(store, sweeper.Options{
 		RevokedRetention: a.cfg.Cleanup.RevokedRetention,
 		// As a.keys: a key is published this long after it last signed.
 		MaxTokenTTL: clients.MaxAccessTokenTTL,

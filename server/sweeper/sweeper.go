@@ -1,4 +1,9 @@
-package server
+// Package sweeper owns the deletion of expired state: sessions, denylisted
+// access-token ids, login throttles, known addresses and signing keys past
+// their retention, swept in bounded batches through the Delete* methods of
+// the storage roles (Store), once (`keyturn cleanup`) or on a ticker
+// (serve). It knows nothing of HTTP and holds no state between sweeps.
+package sweeper
 
 import (
 	"context"
@@ -9,8 +14,8 @@ import (
 	"github.com/keyturn/keyturn/clients"
 )
 
-// CleanupOptions configures what the sweeper deletes.
-type CleanupOptions struct {
+// Options configures what the sweeper deletes.
+type Options struct {
 	// RevokedRetention is how long a revoked session is kept (for `sessions
 	// list` and audit) before it is deleted; sessions past their absolute
 	// expiry are deleted at once, since nothing can use them any more.
@@ -18,24 +23,24 @@ type CleanupOptions struct {
 	// ThrottleRetention is how long failed-login counters are kept
 	// (default 24h).
 	ThrottleRetention time.Duration
-	// MaxTokenTTL is the longest access-token lifetime (KeysOptions'): a
+	// MaxTokenTTL is the longest access-token lifetime (server.KeysOptions'): a
 	// signing key is deleted once superseded or revoked this long ago.
 	// Zero means clients.MaxAccessTokenTTL.
 	MaxTokenTTL time.Duration
 	// KnownAddressRetention is how long an address a user logged in from
-	// is remembered (default 30 days, LoginOptions.KnownAddressTTL).
+	// is remembered (default 30 days, server.LoginOptions.KnownAddressTTL).
 	KnownAddressRetention time.Duration
 	// BatchSize bounds every DELETE, so no sweep holds long locks.
 	BatchSize int
 	Now       func() time.Time
 }
 
-// CleanupResult counts what one sweep deleted.
-type CleanupResult struct {
+// Result counts what one sweep deleted.
+type Result struct {
 	Families, Denials, Throttles, Keys, KnownAddresses int64
 }
 
-// Cleaner deletes expired state: sessions past their absolute expiry or
+// Sweeper deletes expired state: sessions past their absolute expiry or
 // past the revoked retention, denylisted access-token ids past their
 // token's exp, stale login throttles, addresses users have not logged in
 // from for the known-address retention, and signing keys that can neither
@@ -46,15 +51,15 @@ type CleanupResult struct {
 // once: each batch deletes rows by id, and a row already gone is no error.
 // Reuse detection is unaffected: a family is kept for its whole absolute
 // lifetime, so a token rotated away long ago still trips revocation.
-type Cleaner struct {
-	store Sweepable
-	opts  CleanupOptions
+type Sweeper struct {
+	store Store
+	opts  Options
 	log   *slog.Logger
 }
 
-// Sweepable is what the Cleaner deletes through: the Delete* method of
+// Store is what the Sweeper deletes through: the Delete* method of
 // each storage role (storage.Store has them all).
-type Sweepable interface {
+type Store interface {
 	DeleteFamilies(ctx context.Context, expiredBefore, revokedBefore time.Time, limit int) (int64, error)
 	DeleteDenials(ctx context.Context, before time.Time, limit int) (int64, error)
 	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)
@@ -62,8 +67,8 @@ type Sweepable interface {
 	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
 }
 
-// NewCleaner returns a Cleaner; zero options get defaults.
-func NewCleaner(store Sweepable, opts CleanupOptions, log *slog.Logger) *Cleaner {
+// New returns a Sweeper; zero options get defaults.
+func New(store Store, opts Options, log *slog.Logger) *Sweeper {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 500
 	}
@@ -79,13 +84,13 @@ func NewCleaner(store Sweepable, opts CleanupOptions, log *slog.Logger) *Cleaner
 	if opts.KnownAddressRetention <= 0 {
 		opts.KnownAddressRetention = 30 * 24 * time.Hour
 	}
-	return &Cleaner{store: store, opts: opts, log: log}
+	return &Sweeper{store: store, opts: opts, log: log}
 }
 
 // Sweep deletes, batch by batch, everything past retention at now.
-func (c *Cleaner) Sweep(ctx context.Context) (CleanupResult, error) {
+func (c *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	now := c.opts.Now().UTC()
-	var res CleanupResult
+	var res Result
 	var err error
 	if res.Families, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
 		return c.store.DeleteFamilies(ctx, now, now.Add(-c.opts.RevokedRetention), n)
@@ -136,7 +141,7 @@ func drain(ctx context.Context, batch int, del func(int) (int64, error)) (int64,
 
 // Run sweeps every interval until ctx is cancelled. A failed sweep is
 // logged and retried at the next tick.
-func (c *Cleaner) Run(ctx context.Context, interval time.Duration) {
+func (c *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

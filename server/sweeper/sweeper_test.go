@@ -1,21 +1,23 @@
-package server_test
+package sweeper_test
 
 import (
-	"strings"
+	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/sweeper"
 	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/sqlstore"
+	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
-// TestCleanerDeletesOnlyWhatIsPastRetention runs a sweep, with an injected
+// TestSweepDeletesOnlyWhatIsPastRetention runs a sweep, with an injected
 // clock and a batch size of one, over every kind of row on both sides of
 // each cutoff.
-func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.String(), func(t *testing.T) {
-			store := openStore(t, b)
+func TestSweepDeletesOnlyWhatIsPastRetention(t *testing.T) {
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			store := open(t)
 			ctx := t.Context()
 			now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 			if err := store.CreateUser(ctx, storage.User{ID: "u", Username: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -56,15 +58,15 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			c := server.NewCleaner(store, server.CleanupOptions{
+			c := sweeper.New(store, sweeper.Options{
 				RevokedRetention: 7 * 24 * time.Hour, ThrottleRetention: 24 * time.Hour, BatchSize: 1,
 				Now: func() time.Time { return now },
-			}, discardLogger())
+			}, slog.New(slog.DiscardHandler))
 			res, err := c.Sweep(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res != (server.CleanupResult{Families: 2, Denials: 2, Throttles: 1, KnownAddresses: 1}) {
+			if res != (sweeper.Result{Families: 2, Denials: 2, Throttles: 1, KnownAddresses: 1}) {
 				t.Fatalf("sweep deleted %+v", res)
 			}
 			for id, want := range map[string]bool{
@@ -93,92 +95,15 @@ func TestCleanerDeletesOnlyWhatIsPastRetention(t *testing.T) {
 				}
 			}
 			// A second sweep finds nothing: the cutoffs are stable.
-			if res, err := c.Sweep(ctx); err != nil || res != (server.CleanupResult{}) {
+			if res, err := c.Sweep(ctx); err != nil || res != (sweeper.Result{}) {
 				t.Fatalf("second sweep %+v %v", res, err)
 			}
 		})
 	}
 }
 
-// TestCleanerPrunesSigningKeys: a key is deleted once it can neither sign
-// nor verify: superseded longer than the longest token lifetime ago, or
-// revoked (its private half already erased) as long ago. Pruning never
-// changes what is published.
-func TestCleanerPrunesSigningKeys(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.String(), func(t *testing.T) {
-			ctx := t.Context()
-			store := openStore(t, b)
-			clock := newClock()
-			const maxTTL = 15 * time.Minute
-			keys := adminKeys(t, store, clock) // k0, signing now
-			c := server.NewCleaner(store, server.CleanupOptions{MaxTokenTTL: maxTTL, BatchSize: 1, Now: clock.Now}, discardLogger())
-			sweep := func(want int64) {
-				t.Helper()
-				res, err := c.Sweep(ctx)
-				if err != nil || res != (server.CleanupResult{Keys: want}) {
-					t.Fatalf("sweep = %+v, %v; want %d keys deleted", res, err, want)
-				}
-			}
-			ids := func() []string {
-				t.Helper()
-				rows, err := store.ListSigningKeys(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var out []string
-				for _, r := range rows {
-					out = append(out, r.ID)
-				}
-				return out
-			}
-			published := func() string {
-				t.Helper()
-				set, err := keys.Published(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var out []string
-				for _, k := range set {
-					out = append(out, k.KeyID)
-				}
-				return strings.Join(out, ",")
-			}
-			k0 := ids()[0]
-			k1, err := keys.Rotate(ctx) // signs from +1h
-			if err != nil {
-				t.Fatal(err)
-			}
-			sweep(0)
-			clock.Advance(time.Hour + maxTTL) // k0 superseded exactly maxTTL ago: kept to the boundary
-			sweep(0)
-			clock.Advance(time.Microsecond)
-			before := published()
-			sweep(1)
-			if got := ids(); len(got) != 1 || got[0] != k1.ID || contains(got, k0) {
-				t.Fatalf("keys after pruning k0: %v", got)
-			}
-			if after := published(); after != before || after != k1.ID {
-				t.Fatalf("published %q after pruning, %q before; want %s", after, before, k1.ID)
-			}
-
-			clock.Advance(time.Hour)
-			res, err := keys.Revoke(ctx, k1.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sweep(0) // the revoked row stays while it orders its neighbours, and for `keys list`
-			clock.Advance(maxTTL)
-			sweep(0)
-			clock.Advance(time.Microsecond)
-			before = published()
-			sweep(1)
-			if got := ids(); len(got) != 1 || got[0] != res.SignerID {
-				t.Fatalf("keys after pruning the revoked key: %v, want [%s]", got, res.SignerID)
-			}
-			if after := published(); after != before || after != res.SignerID {
-				t.Fatalf("published %q after pruning, %q before; want %s", after, before, res.SignerID)
-			}
-		})
-	}
+// backends open a fresh store of each database the sweeper runs on.
+var backends = map[string]func(testing.TB) *sqlstore.Store{
+	"SQLite":   sqlstoretest.SQLite,
+	"Postgres": sqlstoretest.Postgres,
 }
