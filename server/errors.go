@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -63,6 +64,21 @@ func errTemporarilyUnavailable(desc string, retryAfter time.Duration) *Error {
 	return withRetryAfter(oauthError(http.StatusServiceUnavailable, codeTemporarilyUnavailable, desc), retryAfter)
 }
 
+// asError is err as the OAuth error it is answered with: an *Error, or a
+// login or client-authentication throttle's refusal as 429
+// (errTooManyAttempts). false: an internal error.
+func asError(err error) (*Error, bool) {
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe, true
+	}
+	var refused *throttle.Refused
+	if errors.As(err, &refused) {
+		return errTooManyAttempts(refused.RetryAfter), true
+	}
+	return nil, false
+}
+
 // errTooManyAttempts is 429 with Retry-After (RFC 6585 §4): login throttled.
 func errTooManyAttempts(retryAfter time.Duration) *Error {
 	return withRetryAfter(oauthError(http.StatusTooManyRequests, codeTemporarilyUnavailable,
@@ -97,9 +113,9 @@ func (e *Error) withCause(err error) *Error {
 // an *Error becomes a bare server_error: the cause goes to the log, never to
 // the wire.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	var oe *Error
+	oe, isOAuth := asError(err)
 	switch {
-	case errors.As(err, &oe):
+	case isOAuth:
 		if oe.cause != nil {
 			log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", oe.Code, "err", oe.cause)
 		}

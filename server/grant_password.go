@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -77,13 +78,13 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 // password is hashed, and refused (429) before any hashing.
 type userAuth struct {
 	store     storage.Store
-	throttle  *throttle
+	throttle  *throttle.Throttle
 	hashing   *passhash.Limiter
 	dummyHash string
 	logins    *prometheus.CounterVec
 }
 
-func newUserAuth(store storage.Store, th *throttle, hashing *passhash.Limiter, m *metrics) (*userAuth, error) {
+func newUserAuth(store storage.Store, th *throttle.Throttle, hashing *passhash.Limiter, m *metrics) (*userAuth, error) {
 	dummy, err := passhash.Hash(newID(), passhash.Default)
 	if err != nil {
 		return nil, err
@@ -99,10 +100,6 @@ func newUserAuth(store storage.Store, th *throttle, hashing *passhash.Limiter, m
 
 var errBadCredentials = errInvalidGrant("invalid username or password")
 
-// rememberEvery is how often a login from a known address refreshes when
-// it was last seen.
-const rememberEvery = 24 * time.Hour
-
 // authenticate returns the id of the user whose password this is, from
 // addr (the zero Addr when unknown), or invalid_grant.
 func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, password string) (string, error) {
@@ -112,16 +109,9 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 		return "", errHashingBusy
 	}
 	defer leave()
-	addrKey, uKey := addressKey(addr), userKey(username)
-	opts := a.throttle.opts
-	seen, err := a.store.AddressLastSeen(ctx, uKey, addrKey)
+	login, err := a.throttle.BeginLogin(ctx, addr, username)
 	if err != nil {
-		return "", fmt.Errorf("password grant: %w", err)
-	}
-	known := !seen.IsZero() && a.throttle.now().Sub(seen) <= opts.KnownAddressTTL
-	at, err := a.throttle.reserve(ctx, a.throttle.loginCounters(username, addrKey, known))
-	if err != nil {
-		var refused *Error
+		var refused *throttle.Refused
 		if errors.As(err, &refused) {
 			a.logins.WithLabelValues(loginThrottled).Inc()
 		}
@@ -130,7 +120,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	judged := false
 	defer func() {
 		if !judged { // a database or hash error, a panic: not counted
-			at.refund(ctx)
+			login.Refund(ctx)
 		}
 	}()
 	u, err := a.store.GetUserByUsername(ctx, username)
@@ -156,20 +146,13 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	judged = true
 	if err != nil || !ok || u.Disabled {
 		a.logins.WithLabelValues(loginFailed).Inc()
-		if err := at.resolve(ctx, true); err != nil {
+		if err := login.Fail(ctx); err != nil {
 			return "", err
 		}
 		return "", errBadCredentials
 	}
-	if err := at.resolve(ctx, false); err != nil {
+	if err := login.Succeed(ctx); err != nil {
 		return "", err
-	}
-	// The address now passes the username's bar for this user (recorded
-	// at most once a day per address: a write fewer on most logins).
-	if now := a.throttle.now(); !known || now.Sub(seen) >= rememberEvery {
-		if err := a.store.RememberAddress(ctx, uKey, addrKey, now, opts.KnownAddresses); err != nil {
-			return "", fmt.Errorf("password grant: %w", err)
-		}
 	}
 	a.logins.WithLabelValues(loginOK).Inc()
 	return u.ID, nil

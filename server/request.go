@@ -230,8 +230,8 @@ func identifyClient(r *http.Request, form url.Values, reg *clients.Registry, gua
 
 // failureReason names why authenticate refused the client id.
 func failureReason(reg *clients.Registry, id string, err error) string {
-	var oe *Error
-	if !errors.As(err, &oe) {
+	oe, ok := asError(err)
+	if !ok {
 		return authError
 	}
 	switch oe.status {
@@ -258,15 +258,21 @@ func failureReason(reg *clients.Registry, id string, err error) string {
 // server's problem, not the client's: 503, retry shortly.
 func authenticate(ctx context.Context, reg *clients.Registry, id, secret string, alternates ...string) (*clients.Client, error) {
 	c, err := reg.Authenticate(ctx, id, secret, alternates...)
-	switch {
-	case errors.Is(err, clients.ErrBusy):
-		return nil, errTemporarilyUnavailable("too many client authentications at once; retry shortly", time.Second)
-	case errors.Is(err, clients.ErrInvalidClient):
-		return nil, errInvalidClient("client authentication failed")
-	case err != nil:
-		return nil, err // a broken secret hash in the config: server_error
+	if err != nil {
+		return nil, clientAuthError(err)
 	}
 	return c, nil
+}
+
+// clientAuthError is the answer to a failed client authentication.
+func clientAuthError(err error) error {
+	switch {
+	case errors.Is(err, clients.ErrBusy):
+		return errTemporarilyUnavailable("too many client authentications at once; retry shortly", time.Second)
+	case errors.Is(err, clients.ErrInvalidClient):
+		return errInvalidClient("client authentication failed")
+	}
+	return err // a throttle refusal (429), the database's, a broken secret hash in the config: server_error
 }
 
 // decodeBasic decodes HTTP Basic client credentials. RFC 6749 §2.3.1: the

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -62,6 +63,16 @@ type Options struct {
 	SeparateAdmin bool
 }
 
+// LoginOptions protect the password grant and client authentication: the
+// throttle's bars and timings, and the proxies whose X-Forwarded-For names
+// a request's source address.
+type LoginOptions struct {
+	throttle.Options
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a request's source address.
+	TrustedProxies []netip.Prefix
+}
+
 // Server is the authorization server's HTTP surface.
 type Server struct {
 	public  http.Handler
@@ -78,7 +89,6 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.Login = o.Login.withDefaults()
 	if o.Hashes == nil {
 		o.Hashes = passhash.NewLimiter(0, 0)
 	}
@@ -90,7 +100,7 @@ func New(o Options) (*Server, error) {
 	}
 	log := slog.New(requestIDHandler{o.Logger.Handler()})
 	met := newMetrics(o.Keys, o.DB)
-	th := newThrottle(o.Store, o.Login, o.Now)
+	th := throttle.New(o.Store, o.Login.Options, o.Now)
 	guard := &clientGuard{throttle: th, trusted: o.Login.TrustedProxies}
 	users, err := newUserAuth(o.Store, th, o.Hashes, met)
 	if err != nil {

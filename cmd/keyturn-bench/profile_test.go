@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore"
 )
@@ -132,8 +133,11 @@ func TestServeForProfile(t *testing.T) {
 	handler, err := server.New(server.Options{
 		Issuer: cfg.Issuer, Store: store, Clients: reg, Keys: keys, Logger: log, Hashes: hashes,
 		Login: server.LoginOptions{
-			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
-			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
+			Options: throttle.Options{
+				FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+				FailureWindow: l.FailureWindow,
+			},
+			TrustedProxies: l.TrustedPrefixes(),
 		},
 		RequestTimeout: cfg.Database.Timeout,
 	})

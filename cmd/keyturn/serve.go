@@ -19,6 +19,7 @@ import (
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore"
@@ -153,10 +154,13 @@ func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *
 		Logger:  a.log,
 		Hashes:  hashes,
 		Login: server.LoginOptions{
-			FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
-			FailureWindow: l.FailureWindow, TrustedProxies: l.TrustedPrefixes(),
-			UserFailures: l.UserFailures, AddressFailures: l.AddressFailures,
-			KnownAddressTTL: l.KnownAddressTTL, KnownAddresses: l.KnownAddresses,
+			Options: throttle.Options{
+				FreeFailures: l.FreeFailures, BaseDelay: l.BaseDelay, MaxDelay: l.MaxDelay,
+				FailureWindow: l.FailureWindow,
+				UserFailures:  l.UserFailures, AddressFailures: l.AddressFailures,
+				KnownAddressTTL: l.KnownAddressTTL, KnownAddresses: l.KnownAddresses,
+			},
+			TrustedProxies: l.TrustedPrefixes(),
 		},
 		RequestTimeout: a.cfg.Database.Timeout,
 		Ready:          schemaCurrent(store),

@@ -1,4 +1,11 @@
-package server
+// Package throttle owns Keyturn's login defense: the failure counters kept
+// in the database (storage.Throttles) per (username, address), username,
+// address and (client id, address); the reservations that count an attempt
+// before its password is hashed; the bounded wait for attempts in flight;
+// the known-address rule; and the counting of client authentications. It
+// knows nothing of HTTP: callers pass the source address and names as plain
+// values, and a refusal is a *Refused that the server answers with 429.
+package throttle
 
 import (
 	"context"
@@ -6,18 +13,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/storage"
 )
 
-// LoginOptions protect the password grant, the slow and attackable path.
-type LoginOptions struct {
+// Options are the throttle's bars and timings. Zero values take defaults.
+type Options struct {
 	// FreeFailures failed logins per (username, source address) are free;
 	// each further one doubles the wait from BaseDelay, up to MaxDelay.
 	// Failures older than FailureWindow are forgotten. Client
@@ -47,12 +51,10 @@ type LoginOptions struct {
 	PendingWait time.Duration
 	PendingPoll time.Duration
 	OrphanAfter time.Duration
-	// TrustedProxies are the peers whose X-Forwarded-For is believed when
-	// finding a request's source address.
-	TrustedProxies []netip.Prefix
 }
 
-func (o LoginOptions) withDefaults() LoginOptions {
+// withDefaults fills in the defaults of the zero fields.
+func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -79,12 +81,25 @@ func (o LoginOptions) withDefaults() LoginOptions {
 }
 
 // rule is the throttle rule with free failures.
-func (o LoginOptions) rule(free int) storage.ThrottleRule {
+func (o Options) rule(free int) storage.ThrottleRule {
 	return storage.ThrottleRule{Free: free, BaseDelay: o.BaseDelay, MaxDelay: o.MaxDelay,
 		Window: o.FailureWindow, Orphan: o.OrphanAfter}
 }
 
-// throttle slows password guessing (RFC 6749 §4.3.2: the authorization
+// Refused is an attempt the throttle holds back: too many failures on one
+// of its counters, or attempts in flight that did not resolve within
+// PendingWait. The caller answers 429 with Retry-After (RFC 6585 §4).
+type Refused struct {
+	RetryAfter time.Duration
+}
+
+func (r *Refused) Error() string {
+	return fmt.Sprintf("throttle: too many failed attempts; retry after %s", r.RetryAfter)
+}
+
+func refused(wait time.Duration) error { return &Refused{RetryAfter: wait} }
+
+// Throttle slows password guessing (RFC 6749 §4.3.2: the authorization
 // server MUST protect the endpoint against brute force) and client secret
 // guessing (RFC 6749 §2.3.1, §10.10). Attempts are counted in the
 // database, per key, so every instance sees the same counts (DESIGN.md §7
@@ -98,17 +113,19 @@ func (o LoginOptions) rule(free int) storage.ThrottleRule {
 // free places taken by attempts still in flight, though its failures are
 // under the bar, waits for them (bounded by PendingWait): that is what
 // lets concurrent correct logins all succeed.
-type throttle struct {
+type Throttle struct {
 	store storage.Throttles
-	opts  LoginOptions
+	opts  Options
 	now   func() time.Time
 	// resolved wakes the attempts waiting on this instance whenever one
 	// resolves; waits for other instances' attempts poll the database.
 	resolved signal
 }
 
-func newThrottle(store storage.Throttles, opts LoginOptions, now func() time.Time) *throttle {
-	return &throttle{store: store, opts: opts, now: now}
+// New returns the throttle counting in store, with the clock now; zero
+// options get defaults.
+func New(store storage.Throttles, opts Options, now func() time.Time) *Throttle {
+	return &Throttle{store: store, opts: opts.withDefaults(), now: now}
 }
 
 // counter is one key an attempt is counted on, with its rule and what a
@@ -149,7 +166,7 @@ func userKey(username string) string { return hashKey("user:", username) }
 // them with an account of their own). A known address passing both wide
 // bars is what keeps a stranger from locking an owner out from elsewhere,
 // and one person at an office's address from locking the office out.
-func (t *throttle) loginCounters(username, addrKey string, known bool) []counter {
+func (t *Throttle) loginCounters(username, addrKey string, known bool) []counter {
 	o := t.opts
 	cs := []counter{{key: hashKey("login:", username, addrKey), rule: o.rule(o.FreeFailures), success: storage.AttemptSucceeded}}
 	if known {
@@ -163,20 +180,20 @@ func (t *throttle) loginCounters(username, addrKey string, known bool) []counter
 // clientCounter is the key a client authentication is counted on:
 // (client id, address) only, so that nobody can lock a client out from
 // addresses of their own.
-func (t *throttle) clientCounter(clientID, addrKey string) counter {
+func (t *Throttle) clientCounter(clientID, addrKey string) counter {
 	return counter{key: hashKey("client:", clientID, addrKey), rule: t.opts.rule(t.opts.FreeFailures), success: storage.AttemptSucceeded}
 }
 
 // attempt holds the reservations of one login or client authentication.
 type attempt struct {
-	t        *throttle
+	t        *Throttle
 	counters []counter
 }
 
 // reserve takes a reservation on every counter or on none, waiting while
 // the attempts in flight on a counter, not its failures, stand in the
-// way. The error is a 429 (*Error) or the database's.
-func (t *throttle) reserve(ctx context.Context, counters []counter) (*attempt, error) {
+// way. The error is a *Refused or the database's.
+func (t *Throttle) reserve(ctx context.Context, counters []counter) (*attempt, error) {
 	keys := make([]storage.Reservation, len(counters))
 	for i, c := range counters {
 		keys[i] = storage.Reservation{Key: c.key, Rule: c.rule}
@@ -193,7 +210,7 @@ func (t *throttle) reserve(ctx context.Context, counters []counter) (*attempt, e
 			return &attempt{t: t, counters: counters}, nil
 		}
 		if wait := blockedFor(res.States[res.Refused], keys[res.Refused].Rule, now); wait > 0 {
-			return nil, errTooManyAttempts(wait)
+			return nil, refused(wait)
 		}
 		// Under the bar but for attempts in flight: wait for them.
 		if deadline == nil {
@@ -207,10 +224,10 @@ func (t *throttle) reserve(ctx context.Context, counters []counter) (*attempt, e
 		case <-poll.C:
 		case <-deadline:
 			poll.Stop()
-			return nil, errTooManyAttempts(time.Second)
+			return nil, refused(time.Second)
 		case <-ctx.Done():
 			poll.Stop()
-			return nil, errTooManyAttempts(time.Second)
+			return nil, refused(time.Second)
 		}
 		poll.Stop()
 	}
@@ -260,72 +277,11 @@ func (a *attempt) refund(ctx context.Context) {
 	_ = a.resolve(ctx, false) // on error, the reservations expire as orphans
 }
 
-// clientGuard throttles client authentication (RFC 6749 §2.3.1: a
-// client secret is a password; §10.10: credential guessing) per (client
-// id, source address), never per client id alone: an attacker must not be
-// able to lock a production backend out. Only registered confidential
-// clients whose secret can be guessed (clients.Client.Guessable: chosen by
-// a person) are counted (DESIGN.md decision D12); an unknown id is refused
-// as before, without a database write, and a generated 256-bit secret is
-// beyond any online guessing, so its clients' hot paths (refresh,
-// introspection, client_credentials) never touch the throttle.
-//
-// Unlike a password, the secret is checked first (it is cheap, or its
-// argon2id checks are bounded by the clients package), and what is
-// counted before anything is revealed is the answer: a wrong secret gets
-// 401 only if it gets one of the free places (a reservation committed at
-// once as a failure), else 429; a right one is answered 200 at once, with
-// one read and no write, while the counter has no failure and its pending
-// attempts, were they all to fail, stay under the bar; otherwise it takes
-// a place like a login (waiting for those in flight, 429 while held back)
-// and resets the counter. So a burst of guesses learns no more answers
-// than there are free places, and a guessable client's requests pay one
-// read each.
-type clientGuard struct {
-	throttle *throttle
-	trusted  []netip.Prefix
-}
-
-func (g *clientGuard) authenticate(r *http.Request, reg *clients.Registry, id, secret string, alternates ...string) (*clients.Client, error) {
-	if c, ok := reg.Get(id); g == nil || !ok || c.Public || !c.Guessable {
-		return authenticate(r.Context(), reg, id, secret, alternates...)
-	}
-	ctx := r.Context()
-	ctr := g.throttle.clientCounter(id, addressKey(clientAddr(r, g.trusted)))
-	c, err := authenticate(r.Context(), reg, id, secret, alternates...)
-	var e *Error
-	switch {
-	case err == nil:
-		if clean, err := g.throttle.clean(ctx, ctr); err != nil || clean {
-			return c, err
-		}
-		at, err := g.throttle.reserve(ctx, []counter{ctr})
-		if err != nil {
-			return nil, err
-		}
-		if err := at.resolve(ctx, false); err != nil {
-			return nil, err
-		}
-		return c, nil
-	case errors.As(err, &e) && e.Code == "invalid_client":
-		at, rerr := g.throttle.reserve(ctx, []counter{ctr})
-		if rerr != nil {
-			return nil, rerr // the answer is not revealed
-		}
-		if rerr := at.resolve(ctx, true); rerr != nil {
-			return nil, rerr
-		}
-		return nil, err
-	default:
-		return nil, err // busy, a broken hash: nothing was judged
-	}
-}
-
 // clean reports whether c's counter has no failure within the window and
 // fewer pending attempts than its free places: a success may then pass
 // without taking a place, since even if every pending attempt fails, the
 // failures before it stay under the bar.
-func (t *throttle) clean(ctx context.Context, c counter) (bool, error) {
+func (t *Throttle) clean(ctx context.Context, c counter) (bool, error) {
 	th, err := t.store.GetThrottle(ctx, c.key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return true, nil
@@ -360,39 +316,4 @@ func (s *signal) broadcast() {
 		close(s.ch)
 		s.ch = nil
 	}
-}
-
-// clientAddr is a request's source address: the peer's, or, when the peer
-// is a trusted proxy, the rightmost X-Forwarded-For address that is not
-// one (addresses further left are whatever the client claimed).
-func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.IPv4Unspecified()
-	}
-	addr := peer.Addr().Unmap()
-	if !isTrusted(addr, trusted) {
-		return addr
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return addr // a malformed hop: trust nothing beyond the last proxy
-		}
-		if a = a.Unmap(); !isTrusted(a, trusted) {
-			return a
-		}
-		addr = a
-	}
-	return addr
-}
-
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
