@@ -16,7 +16,7 @@ import (
 // introspection, client_credentials) never touch the throttle.
 //
 // Unlike a password, the secret is checked first (it is cheap, or its
-// argon2id checks are bounded by the clients package), and what is
+// argon2id checks are bounded by the process's hashing budget), and what is
 // counted before anything is revealed is the answer: a wrong secret gets
 // 401 only if it gets one of the free places (a reservation committed at
 // once as a failure), else 429; a right one is answered 200 at once, with
