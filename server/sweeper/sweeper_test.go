@@ -20,44 +20,7 @@ func TestSweepDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			store := open(t)
 			ctx := t.Context()
 			now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-			if err := store.CreateUser(ctx, storage.User{ID: "u", Username: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
-				t.Fatal(err)
-			}
-			fam := func(id string, absolute, idle, revoked time.Time) {
-				f := storage.Family{ID: id, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
-					CreatedAt: now.Add(-800 * time.Hour), LastUsedAt: now.Add(-800 * time.Hour),
-					IdleExpiresAt: idle, AbsoluteExpiresAt: absolute}
-				if err := store.CreateFamily(ctx, f); err != nil {
-					t.Fatal(err)
-				}
-				if !revoked.IsZero() {
-					if err := store.RevokeFamily(ctx, id, storage.ReasonLogout, revoked); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			var never time.Time
-			later := now.Add(time.Hour)
-			fam("absolute-expired", now.Add(-time.Second), now.Add(-time.Second), never)
-			fam("idle-expired-only", later, now.Add(-time.Hour), never) // dead, but reuse detection keeps it
-			fam("live", later, later, never)
-			fam("revoked-past-retention", later, later, now.Add(-8*24*time.Hour))
-			fam("revoked-recently", later, later, now.Add(-6*24*time.Hour))
-			for jti, exp := range map[string]time.Time{"old": now.Add(-time.Second), "old2": now.Add(-time.Hour), "fresh": later} {
-				if err := store.DenyAccessToken(ctx, jti, exp); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for key, at := range map[string]time.Time{"stale": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
-				if err := store.ResolveAttempts(ctx, []storage.Resolution{{Key: key, Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}, at); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for user, at := range map[string]time.Time{"gone": now.Add(-31 * 24 * time.Hour), "kept": now.Add(-29 * 24 * time.Hour)} {
-				if err := store.RememberAddress(ctx, user, "addr:192.0.2.1", at, 10); err != nil {
-					t.Fatal(err)
-				}
-			}
+			seed(t, store, now)
 			c := sweeper.New(store, sweeper.Options{
 				RevokedRetention: 7 * 24 * time.Hour, ThrottleRetention: 24 * time.Hour, BatchSize: 1,
 				Now: func() time.Time { return now },
@@ -106,4 +69,49 @@ func TestSweepDeletesOnlyWhatIsPastRetention(t *testing.T) {
 var backends = map[string]func(testing.TB) *sqlstore.Store{
 	"SQLite":   sqlstoretest.SQLite,
 	"Postgres": sqlstoretest.Postgres,
+}
+
+// seed writes every kind of row the sweeper deletes, on both sides of each
+// cutoff of a sweep at now.
+func seed(t *testing.T, store *sqlstore.Store, now time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	if err := store.CreateUser(ctx, storage.User{ID: "u", Username: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	fam := func(id string, absolute, idle, revoked time.Time) {
+		f := storage.Family{ID: id, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
+			CreatedAt: now.Add(-800 * time.Hour), LastUsedAt: now.Add(-800 * time.Hour),
+			IdleExpiresAt: idle, AbsoluteExpiresAt: absolute}
+		if err := store.CreateFamily(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		if !revoked.IsZero() {
+			if err := store.RevokeFamily(ctx, id, storage.ReasonLogout, revoked); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var never time.Time
+	later := now.Add(time.Hour)
+	fam("absolute-expired", now.Add(-time.Second), now.Add(-time.Second), never)
+	fam("idle-expired-only", later, now.Add(-time.Hour), never) // dead, but reuse detection keeps it
+	fam("live", later, later, never)
+	fam("revoked-past-retention", later, later, now.Add(-8*24*time.Hour))
+	fam("revoked-recently", later, later, now.Add(-6*24*time.Hour))
+	for jti, exp := range map[string]time.Time{"old": now.Add(-time.Second), "old2": now.Add(-time.Hour), "fresh": later} {
+		if err := store.DenyAccessToken(ctx, jti, exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, at := range map[string]time.Time{"stale": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
+		if err := store.ResolveAttempts(ctx, []storage.Resolution{{Key: key, Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for user, at := range map[string]time.Time{"gone": now.Add(-31 * 24 * time.Hour), "kept": now.Add(-29 * 24 * time.Hour)} {
+		if err := store.RememberAddress(ctx, user, "addr:192.0.2.1", at, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
