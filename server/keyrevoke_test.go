@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -61,13 +61,7 @@ func kidOf(t *testing.T, token string) string {
 // opens one: it shares nothing with the servers but the database.
 func adminKeys(t *testing.T, store storage.Store, clock *testClock) *server.Keys {
 	t.Helper()
-	k, err := server.NewKeys(t.Context(), store, bytes.Repeat([]byte{7}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return servertest.Keys(t, store, 7, server.KeysOptions{Now: clock.Now})
 }
 
 // jwksOf fetches the JWKS and checks its caching headers.
