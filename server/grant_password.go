@@ -20,7 +20,7 @@ import (
 // session (family).
 type passwordGrant struct {
 	users    *userAuth
-	store    storage.Store
+	families storage.Families
 	sessions *sessionCache
 	keys     *Keys
 	minter   *minter
@@ -57,7 +57,7 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		IdleExpiresAt:     now.Add(idle),
 		AbsoluteExpiresAt: now.Add(absolute),
 	}
-	if err := g.store.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
+	if err := g.families.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
 		return nil, errBadCredentials // disabled or deleted since the password check
 	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
@@ -76,20 +76,22 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 // enumerate users. Each attempt is counted by the throttle before its
 // password is hashed, and refused (429) before any hashing.
 type userAuth struct {
-	store     storage.Store
+	users     storage.Users
+	addresses storage.Throttles // the addresses each user logged in from
 	throttle  *throttle
 	hashing   *hashSlots
 	dummyHash string
 	logins    *prometheus.CounterVec
 }
 
-func newUserAuth(store storage.Store, th *throttle, opts LoginOptions, m *metrics) (*userAuth, error) {
+func newUserAuth(users storage.Users, addresses storage.Throttles, th *throttle, opts LoginOptions, m *metrics) (*userAuth, error) {
 	dummy, err := passhash.Hash(newID(), passhash.Default)
 	if err != nil {
 		return nil, err
 	}
 	return &userAuth{
-		store:     store,
+		users:     users,
+		addresses: addresses,
 		throttle:  th,
 		hashing:   newHashSlots(opts.MaxConcurrentHashes, opts.MaxQueuedHashes),
 		dummyHash: dummy,
@@ -114,7 +116,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	defer leave()
 	addrKey, uKey := addressKey(addr), userKey(username)
 	opts := a.throttle.opts
-	seen, err := a.store.AddressLastSeen(ctx, uKey, addrKey)
+	seen, err := a.addresses.AddressLastSeen(ctx, uKey, addrKey)
 	if err != nil {
 		return "", fmt.Errorf("password grant: %w", err)
 	}
@@ -133,7 +135,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 			at.refund(ctx)
 		}
 	}()
-	u, err := a.store.GetUserByUsername(ctx, username)
+	u, err := a.users.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("password grant: %w", err)
 	}
@@ -167,7 +169,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	// The address now passes the username's bar for this user (recorded
 	// at most once a day per address: a write fewer on most logins).
 	if now := a.throttle.now(); !known || now.Sub(seen) >= rememberEvery {
-		if err := a.store.RememberAddress(ctx, uKey, addrKey, now, opts.KnownAddresses); err != nil {
+		if err := a.addresses.RememberAddress(ctx, uKey, addrKey, now, opts.KnownAddresses); err != nil {
 			return "", fmt.Errorf("password grant: %w", err)
 		}
 	}

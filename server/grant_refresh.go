@@ -14,7 +14,7 @@ import (
 // refreshGrant is the refresh_token grant (RFC 6749 §6) with rotation and
 // reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md §2).
 type refreshGrant struct {
-	store    storage.Store
+	families storage.Families
 	sessions *sessionCache
 	keys     *Keys
 	minter   *minter
@@ -59,7 +59,7 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 		}
 		return g.rotate(ctx, req, f, tok, g.now().UTC())
 	}
-	f, err := g.store.GetFamily(ctx, tok.FamilyID)
+	f, err := g.families.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, g.refused(refreshInvalid)
 	}
@@ -114,7 +114,7 @@ func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.F
 	if err != nil {
 		return nil, err
 	}
-	next, err := g.store.RotateFamily(ctx, f.ID, tok.Generation, now, now.Add(req.client.RefreshIdleTTL))
+	next, err := g.families.RotateFamily(ctx, f.ID, tok.Generation, now, now.Add(req.client.RefreshIdleTTL))
 	switch {
 	case err == nil:
 		g.metrics.refresh.WithLabelValues(refreshRotated).Inc()
@@ -175,7 +175,7 @@ func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Fa
 		g.metrics.refresh.WithLabelValues(refreshGraceRetry).Inc()
 		return g.respond(ctx, req, f, scope, now)
 	}
-	if err := g.store.RevokeFamily(ctx, f.ID, storage.ReasonReuse, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := g.families.RevokeFamily(ctx, f.ID, storage.ReasonReuse, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
 	}
 	g.log.WarnContext(ctx, "refresh token reused; family revoked",

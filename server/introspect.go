@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/storage"
 )
 
 // introspectHandler serves POST /oauth2/introspect (RFC 7662) to resource
 // servers: confidential clients registered with introspect: true. It gives
 // what offline JWT checks cannot: an access token whose session was revoked
 // or expired is inactive at once, though its signature and exp are fine.
-type introspectHandler struct{ tokenOpEndpoint }
+type introspectHandler struct {
+	tokenOpEndpoint
+	denylist storage.Denylist
+}
 
 // introspection is the RFC 7662 §2.2 response. An inactive token is
 // exactly {"active":false}: nothing else is said about it.
@@ -80,7 +84,7 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 		return inactive, nil // the client was removed from the configuration
 	}
 	// The denylist, the session and its user in one round trip.
-	chk, err := h.store.CheckAccess(ctx, c.ID, c.SessionID)
+	chk, err := h.denylist.CheckAccess(ctx, c.ID, c.SessionID)
 	if err != nil {
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}
@@ -111,7 +115,7 @@ func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client,
 	if err != nil {
 		return inactive, nil
 	}
-	chk, err := h.store.CheckAccess(ctx, "", tok.FamilyID)
+	chk, err := h.denylist.CheckAccess(ctx, "", tok.FamilyID)
 	if err != nil {
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}

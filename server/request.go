@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/storage"
 )
 
 // maxFormBytes caps request bodies of the POST endpoints.
@@ -101,7 +100,6 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 type tokenOpEndpoint struct {
 	clients *clientSet
 	guard   *clientGuard
-	store   storage.Store
 	keys    *Keys
 	now     func() time.Time
 	log     *slog.Logger

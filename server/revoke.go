@@ -16,7 +16,11 @@ import (
 // access token puts its jti on the denylist until it expires; the session
 // lives on (RFC 7009 §2.1 makes revoking the grant optional; DESIGN.md
 // decision D6).
-type revokeHandler struct{ tokenOpEndpoint }
+type revokeHandler struct {
+	tokenOpEndpoint
+	families storage.Families
+	denylist storage.Denylist
+}
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, err := h.parse(w, r)
@@ -54,7 +58,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 	if err != nil {
 		return nil
 	}
-	f, err := h.store.GetFamily(ctx, tok.FamilyID)
+	f, err := h.families.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
@@ -75,7 +79,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 	// Any genuine generation logs the session out: the current token is
 	// the normal case, an older one is either a late logout or reuse, and
 	// both end the session.
-	if err := h.store.RevokeFamily(ctx, f.ID, storage.ReasonLogout, h.now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := h.families.RevokeFamily(ctx, f.ID, storage.ReasonLogout, h.now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	h.log.InfoContext(ctx, "session revoked", "client_id", req.client.ID, "family_id", f.ID, "reason", storage.ReasonLogout)
@@ -96,7 +100,7 @@ func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
 	if !h.now().Before(exp) {
 		return nil // expired: nothing left to revoke
 	}
-	if err := h.store.DenyAccessToken(ctx, c.ID, exp); err != nil {
+	if err := h.denylist.DenyAccessToken(ctx, c.ID, exp); err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	h.log.InfoContext(ctx, "access token revoked", "client_id", req.client.ID, "jti", c.ID, "family_id", c.SessionID)

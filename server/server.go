@@ -87,7 +87,7 @@ func New(o Options) (*Server, error) {
 	met := newMetrics(o.Keys, o.DB)
 	th := newThrottle(o.Store, o.Login, o.Now)
 	guard := &clientGuard{throttle: th, trusted: o.Login.TrustedProxies}
-	users, err := newUserAuth(o.Store, th, o.Login, met)
+	users, err := newUserAuth(o.Store, o.Store, th, o.Login, met)
 	if err != nil {
 		return nil, err
 	}
@@ -95,16 +95,16 @@ func New(o Options) (*Server, error) {
 	m := &minter{issuer: o.Issuer, keys: o.Keys}
 	sessions := newSessionCache(sessionCacheSize)
 	grants := map[grantType]grant{
-		grantPassword: passwordGrant{users: users, store: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
-		grantRefreshToken: refreshGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m,
+		grantPassword: passwordGrant{users: users, families: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
+		grantRefreshToken: refreshGrant{families: o.Store, sessions: sessions, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
-	ops := tokenOpEndpoint{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log}
+	ops := tokenOpEndpoint{clients: cs, guard: guard, keys: o.Keys, now: o.Now, log: log}
 	d := routeDeps{
 		token:      &tokenHandler{clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies},
-		revoke:     &revokeHandler{ops},
-		introspect: &introspectHandler{ops},
+		revoke:     &revokeHandler{tokenOpEndpoint: ops, families: o.Store, denylist: o.Store},
+		introspect: &introspectHandler{tokenOpEndpoint: ops, denylist: o.Store},
 		metadata:   &metadataHandler{clients: cs},
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
