@@ -1,8 +1,8 @@
 package server
 
 // Fuzz targets for everything that reads attacker-controlled bytes before a
-// client has authenticated: the refresh-token parser, HTTP Basic decoding,
-// the token endpoint's form handling, and the token parameter of
+// client has authenticated (the refresh-token parser's is in package
+// tokens): HTTP Basic decoding, the token endpoint's form handling, and the token parameter of
 // revocation and introspection. `go test` runs them over their seeds (the
 // f.Add calls and testdata/fuzz/<FuzzName>/); `go test -fuzz=FuzzX` explores.
 // Each builds its server once, before f.Fuzz, so an iteration costs one
@@ -11,7 +11,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,13 +19,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
@@ -34,51 +33,6 @@ import (
 
 // fuzzMAC is a syntactically valid MAC (32 bytes, base64url).
 var fuzzMAC = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
-
-func FuzzParseRefreshToken(f *testing.F) {
-	for _, s := range []string{
-		"",
-		"ktr1",
-		"ktr1...",
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.0." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.18446744073709551615." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.18446744073709551616." + fuzzMAC, // overflows uint64
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.007." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.-1." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.+1." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + "=",
-		"ktr1.AAAAAAAAAAAAAAAAAAAAA=.1." + fuzzMAC,
-		"ktr2.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + ".x",
-		"ktr1.\xff\xfe.1." + fuzzMAC,
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		tok, err := parseRefreshToken(s)
-		if err != nil {
-			if !errors.Is(err, errMalformedToken) {
-				t.Fatalf("parseRefreshToken(%q): error %v, want errMalformedToken", s, err)
-			}
-			return
-		}
-		// One token, one spelling: what is accepted re-encodes to itself,
-		// so a token cannot be presented in several forms.
-		again := refreshPrefix + "." + tok.FamilyID + "." + strconv.FormatUint(tok.Generation, 10) + "." +
-			base64.RawURLEncoding.EncodeToString(tok.MAC)
-		if again != s {
-			t.Fatalf("parseRefreshToken(%q) accepted a token that re-encodes as %q", s, again)
-		}
-		if len(tok.MAC) != sha256.Size {
-			t.Fatalf("parseRefreshToken(%q): MAC of %d bytes", s, len(tok.MAC))
-		}
-		// Family IDs are newID()s: 16 bytes, canonical base64url.
-		if id, err := base64.RawURLEncoding.DecodeString(tok.FamilyID); err != nil || len(id) != 16 ||
-			base64.RawURLEncoding.EncodeToString(id) != tok.FamilyID {
-			t.Fatalf("parseRefreshToken(%q) accepted family id %q", s, tok.FamilyID)
-		}
-	})
-}
 
 func FuzzDecodeBasic(f *testing.F) {
 	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -127,7 +81,7 @@ type fuzzServer struct {
 	name  string // the database: SQLite or Postgres
 	srv   *Server
 	store storage.Store
-	keys  *Keys
+	keys  *keys.Keys
 }
 
 const (
@@ -184,8 +138,8 @@ func newFuzzServer(f *testing.F, name string, store storage.Store) *fuzzServer {
 	if err != nil {
 		f.Fatal(err)
 	}
-	keys, err := NewKeys(context.Background(), store, bytes.Repeat([]byte{9}, 32), KeysOptions{
-		Algorithm: AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: now,
+	keys, err := keys.New(context.Background(), store, bytes.Repeat([]byte{9}, 32), keys.Options{
+		Algorithm: keys.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: now,
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -363,7 +317,7 @@ func FuzzIntrospectRevoke(f *testing.F) {
 		first, second := fs.login(f), fs.login(f)
 		issued[fs], liveRefresh[fs] = map[string]bool{}, map[string]bool{}
 		for _, at := range []string{first.AccessToken, second.AccessToken} {
-			c, err := fs.keys.parseAccessToken(context.Background(), at)
+			c, err := fs.keys.ParseAccessToken(context.Background(), at)
 			if err != nil {
 				f.Fatal(err)
 			}

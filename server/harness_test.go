@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
@@ -114,7 +115,7 @@ type testServer struct {
 	t     *testing.T
 	store storage.Store
 	clock *testClock
-	keys  *server.Keys
+	keys  *keys.Keys
 	logs  *syncBuffer
 	srv   *server.Server
 }
@@ -161,8 +162,8 @@ func newTestServerOn(t *testing.T, store storage.Store, adjust ...func(*server.O
 		t.Fatal(err)
 	}
 	secret := bytes.Repeat([]byte{7}, 32)
-	keys, err := server.NewKeys(t.Context(), store, secret, server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
+	keys, err := keys.New(t.Context(), store, secret, keys.Options{
+		Algorithm: keys.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
@@ -315,8 +316,8 @@ func hostileRefreshTokenFromAnotherKey(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := server.NewKeys(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: ts.clock.Now,
+	other, err := keys.New(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), keys.Options{
+		Algorithm: keys.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: ts.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

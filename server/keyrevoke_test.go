@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -59,10 +60,10 @@ func kidOf(t *testing.T, token string) string {
 
 // adminKeys is a Keys of its own on the instances' store, as `keyturn keys`
 // opens one: it shares nothing with the servers but the database.
-func adminKeys(t *testing.T, store storage.Store, clock *testClock) *server.Keys {
+func adminKeys(t *testing.T, store storage.Store, clock *testClock) *keys.Keys {
 	t.Helper()
-	k, err := server.NewKeys(t.Context(), store, bytes.Repeat([]byte{7}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
+	k, err := keys.New(t.Context(), store, bytes.Repeat([]byte{7}, 32), keys.Options{
+		Algorithm: keys.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -102,7 +103,7 @@ type tokenOpEndpoint struct {
 	clients *clientSet
 	guard   *clientGuard
 	store   storage.Store
-	keys    *Keys
+	keys    *keys.Keys
 	now     func() time.Time
 	log     *slog.Logger
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
@@ -281,8 +282,8 @@ func TestRefreshTokenFromAnotherServer(t *testing.T) {
 			b := newTestServerOn(t, store, func(o *server.Options) {
 				// B's signing keys live elsewhere: they are sealed under B's
 				// secret, which cannot open A's.
-				keys, err := server.NewKeys(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), server.KeysOptions{
-					Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: o.Now,
+				keys, err := keys.New(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), keys.Options{
+					Algorithm: keys.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: o.Now,
 				})
 				if err != nil {
 					t.Fatal(err)

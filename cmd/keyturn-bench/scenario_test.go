@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
@@ -46,8 +47,8 @@ func newTestServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := server.NewKeys(t.Context(), store, bytes.Repeat([]byte{7}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute,
+	keys, err := keys.New(t.Context(), store, bytes.Repeat([]byte{7}, 32), keys.Options{
+		Algorithm: keys.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
