@@ -45,7 +45,7 @@ func (c *countingStore) reads() (lists, checks int64) { return c.lists.Load(), c
 
 func (c *countingStore) reset() { c.lists.Store(0); c.checks.Store(0) }
 
-// revocationCheck is server.revocationCheckInterval: how long another
+// revocationCheck is keys.revocationCheckInterval: how long another
 // instance may take to see a revocation.
 const revocationCheck = 2 * time.Second
 

@@ -6,7 +6,6 @@ package tokens
 // -fuzz=FuzzParseRefreshToken` explores.
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -14,8 +13,8 @@ import (
 	"testing"
 )
 
-// fuzzMAC is a syntactically valid MAC (32 bytes, base64url).
-var fuzzMAC = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
+// fuzzMAC is a syntactically valid MAC: 32 bytes of 0xa5, base64url.
+const fuzzMAC = "paWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaU"
 
 func FuzzParseRefreshToken(f *testing.F) {
 	for _, s := range []string{
