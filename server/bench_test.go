@@ -6,7 +6,7 @@ package server_test
 // one iteration (-benchtime=1x) so they keep compiling; it never asserts a
 // timing. BENCHMARKS.md has figures and how they relate to the load test:
 //
-//	go test -run '^$' -bench . -benchmem ./server/
+//	go test -run '^$' -bench . -benchmem ./server/...
 //
 // The database-free handler benchmarks run over storage/memstore, an
 // in-memory store that passes the conformance suite (storagetest). It

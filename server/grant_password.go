@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -22,7 +24,7 @@ type passwordGrant struct {
 	users    *userAuth
 	families storage.Families
 	sessions *sessionCache
-	keys     *Keys
+	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time
 }
@@ -51,8 +53,8 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		idle, absolute = c.AccessTokenTTL, c.AccessTokenTTL
 	}
 	f := storage.Family{
-		ID: newID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
-		Salt: newSalt(), KeyID: g.keys.MACKeyID(),
+		ID: tokens.NewID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
+		Salt: tokens.NewSalt(), KeyID: g.keys.MACKeyID(),
 		CreatedAt: now, LastUsedAt: now,
 		IdleExpiresAt:     now.Add(idle),
 		AbsoluteExpiresAt: now.Add(absolute),
@@ -85,7 +87,7 @@ type userAuth struct {
 }
 
 func newUserAuth(users storage.Users, addresses storage.Throttles, th *throttle, opts LoginOptions, m *metrics) (*userAuth, error) {
-	dummy, err := passhash.Hash(newID(), passhash.Default)
+	dummy, err := passhash.Hash(tokens.NewID(), passhash.Default)
 	if err != nil {
 		return nil, err
 	}

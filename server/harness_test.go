@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
@@ -100,7 +101,7 @@ type testServer struct {
 	t     *testing.T
 	store storage.Store
 	clock *testClock
-	keys  *server.Keys
+	keys  *keys.Keys
 	logs  *syncBuffer
 	srv   *server.Server
 }

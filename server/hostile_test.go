@@ -25,6 +25,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
@@ -315,7 +316,7 @@ func hostileRefreshTokenFromAnotherKey(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := servertest.Keys(t, sqlstoretest.SQLite(t), 8, server.KeysOptions{Now: ts.clock.Now})
+	other := servertest.Keys(t, sqlstoretest.SQLite(t), 8, keys.Options{Now: ts.clock.Now})
 	for _, gen := range []uint64{0, 1, 2} { // rotated away, current, future
 		forged := other.RefreshToken(f, gen)
 		if !strings.HasPrefix(forged, "ktr1."+familyID+"."+strconv.FormatUint(gen, 10)+".") || forged == rt0 || forged == rt1 {

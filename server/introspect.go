@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -24,18 +24,18 @@ type introspectHandler struct {
 // introspection is the RFC 7662 §2.2 response. An inactive token is
 // exactly {"active":false}: nothing else is said about it.
 type introspection struct {
-	Active    bool         `json:"active"`
-	Scope     string       `json:"scope,omitempty"`
-	ClientID  string       `json:"client_id,omitempty"`
-	Username  string       `json:"username,omitempty"`
-	TokenType string       `json:"token_type,omitempty"`
-	Expiry    int64        `json:"exp,omitempty"`
-	IssuedAt  int64        `json:"iat,omitempty"`
-	Subject   string       `json:"sub,omitempty"`
-	Audience  jsonAudience `json:"aud,omitempty"`
-	Issuer    string       `json:"iss,omitempty"`
-	ID        string       `json:"jti,omitempty"`
-	SessionID string       `json:"sid,omitempty"`
+	Active    bool            `json:"active"`
+	Scope     string          `json:"scope,omitempty"`
+	ClientID  string          `json:"client_id,omitempty"`
+	Username  string          `json:"username,omitempty"`
+	TokenType string          `json:"token_type,omitempty"`
+	Expiry    int64           `json:"exp,omitempty"`
+	IssuedAt  int64           `json:"iat,omitempty"`
+	Subject   string          `json:"sub,omitempty"`
+	Audience  tokens.Audience `json:"aud,omitempty"`
+	Issuer    string          `json:"iss,omitempty"`
+	ID        string          `json:"jti,omitempty"`
+	SessionID string          `json:"sid,omitempty"`
 }
 
 var inactive = introspection{}
@@ -59,14 +59,14 @@ func (h *introspectHandler) introspect(ctx context.Context, op tokenOp) (introsp
 	if op.client.Public || !op.client.Introspect {
 		return inactive, errInvalidClient("the client may not introspect tokens")
 	}
-	if strings.HasPrefix(op.token, refreshPrefix+".") {
+	if tokens.IsRefresh(op.token) {
 		return h.refresh(ctx, op.client, op.token)
 	}
 	return h.access(ctx, op.client, op.token)
 }
 
 func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	c, err := h.keys.parseAccessToken(ctx, token)
+	c, err := h.keys.ParseAccessToken(ctx, token)
 	if err != nil {
 		return inactive, nil
 	}
@@ -111,7 +111,7 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 // to, and only while it is the session's current token (DESIGN.md
 // decision D5); it never revokes anything (introspection is read-only).
 func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	tok, err := parseRefreshToken(token)
+	tok, err := tokens.ParseRefresh(token)
 	if err != nil {
 		return inactive, nil
 	}
@@ -123,7 +123,7 @@ func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client,
 	if f.ID == "" || username == "" {
 		return inactive, nil // no such session, or its user is gone
 	}
-	if !h.keys.verifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
+	if !h.keys.VerifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
 		return inactive, nil
 	}
 	iat := f.CreatedAt

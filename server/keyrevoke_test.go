@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 )
@@ -44,7 +45,7 @@ func (c *countingStore) reads() (lists, checks int64) { return c.lists.Load(), c
 
 func (c *countingStore) reset() { c.lists.Store(0); c.checks.Store(0) }
 
-// revocationCheck is server.revocationCheckInterval: how long another
+// revocationCheck is keys.revocationCheckInterval: how long another
 // instance may take to see a revocation.
 const revocationCheck = 2 * time.Second
 
@@ -59,9 +60,9 @@ func kidOf(t *testing.T, token string) string {
 
 // adminKeys is a Keys of its own on the instances' store, as `keyturn keys`
 // opens one: it shares nothing with the servers but the database.
-func adminKeys(t *testing.T, store storage.Store, clock *testClock) *server.Keys {
+func adminKeys(t *testing.T, store storage.Store, clock *testClock) *keys.Keys {
 	t.Helper()
-	return servertest.Keys(t, store, 7, server.KeysOptions{Now: clock.Now})
+	return servertest.Keys(t, store, 7, keys.Options{Now: clock.Now})
 }
 
 // jwksOf fetches the JWKS and checks its caching headers.

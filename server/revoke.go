@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -47,14 +47,14 @@ var errNotYourToken = errInvalidGrant("the token was issued to another client")
 // revoked tokens (RFC 7009 §2.2): the client could not act on the
 // difference, and saying so would leak validity.
 func (h *revokeHandler) revoke(ctx context.Context, req tokenOp) error {
-	if strings.HasPrefix(req.token, refreshPrefix+".") {
+	if tokens.IsRefresh(req.token) {
 		return h.revokeRefresh(ctx, req)
 	}
 	return h.revokeAccess(ctx, req)
 }
 
 func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
-	tok, err := parseRefreshToken(req.token)
+	tok, err := tokens.ParseRefresh(req.token)
 	if err != nil {
 		return nil
 	}
@@ -65,7 +65,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	if !h.keys.verifyRefresh(f, tok) {
+	if !h.keys.VerifyRefresh(f, tok) {
 		return nil // forged: revokes nothing
 	}
 	if f.ClientID != req.client.ID {
@@ -87,7 +87,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 }
 
 func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
-	c, err := h.keys.parseAccessToken(ctx, req.token)
+	c, err := h.keys.ParseAccessToken(ctx, req.token)
 	if err != nil {
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -38,7 +39,7 @@ type Options struct {
 	Issuer  string
 	Store   storage.Store
 	Clients *clients.Registry
-	Keys    *Keys
+	Keys    *keys.Keys
 	Logger  *slog.Logger
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
@@ -223,7 +224,7 @@ func health(w http.ResponseWriter, _ *http.Request) {
 // the cause in the log only.
 type readyHandler struct {
 	ready func(ctx context.Context) error
-	keys  *Keys
+	keys  *keys.Keys
 	log   *slog.Logger
 }
 
@@ -232,7 +233,7 @@ func (h *readyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err := h.ready(ctx)
 	if err == nil {
-		_, err = h.keys.signer(ctx)
+		err = h.keys.Ready(ctx)
 	}
 	if err != nil {
 		h.log.WarnContext(ctx, "not ready", "err", err)

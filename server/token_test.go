@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
@@ -280,7 +281,7 @@ func TestRefreshTokenFromAnotherServer(t *testing.T) {
 			b := newTestServerOn(t, store, func(o *server.Options) {
 				// B's signing keys live elsewhere: they are sealed under B's
 				// secret, which cannot open A's.
-				o.Keys = servertest.Keys(t, sqlstoretest.SQLite(t), 8, server.KeysOptions{Now: o.Now})
+				o.Keys = servertest.Keys(t, sqlstoretest.SQLite(t), 8, keys.Options{Now: o.Now})
 			})
 			rt := a.login(confA).str("refresh_token")
 			wantError(t, b.token(confA, refresh(rt)), 400, "invalid_grant")

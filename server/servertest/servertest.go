@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -114,10 +115,10 @@ func KeySecret(seed byte) []byte { return bytes.Repeat([]byte{seed}, 32) }
 // Keys opens the signing keys in store, sealed under KeySecret(seed). Zero
 // fields of opts take the test defaults (ES256, rotation delay 1h, maximum
 // token TTL 15m). It is the kit's one place that builds keys.
-func Keys(tb testing.TB, store storage.SigningKeys, seed byte, opts server.KeysOptions) *server.Keys {
+func Keys(tb testing.TB, store storage.SigningKeys, seed byte, opts keys.Options) *keys.Keys {
 	tb.Helper()
 	if opts.Algorithm == "" {
-		opts.Algorithm = server.AlgES256
+		opts.Algorithm = keys.AlgES256
 	}
 	if opts.RotationDelay == 0 {
 		opts.RotationDelay = time.Hour
@@ -125,7 +126,7 @@ func Keys(tb testing.TB, store storage.SigningKeys, seed byte, opts server.KeysO
 	if opts.MaxTokenTTL == 0 {
 		opts.MaxTokenTTL = 15 * time.Minute
 	}
-	k, err := server.NewKeys(context.Background(), store, KeySecret(seed), opts)
+	k, err := keys.New(context.Background(), store, KeySecret(seed), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func New(tb testing.TB, store storage.Store, s Setup) (*server.Server, server.Op
 	}
 	opts := server.Options{
 		Issuer: s.Issuer, Store: store, Clients: Registry(tb, s.Issuer, s.Clients, s.Env),
-		Keys:   Keys(tb, store, seed, server.KeysOptions{Algorithm: s.Algorithm, Now: s.Now}),
+		Keys:   Keys(tb, store, seed, keys.Options{Algorithm: s.Algorithm, Now: s.Now}),
 		Logger: log, Now: s.Now,
 	}
 	for _, a := range s.Adjust {
