@@ -21,17 +21,11 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 )
 
 // DefaultFile is the file Load reads when given no path, if it exists.
 const DefaultFile = "keyturn.yaml"
-
-// MinRotationDelay is the shortest keys.rotation_delay: resource servers
-// may cache the JWKS for 5 minutes (its Cache-Control), and instances
-// re-read the keys every 30 seconds; a rotated-in key signs only after
-// every cache has seen it.
-const MinRotationDelay = 6 * time.Minute
 
 // Config is the whole configuration. Its YAML tags are the file's schema.
 type Config struct {
@@ -216,7 +210,6 @@ func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 var (
-	algorithms = []string{"ES256", "RS256", "EdDSA"}
 	logFormats = []string{"text", "json"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 )
@@ -242,7 +235,7 @@ func defaults() Config {
 			RefreshIdleTTL:     120 * time.Hour,
 			RefreshAbsoluteTTL: 720 * time.Hour,
 		},
-		Keys:    Keys{Algorithm: "ES256", RotationDelay: time.Hour},
+		Keys:    Keys{Algorithm: keys.AlgES256, RotationDelay: time.Hour},
 		Log:     Log{Format: "text", Level: "info"},
 		Cleanup: Cleanup{Interval: 10 * time.Minute, RevokedRetention: 7 * 24 * time.Hour, BatchSize: 500},
 		Login: Login{
@@ -512,12 +505,12 @@ func (t Tokens) problems(ps *problemList) {
 
 // problems checks the signing algorithm and rotation delay.
 func (k Keys) problems(ps *problemList) {
-	if !slices.Contains(algorithms, k.Algorithm) {
-		ps.add("keys.algorithm", "unknown algorithm %q (want %s)", k.Algorithm, strings.Join(algorithms, ", "))
+	if !slices.Contains(keys.Algorithms(), k.Algorithm) {
+		ps.add("keys.algorithm", "unknown algorithm %q (want %s)", k.Algorithm, strings.Join(keys.Algorithms(), ", "))
 	}
-	if k.RotationDelay < MinRotationDelay {
+	if k.RotationDelay < keys.MinRotationDelay {
 		ps.add("keys.rotation_delay", "%s is less than %s: a new key must reach every cached JWKS before it signs",
-			clients.FormatDuration(k.RotationDelay), clients.FormatDuration(MinRotationDelay))
+			clients.FormatDuration(k.RotationDelay), clients.FormatDuration(keys.MinRotationDelay))
 	}
 }
 
@@ -732,7 +725,7 @@ func (c Config) ClientDefaults() clients.Defaults {
 
 // DecodeSecret decodes a master secret (KEYTURN_SECRET or the secret
 // file): base64 (standard or URL alphabet, padded or not) of at least
-// server.MinSecretLen random bytes. Surrounding whitespace is ignored. A
+// keys.MinSecretLen random bytes. Surrounding whitespace is ignored. A
 // passphrase is refused however long it is: the keys derived from the
 // secret are only as strong as it is, and a chosen phrase holds far fewer
 // than 256 bits. The error never contains the value.
@@ -742,11 +735,11 @@ func DecodeSecret(raw []byte) ([]byte, error) {
 		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
 	} {
 		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) < server.MinSecretLen {
-				return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (make one with `openssl rand -base64 32`); this is base64 of %d", server.MinSecretLen, len(b))
+			if len(b) < keys.MinSecretLen {
+				return nil, fmt.Errorf("too short: need at least %d random bytes, base64-encoded (make one with `openssl rand -base64 32`); this is base64 of %d", keys.MinSecretLen, len(b))
 			}
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("not base64: need at least %d random bytes, base64-encoded (make one with `openssl rand -base64 32`); a passphrase is not accepted", server.MinSecretLen)
+	return nil, fmt.Errorf("not base64: need at least %d random bytes, base64-encoded (make one with `openssl rand -base64 32`); a passphrase is not accepted", keys.MinSecretLen)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -609,7 +610,7 @@ func TestValidate(t *testing.T) {
 		{"algorithms", func(c *Config) { c.Keys.Algorithm = "RS256" }, ""},
 		{"algorithm", func(c *Config) { c.Keys.Algorithm = "es256" }, "keys.algorithm: unknown algorithm \"es256\" (want ES256, RS256, EdDSA)"},
 		{"rotation zero", func(c *Config) { c.Keys.RotationDelay = 0 }, "keys.rotation_delay: 0s is less than 6m"},
-		{"rotation minimum", func(c *Config) { c.Keys.RotationDelay = MinRotationDelay }, ""},
+		{"rotation minimum", func(c *Config) { c.Keys.RotationDelay = keys.MinRotationDelay }, ""},
 		{"log", func(c *Config) { c.Log = Log{Format: "json", Level: "error"} }, ""},
 		{"log format", func(c *Config) { c.Log.Format = "" }, "log.format: unknown format \"\""},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level: unknown level \"verbose\" (want debug, info, warn, error)"},

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/keyturn/keyturn/server/tokens"
 )
 
 // requestInfo is what one request learns about itself as it goes, for its
@@ -44,12 +46,12 @@ const maxRequestIDLen = 64
 func incomingRequestID(r *http.Request) string {
 	id := r.Header.Get("X-Request-ID")
 	if id == "" || len(id) > maxRequestIDLen {
-		return newID()
+		return tokens.NewID()
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:", c) >= 0) {
-			return newID()
+			return tokens.NewID()
 		}
 	}
 	return id

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 // Benchmarks of the per-request CPU work of each endpoint, without the
 // network and, except where named SQLite, without a database, with
@@ -6,7 +6,7 @@ package server
 // one iteration (-benchtime=1x) so they keep compiling; it never asserts a
 // timing. BENCHMARKS.md has figures and how they relate to the load test:
 //
-//	go test -run '^$' -bench . -benchmem ./server/
+//	go test -run '^$' -bench . -benchmem ./server/...
 //
 // The database-free handler benchmarks run over storage/memstore, an
 // in-memory store that passes the conformance suite (storagetest). It
@@ -16,10 +16,7 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"encoding/base64"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -28,9 +25,10 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/memstore"
-	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
@@ -40,59 +38,18 @@ const (
 	benchRSSecret   = "bench-rs-secret"
 	benchUsername   = "ada"
 	benchPassword   = "correct horse battery staple"
-	benchUserID     = "user-ada"
 	benchRemoteAddr = "127.0.0.1:40000"
 )
 
-// benchFastHash keeps the password-grant handler benchmark about everything
-// but argon2id, which BenchmarkArgon2idVerify measures on its own.
-var benchFastHash = passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-
-func benchBasic(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
-
-// benchRegistry: a confidential client with every grant (as a first-party
+// benchClients: a confidential client with every grant (as a first-party
 // app would have) and a resource server that introspects.
-func benchRegistry(b *testing.B) *clients.Registry {
-	b.Helper()
-	reg, err := clients.New([]clients.Spec{
+func benchClients() []clients.Spec {
+	return []clients.Spec{
 		{ID: "bench", SecretHash: clients.SHA256Hash(benchSecret),
 			GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
 			Scopes:     []string{"read", "write"}, DefaultScopes: []string{"read"},
 			Audience: []string{"https://api.example.com"}},
 		{ID: "rs", SecretHash: clients.SHA256Hash(benchRSSecret), Introspect: true, Resources: []string{"https://api.example.com"}},
-	}, clients.Defaults{
-		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
-		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{benchIssuer},
-	}, func(string) (string, bool) { return "", false })
-	if err != nil {
-		b.Fatal(err)
-	}
-	return reg
-}
-
-func benchKeys(b *testing.B, store storage.SigningKeys, alg string) *Keys {
-	b.Helper()
-	k, err := NewKeys(context.Background(), store, bytes.Repeat([]byte{7}, 32), KeysOptions{
-		Algorithm: alg, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return k
-}
-
-func benchAddUser(b *testing.B, store storage.Users) {
-	b.Helper()
-	h, err := passhash.Hash(benchPassword, benchFastHash)
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now().UTC()
-	u := storage.User{ID: benchUserID, Username: benchUsername, PasswordHash: h, CreatedAt: now, UpdatedAt: now}
-	if err := store.CreateUser(context.Background(), u); err != nil {
-		b.Fatal(err)
 	}
 }
 
@@ -132,17 +89,14 @@ type benchServer struct {
 	rs    string
 }
 
+// newBenchServer: the password-grant handler benchmark runs with the kit's
+// fast argon2id parameters, so it is about everything but argon2id, which
+// BenchmarkArgon2idVerify measures on its own.
 func newBenchServer(b *testing.B, store storage.Store) *benchServer {
 	b.Helper()
-	benchAddUser(b, store)
-	srv, err := New(Options{
-		Issuer: benchIssuer, Store: store, Clients: benchRegistry(b), Keys: benchKeys(b, store, AlgES256),
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &benchServer{h: srv, basic: benchBasic("bench", benchSecret), rs: benchBasic("rs", benchRSSecret)}
+	servertest.AddUser(b, store, benchUsername, benchPassword, time.Now().UTC())
+	srv, _ := servertest.New(b, store, servertest.Setup{Issuer: benchIssuer, Clients: benchClients()})
+	return &benchServer{h: srv, basic: servertest.Basic("bench", benchSecret), rs: servertest.Basic("rs", benchRSSecret)}
 }
 
 func (s *benchServer) do(b *testing.B, path, auth, body string) *httptest.ResponseRecorder {
@@ -155,7 +109,7 @@ func (s *benchServer) do(b *testing.B, path, auth, body string) *httptest.Respon
 }
 
 func (s *benchServer) login(b *testing.B) *httptest.ResponseRecorder {
-	return s.do(b, PathToken, s.basic, "grant_type=password&username="+benchUsername+"&password="+url.QueryEscape(benchPassword))
+	return s.do(b, server.PathToken, s.basic, "grant_type=password&username="+benchUsername+"&password="+url.QueryEscape(benchPassword))
 }
 
 // benchHandlers runs each endpoint's whole handler over the store open returns.
@@ -166,7 +120,7 @@ func benchHandlers(b *testing.B, open func(b *testing.B) storage.Store) {
 		b.ReportAllocs()
 		for b.Loop() {
 			// Each refresh presents the token the previous one returned.
-			rec := s.do(b, PathToken, s.basic, "grant_type=refresh_token&refresh_token="+rt)
+			rec := s.do(b, server.PathToken, s.basic, "grant_type=refresh_token&refresh_token="+rt)
 			rt = benchField(rec.Body.Bytes(), "refresh_token")
 		}
 	})
@@ -174,7 +128,7 @@ func benchHandlers(b *testing.B, open func(b *testing.B) storage.Store) {
 		s := newBenchServer(b, open(b))
 		b.ReportAllocs()
 		for b.Loop() {
-			s.do(b, PathToken, s.basic, "grant_type=client_credentials")
+			s.do(b, server.PathToken, s.basic, "grant_type=client_credentials")
 		}
 	})
 	b.Run("password_fasthash", func(b *testing.B) {
@@ -190,7 +144,7 @@ func benchHandlers(b *testing.B, open func(b *testing.B) storage.Store) {
 		body := "token=" + at
 		b.ReportAllocs()
 		for b.Loop() {
-			rec := s.do(b, PathIntrospect, s.rs, body)
+			rec := s.do(b, server.PathIntrospect, s.rs, body)
 			if !bytes.Contains(rec.Body.Bytes(), []byte(`"active":true`)) {
 				b.Fatalf("introspection: %s", rec.Body.String())
 			}
@@ -214,8 +168,8 @@ func BenchmarkHandlerSQLite(b *testing.B) {
 // form (size cap, no repeats, UTF-8) and client authentication (Basic,
 // form-urlencoded; a sha256 secret hash, so no slow hash).
 func BenchmarkParseAndAuthenticate(b *testing.B) {
-	reg := benchRegistry(b)
-	basic := benchBasic("bench", benchSecret)
+	reg := servertest.Registry(b, benchIssuer, benchClients(), nil)
+	basic := servertest.Basic("bench", benchSecret)
 	rt := "ktr1.4i7T6Skbj3HMoAE4uyQ23w.12.lEqV7mGrDm3QzmI0cfj0lYwO0bTg6w5Xr4oPkbAq4dE"
 	for _, tc := range []struct{ name, body string }{
 		{"refresh", "grant_type=refresh_token&refresh_token=" + rt},
@@ -227,153 +181,14 @@ func BenchmarkParseAndAuthenticate(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r := &http.Request{
-					Method: http.MethodPost, URL: &url.URL{Path: PathToken},
+					Method: http.MethodPost, URL: &url.URL{Path: server.PathToken},
 					Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {basic}},
 					Body:   io.NopCloser(strings.NewReader(tc.body)), ContentLength: int64(len(tc.body)),
 				}
-				form, err := parseForm(w, r)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := authenticateClient(r, form, reg, nil); err != nil {
+				if err := server.ParseAndAuthenticate(w, r, reg); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
-	}
-}
-
-func benchClaims() accessClaims {
-	now := time.Now()
-	return accessClaims{
-		Issuer: benchIssuer, Subject: "yqeKL9eNOWHCcqHQkj8bdA", Audience: jsonAudience{"https://api.example.com"},
-		IssuedAt: now.Unix(), Expiry: now.Add(15 * time.Minute).Unix(), ID: newID(),
-		ClientID: "bench", Scope: "read", SessionID: "4i7T6Skbj3HMoAE4uyQ23w",
-	}
-}
-
-var benchAlgorithms = []string{AlgES256, AlgEdDSA, AlgRS256}
-
-// BenchmarkSignAccessToken is the signature of every token response:
-// claims JSON, JWS signing and compact serialisation (go-jose).
-func BenchmarkSignAccessToken(b *testing.B) {
-	for _, alg := range benchAlgorithms {
-		b.Run(alg, func(b *testing.B) {
-			k := benchKeys(b, memstore.New(), alg)
-			c := benchClaims()
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := k.signAccessToken(ctx, c); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkVerifyAccessToken is introspection's signature check (and what
-// an offline resource server pays per API call).
-func BenchmarkVerifyAccessToken(b *testing.B) {
-	for _, alg := range benchAlgorithms {
-		b.Run(alg, func(b *testing.B) {
-			k, tok := benchSignedToken(b, alg)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				k.verified.Purge() // a token not seen before: the signature is verified
-				if _, err := k.parseAccessToken(ctx, tok); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-	// A token verified before (a resource server introspecting it again).
-	b.Run("remembered", func(b *testing.B) {
-		k, tok := benchSignedToken(b, AlgES256)
-		ctx := context.Background()
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := k.parseAccessToken(ctx, tok); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// benchSignedToken returns keys of alg and an access token they signed.
-func benchSignedToken(b *testing.B, alg string) (*Keys, string) {
-	b.Helper()
-	k := benchKeys(b, memstore.New(), alg)
-	tok, err := k.signAccessToken(context.Background(), benchClaims())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return k, tok
-}
-
-// BenchmarkRefreshToken is the refresh token's own cost: minting one
-// (HMAC-SHA256 and encoding), and parsing and verifying a presented one.
-func BenchmarkRefreshToken(b *testing.B) {
-	k := benchKeys(b, memstore.New(), AlgES256)
-	f := storage.Family{ID: newID(), Salt: newSalt(), KeyID: k.MACKeyID(), Generation: 41}
-	b.Run("mint", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = k.RefreshToken(f, f.Generation+1)
-		}
-	})
-	b.Run("parse_verify", func(b *testing.B) {
-		tok := k.RefreshToken(f, f.Generation)
-		b.ReportAllocs()
-		for b.Loop() {
-			t, err := parseRefreshToken(tok)
-			if err != nil || !k.verifyRefresh(f, t) {
-				b.Fatal("refresh token did not verify")
-			}
-		}
-	})
-}
-
-// benchDiscard is a ResponseWriter that keeps headers and drops the body.
-type benchDiscard struct{ h http.Header }
-
-func (d benchDiscard) Header() http.Header       { return d.h }
-func (benchDiscard) Write(p []byte) (int, error) { return len(p), nil }
-func (benchDiscard) WriteHeader(int)             {}
-
-// BenchmarkTokenResponseJSON is the response body of a refresh: headers
-// and JSON encoding.
-func BenchmarkTokenResponseJSON(b *testing.B) {
-	k := benchKeys(b, memstore.New(), AlgES256)
-	at, err := k.signAccessToken(context.Background(), benchClaims())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := storage.Family{ID: newID(), Salt: newSalt(), KeyID: k.MACKeyID(), Generation: 7}
-	resp := &tokenResponse{
-		AccessToken: at, TokenType: "Bearer", ExpiresIn: 900,
-		RefreshToken: k.RefreshToken(f, 7), RefreshExpiresIn: 432000, Scope: "read",
-	}
-	w := benchDiscard{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		writeJSON(w, http.StatusOK, resp)
-	}
-}
-
-// BenchmarkArgon2idVerify is one password check with the production
-// parameters (passhash.Default): the password grant's bound is
-// GOMAXPROCS / this time.
-func BenchmarkArgon2idVerify(b *testing.B) {
-	h, err := passhash.Hash(benchPassword, passhash.Default)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if ok, err := passhash.Verify(h, benchPassword); err != nil || !ok {
-			b.Fatal("verify failed")
-		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
 
@@ -96,10 +97,7 @@ func TestPublicClientBasicEmptyPassword(t *testing.T) {
 // slow-check slot: every one is answered 200, and the hash runs once.
 func TestIntrospectionBurstSharesOneHash(t *testing.T) {
 	const rsSecret = "a chosen resource-server secret"
-	h, err := passhash.Hash(rsSecret, fastHash)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := servertest.HashPassword(t, rsSecret)
 	reg, hashes, setHook := countingClients(t, 1, clients.Spec{ID: "rs-argon", SecretHash: h, Introspect: true, Resources: []string{testIssuer}})
 	ts := newTestServerOn(t, openStore(t, sqlite), func(o *server.Options) { o.Clients = reg })
 	// The first hash holds the only slot until all sixteen requests are in.
@@ -151,10 +149,7 @@ func TestBasicSecretWithoutFormEncoding(t *testing.T) {
 		b64Chosen  = "chosen+secret/=="
 		wrongPlain = "wrongsecret"
 	)
-	h, err := passhash.Hash(b64Chosen, fastHash)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := servertest.HashPassword(t, b64Chosen)
 	cc := []string{clients.GrantClientCredentials}
 	reg, hashes, _ := countingClients(t, 1,
 		clients.Spec{ID: "b64", SecretHash: clients.SHA256Hash(b64Secret), GrantTypes: cc},

@@ -1,123 +1,34 @@
-package server
+package server_test
 
 // Fuzz targets for everything that reads attacker-controlled bytes before a
-// client has authenticated: the refresh-token parser, HTTP Basic decoding,
-// the token endpoint's form handling, and the token parameter of
-// revocation and introspection. `go test` runs them over their seeds (the
+// client has authenticated, through a real server: the token endpoint's
+// form handling, and the token parameter of revocation and introspection
+// (fuzz_parse_test.go has the refresh-token parser and HTTP Basic decoding). `go test` runs them over their seeds (the
 // f.Add calls and testdata/fuzz/<FuzzName>/); `go test -fuzz=FuzzX` explores.
 // Each builds its server once, before f.Fuzz, so an iteration costs one
 // request.
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
-	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
 // fuzzMAC is a syntactically valid MAC (32 bytes, base64url).
 var fuzzMAC = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
-
-func FuzzParseRefreshToken(f *testing.F) {
-	for _, s := range []string{
-		"",
-		"ktr1",
-		"ktr1...",
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.0." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.18446744073709551615." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.18446744073709551616." + fuzzMAC, // overflows uint64
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.007." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.-1." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.+1." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + "=",
-		"ktr1.AAAAAAAAAAAAAAAAAAAAA=.1." + fuzzMAC,
-		"ktr2.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC,
-		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + ".x",
-		"ktr1.\xff\xfe.1." + fuzzMAC,
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		tok, err := parseRefreshToken(s)
-		if err != nil {
-			if !errors.Is(err, errMalformedToken) {
-				t.Fatalf("parseRefreshToken(%q): error %v, want errMalformedToken", s, err)
-			}
-			return
-		}
-		// One token, one spelling: what is accepted re-encodes to itself,
-		// so a token cannot be presented in several forms.
-		again := refreshPrefix + "." + tok.FamilyID + "." + strconv.FormatUint(tok.Generation, 10) + "." +
-			base64.RawURLEncoding.EncodeToString(tok.MAC)
-		if again != s {
-			t.Fatalf("parseRefreshToken(%q) accepted a token that re-encodes as %q", s, again)
-		}
-		if len(tok.MAC) != sha256.Size {
-			t.Fatalf("parseRefreshToken(%q): MAC of %d bytes", s, len(tok.MAC))
-		}
-		// Family IDs are newID()s: 16 bytes, canonical base64url.
-		if id, err := base64.RawURLEncoding.DecodeString(tok.FamilyID); err != nil || len(id) != 16 ||
-			base64.RawURLEncoding.EncodeToString(id) != tok.FamilyID {
-			t.Fatalf("parseRefreshToken(%q) accepted family id %q", s, tok.FamilyID)
-		}
-	})
-}
-
-func FuzzDecodeBasic(f *testing.F) {
-	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	for _, s := range []string{
-		"",
-		"Basic",
-		"Basic ",
-		"Basic " + enc("web:secret"),
-		"basic   " + enc("web:s%3Ac%2Br%2Ft"),
-		"BASIC " + enc("web:"),
-		"Basic " + enc(":secret"),
-		"Basic " + enc("nocolon"),
-		"Basic " + enc("web:%"),
-		"Basic " + enc("%zz:secret"),
-		"Basic " + enc("w%00b:secret"),
-		"Basic " + enc("web:%ff%fe"),
-		"Basic " + enc("\xff:\xfe"),
-		"Basic !!!",
-		"Basic " + enc("web:secret") + "=",
-		"Bearer abc",
-		"Basic\t" + enc("web:secret"),
-		"Digest username=web",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, header string) {
-		id, _, _, err := decodeBasic(header)
-		if err != nil {
-			var oe *Error
-			if !errors.As(err, &oe) || oe.Code != "invalid_client" || oe.Status() != http.StatusUnauthorized {
-				t.Fatalf("decodeBasic(%q): %#v, want *Error invalid_client 401", header, err)
-			}
-			return
-		}
-		if id == "" {
-			t.Fatalf("decodeBasic(%q) accepted an empty client id", header)
-		}
-	})
-}
 
 // fuzzServer is a real server over a fresh store: client "web"
 // (confidential, password and refresh_token, may introspect), client "svc"
@@ -125,9 +36,8 @@ func FuzzDecodeBasic(f *testing.F) {
 // input against one on SQLite and one on PostgreSQL (newFuzzServers).
 type fuzzServer struct {
 	name  string // the database: SQLite or Postgres
-	srv   *Server
+	srv   *server.Server
 	store storage.Store
-	keys  *Keys
 }
 
 const (
@@ -136,9 +46,7 @@ const (
 	fuzzPassword  = "correct horse"
 )
 
-func fuzzBasic(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
+var fuzzBasic = servertest.Basic
 
 // newFuzzServers returns a fuzz server on SQLite and one on PostgreSQL;
 // without KEYTURN_TEST_DATABASE_URL the PostgreSQL one has no server, and
@@ -167,48 +75,41 @@ func forEachFuzzServer(t *testing.T, servers []*fuzzServer, fn func(t *testing.T
 
 func newFuzzServer(f *testing.F, name string, store storage.Store) *fuzzServer {
 	f.Helper()
-	now := func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }
+	clock := servertest.NewClock() // never advanced
 	hash := clients.SHA256Hash
-	reg, err := clients.New([]clients.Spec{
-		{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
-			Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,
-			Audience: []string{"https://api.example.com"}, Resources: []string{"https://api.example.com", "https://auth.example.com"}},
-		{ID: "svc", SecretHash: hash(fuzzSvcSecret), GrantTypes: []string{clients.GrantClientCredentials},
-			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
-		{ID: "app", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
-			Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
-	}, clients.Defaults{
-		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
-		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{"https://auth.example.com"},
-	}, func(string) (string, bool) { return "", false })
-	if err != nil {
-		f.Fatal(err)
-	}
-	keys, err := NewKeys(context.Background(), store, bytes.Repeat([]byte{9}, 32), KeysOptions{
-		Algorithm: AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: now,
+	// The fast argon2id parameters keep a correct-password iteration fast.
+	servertest.AddUser(f, store, "ada", fuzzPassword, clock.Now())
+	srv, _ := servertest.New(f, store, servertest.Setup{
+		Issuer: "https://auth.example.com", Now: clock.Now, KeySeed: 9,
+		Clients: []clients.Spec{
+			{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+				Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,
+				Audience: []string{"https://api.example.com"}, Resources: []string{"https://api.example.com", "https://auth.example.com"}},
+			{ID: "svc", SecretHash: hash(fuzzSvcSecret), GrantTypes: []string{clients.GrantClientCredentials},
+				Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+			{ID: "app", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
+				Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+		},
 	})
-	if err != nil {
-		f.Fatal(err)
+	return &fuzzServer{name: name, srv: srv, store: store}
+}
+
+// accessTokenID is the jti of an access token this server just issued (its
+// payload, unverified: the server signed it a moment ago).
+func accessTokenID(f *testing.F, at string) string {
+	f.Helper()
+	parts := strings.Split(at, ".")
+	if len(parts) != 3 {
+		f.Fatalf("access token %q: not a JWS", at)
 	}
-	// Cheap argon2id parameters keep a correct-password iteration fast; they
-	// travel in the hash.
-	pwHash, err := passhash.Hash(fuzzPassword, passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	if err != nil {
-		f.Fatal(err)
+	var c struct {
+		ID string `json:"jti"`
 	}
-	if err := store.CreateUser(context.Background(), storage.User{
-		ID: "user-ada", Username: "ada", PasswordHash: pwHash, CreatedAt: now(), UpdatedAt: now(),
-	}); err != nil {
-		f.Fatal(err)
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(payload, &c) != nil || c.ID == "" {
+		f.Fatalf("access token %q: no jti", at)
 	}
-	srv, err := New(Options{
-		Issuer: "https://auth.example.com", Store: store, Clients: reg, Keys: keys,
-		Logger: slog.New(slog.DiscardHandler), Now: now,
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	return &fuzzServer{name: name, srv: srv, store: store, keys: keys}
+	return c.ID
 }
 
 type fuzzReply struct {
@@ -231,11 +132,11 @@ func (fs *fuzzServer) post(path, ctype, auth, body string) fuzzReply {
 }
 
 // login runs the password grant for ada as web and returns the response.
-func (fs *fuzzServer) login(f *testing.F) tokenResponse {
+func (fs *fuzzServer) login(f *testing.F) server.TokenResponse {
 	f.Helper()
 	form := url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {fuzzPassword}}
-	r := fs.post(PathToken, "application/x-www-form-urlencoded", fuzzBasic("web", fuzzWebSecret), form.Encode())
-	var resp tokenResponse
+	r := fs.post(server.PathToken, "application/x-www-form-urlencoded", fuzzBasic("web", fuzzWebSecret), form.Encode())
+	var resp server.TokenResponse
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &resp) != nil || resp.RefreshToken == "" {
 		f.Fatalf("login: %d %s", r.status, r.body)
 	}
@@ -331,12 +232,12 @@ func FuzzTokenForm(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ctype, auth, body string) {
 		forEachFuzzServer(t, servers, func(t *testing.T, fs *fuzzServer) {
-			r := fs.post(PathToken, ctype, auth, body)
+			r := fs.post(server.PathToken, ctype, auth, body)
 			if r.header.Get("Cache-Control") != "no-store" {
 				t.Fatalf("%d without Cache-Control: no-store", r.status)
 			}
 			if r.status == http.StatusOK {
-				var resp tokenResponse
+				var resp server.TokenResponse
 				if err := json.Unmarshal(r.body, &resp); err != nil || resp.AccessToken == "" || resp.TokenType != "Bearer" {
 					t.Fatalf("200 with body %q", r.body)
 				}
@@ -363,17 +264,13 @@ func FuzzIntrospectRevoke(f *testing.F) {
 		first, second := fs.login(f), fs.login(f)
 		issued[fs], liveRefresh[fs] = map[string]bool{}, map[string]bool{}
 		for _, at := range []string{first.AccessToken, second.AccessToken} {
-			c, err := fs.keys.parseAccessToken(context.Background(), at)
-			if err != nil {
-				f.Fatal(err)
-			}
-			issued[fs][c.ID] = true
+			issued[fs][accessTokenID(f, at)] = true
 		}
 		liveRefresh[fs][first.RefreshToken], liveRefresh[fs][second.RefreshToken] = true, true
 		// The setup is right: real tokens are active, so "inactive" below
 		// is the server's judgement, not a broken caller.
 		for _, tok := range []string{first.AccessToken, first.RefreshToken} {
-			r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, url.Values{"token": {tok}}.Encode())
+			r := fs.post(server.PathIntrospect, "application/x-www-form-urlencoded", web, url.Values{"token": {tok}}.Encode())
 			if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"active":true`)) {
 				f.Fatalf("%s: introspect a real token: %d %s", fs.name, r.status, r.body)
 			}
@@ -414,10 +311,10 @@ func FuzzIntrospectRevoke(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		forEachFuzzServer(t, servers, func(t *testing.T, fs *fuzzServer) {
 			body := url.Values{"token": {token}}.Encode()
-			r := fs.post(PathIntrospect, "application/x-www-form-urlencoded", web, body)
+			r := fs.post(server.PathIntrospect, "application/x-www-form-urlencoded", web, body)
 			switch {
 			case r.status == http.StatusOK:
-				var got introspection
+				var got server.Introspection
 				if err := json.Unmarshal(r.body, &got); err != nil {
 					t.Fatalf("introspect: 200 with body %q", r.body)
 				}
@@ -441,7 +338,7 @@ func FuzzIntrospectRevoke(f *testing.F) {
 				}
 			}
 
-			r = fs.post(PathRevoke, "application/x-www-form-urlencoded", web, body)
+			r = fs.post(server.PathRevoke, "application/x-www-form-urlencoded", web, body)
 			if r.status == http.StatusOK {
 				if len(r.body) != 0 {
 					t.Fatalf("revoke: 200 with body %q", r.body)

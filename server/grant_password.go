@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/throttle"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -21,9 +23,9 @@ import (
 // session (family).
 type passwordGrant struct {
 	users    *userAuth
-	store    storage.Store
+	families storage.Families
 	sessions *sessionCache
-	keys     *Keys
+	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time
 }
@@ -52,13 +54,13 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		idle, absolute = c.AccessTokenTTL, c.AccessTokenTTL
 	}
 	f := storage.Family{
-		ID: newID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
-		Salt: newSalt(), KeyID: g.keys.MACKeyID(),
+		ID: tokens.NewID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
+		Salt: tokens.NewSalt(), KeyID: g.keys.MACKeyID(),
 		CreatedAt: now, LastUsedAt: now,
 		IdleExpiresAt:     now.Add(idle),
 		AbsoluteExpiresAt: now.Add(absolute),
 	}
-	if err := g.store.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
+	if err := g.families.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
 		return nil, errBadCredentials // disabled or deleted since the password check
 	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
@@ -77,20 +79,20 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 // enumerate users. Each attempt is counted by the throttle before its
 // password is hashed, and refused (429) before any hashing.
 type userAuth struct {
-	store     storage.Store
+	users     storage.Users
 	throttle  *throttle.Throttle
 	hashing   *passhash.Limiter
 	dummyHash string
 	logins    *prometheus.CounterVec
 }
 
-func newUserAuth(store storage.Store, th *throttle.Throttle, hashing *passhash.Limiter, m *metrics) (*userAuth, error) {
-	dummy, err := passhash.Hash(newID(), passhash.Default)
+func newUserAuth(users storage.Users, th *throttle.Throttle, hashing *passhash.Limiter, m *metrics) (*userAuth, error) {
+	dummy, err := passhash.Hash(tokens.NewID(), passhash.Default)
 	if err != nil {
 		return nil, err
 	}
 	return &userAuth{
-		store:     store,
+		users:     users,
 		throttle:  th,
 		hashing:   hashing,
 		dummyHash: dummy,
@@ -123,7 +125,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 			login.Refund(ctx)
 		}
 	}()
-	u, err := a.store.GetUserByUsername(ctx, username)
+	u, err := a.users.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("password grant: %w", err)
 	}

@@ -8,15 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
 
 // refreshGrant is the refresh_token grant (RFC 6749 §6) with rotation and
 // reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md §2).
 type refreshGrant struct {
-	store    storage.Store
+	families storage.Families
 	sessions *sessionCache
-	keys     *Keys
+	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time
 	log      *slog.Logger
@@ -44,7 +46,7 @@ func liveOutcome(f storage.Family) string {
 }
 
 func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
-	tok, err := parseRefreshToken(req.refreshToken)
+	tok, err := tokens.ParseRefresh(req.refreshToken)
 	if err != nil {
 		return nil, g.refused(refreshInvalid)
 	}
@@ -59,7 +61,7 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 		}
 		return g.rotate(ctx, req, f, tok, g.now().UTC())
 	}
-	f, err := g.store.GetFamily(ctx, tok.FamilyID)
+	f, err := g.families.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, g.refused(refreshInvalid)
 	}
@@ -89,11 +91,11 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 
 // genuine checks what a refresh token proves about itself against its
 // session's fixed fields: that we minted it, and for this client.
-func (g refreshGrant) genuine(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken) error {
+func (g refreshGrant) genuine(ctx context.Context, req *tokenRequest, f storage.Family, tok tokens.Refresh) error {
 	// A token whose MAC does not verify was not minted by us: refuse it and
 	// revoke nothing, or a stranger who knows a session id (it is the
 	// access token's sid) could log its owner out.
-	if !g.keys.verifyRefresh(f, tok) {
+	if !g.keys.VerifyRefresh(f, tok) {
 		g.log.InfoContext(ctx, "refresh token with a bad mac", "client_id", req.client.ID, "family_id", f.ID)
 		return g.refused(refreshInvalid)
 	}
@@ -108,13 +110,13 @@ func (g refreshGrant) genuine(ctx context.Context, req *tokenRequest, f storage.
 
 // rotate spends tok, presumed current, with one conditional UPDATE (DESIGN.md §2),
 // which also decides whether the session is still live and tok still current.
-func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, now time.Time) (*tokenResponse, error) {
+func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.Family, tok tokens.Refresh, now time.Time) (*tokenResponse, error) {
 	// A bad scope is refused before the token is spent.
 	scope, err := sessionScope(req, f)
 	if err != nil {
 		return nil, err
 	}
-	next, err := g.store.RotateFamily(ctx, f.ID, tok.Generation, now, now.Add(req.client.RefreshIdleTTL))
+	next, err := g.families.RotateFamily(ctx, f.ID, tok.Generation, now, now.Add(req.client.RefreshIdleTTL))
 	switch {
 	case err == nil:
 		g.metrics.refresh.WithLabelValues(refreshRotated).Inc()
@@ -165,7 +167,7 @@ func sessionScope(req *tokenRequest, f storage.Family) ([]string, error) {
 // the client's grace window the immediately previous generation gets the
 // same successor again (a retry after a lost response); anything else is
 // reuse: two parties hold the session, so it is revoked (RFC 9700 §4.14.2).
-func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Family, tok refreshToken, now time.Time) (*tokenResponse, error) {
+func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Family, tok tokens.Refresh, now time.Time) (*tokenResponse, error) {
 	grace := req.client.RefreshReuseGrace
 	if grace > 0 && tok.Generation+1 == f.Generation && now.Before(f.RotatedAt.Add(grace)) {
 		scope, err := sessionScope(req, f)
@@ -175,7 +177,7 @@ func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Fa
 		g.metrics.refresh.WithLabelValues(refreshGraceRetry).Inc()
 		return g.respond(ctx, req, f, scope, now)
 	}
-	if err := g.store.RevokeFamily(ctx, f.ID, storage.ReasonReuse, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := g.families.RevokeFamily(ctx, f.ID, storage.ReasonReuse, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
 	}
 	g.log.WarnContext(ctx, "refresh token reused; family revoked",

@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,27 +15,16 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
-	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
-// testClock is an injectable clock; tests advance it, never sleep.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// testClock is the kit's injectable clock; tests advance it, never sleep.
+type testClock = servertest.Clock
 
-func newClock() *testClock {
-	return &testClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *testClock { return servertest.NewClock() }
 
 // Client secrets of the test clients. confASecret has every character that
 // RFC 6749 §2.3.1 form-urlencoding must escape in Basic credentials.
@@ -114,7 +101,7 @@ type testServer struct {
 	t     *testing.T
 	store storage.Store
 	clock *testClock
-	keys  *server.Keys
+	keys  *keys.Keys
 	logs  *syncBuffer
 	srv   *server.Server
 }
@@ -152,61 +139,25 @@ func newTestServerOn(t *testing.T, store storage.Store, adjust ...func(*server.O
 	t.Helper()
 	clock := newClock()
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	reg, err := clients.New(testClients(), clients.Defaults{
-		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
-		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{testIssuer},
-	}, testEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := bytes.Repeat([]byte{7}, 32)
-	keys, err := server.NewKeys(t.Context(), store, secret, server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
+	hs, srv, opts := servertest.Serve(t, store, servertest.Setup{
+		Issuer: testIssuer, Clients: testClients(), Env: testEnv, Now: clock.Now,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Adjust: adjust,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := server.Options{
-		Issuer: testIssuer, Store: store, Clients: reg, Keys: keys, Logger: log, Now: clock.Now,
-	}
-	for _, a := range adjust {
-		if a != nil {
-			a(&opts)
-		}
-	}
-	srv, err := server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{Server: httptest.NewServer(srv), t: t, store: store, clock: clock, keys: keys, logs: logs, srv: srv}
-	t.Cleanup(ts.Close)
+	ts := &testServer{Server: hs, t: t, store: store, clock: clock, keys: opts.Keys, logs: logs, srv: srv}
 	if _, err := store.GetUserByUsername(t.Context(), "ada"); err != nil {
 		ts.addUser("ada", userPass)
 	}
 	return ts
 }
 
-// fastHash keeps test users cheap to verify; the parameters travel in the hash.
-var fastHash = passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-
 func (ts *testServer) addUser(name, password string) storage.User {
 	ts.t.Helper()
-	h, err := passhash.Hash(password, fastHash)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	u := storage.User{ID: "user-" + name, Username: name, PasswordHash: h, CreatedAt: ts.clock.Now(), UpdatedAt: ts.clock.Now()}
-	if err := ts.store.CreateUser(context.Background(), u); err != nil {
-		ts.t.Fatal(err)
-	}
-	return u
+	return servertest.AddUser(ts.t, ts.store, name, password, ts.clock.Now())
 }
 
 // basic encodes client credentials as RFC 6749 §2.3.1 requires.
-func basic(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
+var basic = servertest.Basic
 
 type call struct {
 	method string

@@ -3,10 +3,10 @@ package server_test
 import (
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
 
@@ -17,16 +17,11 @@ import (
 // frees, both pass. Two budgets would let twice the hashes run.
 func TestOneHashingBudget(t *testing.T) {
 	const rsSecret = "a chosen resource-server secret"
-	h, err := passhash.Hash(rsSecret, fastHash)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := servertest.HashPassword(t, rsSecret)
 	hashes := passhash.NewLimiter(1, 1)
 	reg, err := clients.NewWithSlowChecks(append(testClients(),
 		clients.Spec{ID: "rs-argon", SecretHash: h, Introspect: true, Resources: []string{testIssuer}}),
-		clients.Defaults{AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
-			RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{testIssuer}},
-		testEnv, clients.SlowChecks{Limiter: hashes})
+		servertest.Defaults(testIssuer), testEnv, clients.SlowChecks{Limiter: hashes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,11 +21,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
@@ -315,12 +316,7 @@ func hostileRefreshTokenFromAnotherKey(t *testing.T, b backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := server.NewKeys(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: ts.clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := servertest.Keys(t, sqlstoretest.SQLite(t), 8, keys.Options{Now: ts.clock.Now})
 	for _, gen := range []uint64{0, 1, 2} { // rotated away, current, future
 		forged := other.RefreshToken(f, gen)
 		if !strings.HasPrefix(forged, "ktr1."+familyID+"."+strconv.FormatUint(gen, 10)+".") || forged == rt0 || forged == rt1 {

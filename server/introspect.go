@@ -5,33 +5,37 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/tokens"
+	"github.com/keyturn/keyturn/storage"
 )
 
 // introspectHandler serves POST /oauth2/introspect (RFC 7662) to resource
 // servers: confidential clients registered with introspect: true. It gives
 // what offline JWT checks cannot: an access token whose session was revoked
 // or expired is inactive at once, though its signature and exp are fine.
-type introspectHandler struct{ tokenOpEndpoint }
+type introspectHandler struct {
+	tokenOpEndpoint
+	denylist storage.Denylist
+}
 
 // introspection is the RFC 7662 §2.2 response. An inactive token is
 // exactly {"active":false}: nothing else is said about it.
 type introspection struct {
-	Active    bool         `json:"active"`
-	Scope     string       `json:"scope,omitempty"`
-	ClientID  string       `json:"client_id,omitempty"`
-	Username  string       `json:"username,omitempty"`
-	TokenType string       `json:"token_type,omitempty"`
-	Expiry    int64        `json:"exp,omitempty"`
-	IssuedAt  int64        `json:"iat,omitempty"`
-	Subject   string       `json:"sub,omitempty"`
-	Audience  jsonAudience `json:"aud,omitempty"`
-	Issuer    string       `json:"iss,omitempty"`
-	ID        string       `json:"jti,omitempty"`
-	SessionID string       `json:"sid,omitempty"`
+	Active    bool            `json:"active"`
+	Scope     string          `json:"scope,omitempty"`
+	ClientID  string          `json:"client_id,omitempty"`
+	Username  string          `json:"username,omitempty"`
+	TokenType string          `json:"token_type,omitempty"`
+	Expiry    int64           `json:"exp,omitempty"`
+	IssuedAt  int64           `json:"iat,omitempty"`
+	Subject   string          `json:"sub,omitempty"`
+	Audience  tokens.Audience `json:"aud,omitempty"`
+	Issuer    string          `json:"iss,omitempty"`
+	ID        string          `json:"jti,omitempty"`
+	SessionID string          `json:"sid,omitempty"`
 }
 
 var inactive = introspection{}
@@ -55,14 +59,14 @@ func (h *introspectHandler) introspect(ctx context.Context, op tokenOp) (introsp
 	if op.client.Public || !op.client.Introspect {
 		return inactive, errInvalidClient("the client may not introspect tokens")
 	}
-	if strings.HasPrefix(op.token, refreshPrefix+".") {
+	if tokens.IsRefresh(op.token) {
 		return h.refresh(ctx, op.client, op.token)
 	}
 	return h.access(ctx, op.client, op.token)
 }
 
 func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	c, err := h.keys.parseAccessToken(ctx, token)
+	c, err := h.keys.ParseAccessToken(ctx, token)
 	if err != nil {
 		return inactive, nil
 	}
@@ -80,7 +84,7 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 		return inactive, nil // the client was removed from the configuration
 	}
 	// The denylist, the session and its user in one round trip.
-	chk, err := h.store.CheckAccess(ctx, c.ID, c.SessionID)
+	chk, err := h.denylist.CheckAccess(ctx, c.ID, c.SessionID)
 	if err != nil {
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}
@@ -107,11 +111,11 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 // to, and only while it is the session's current token (DESIGN.md
 // decision D5); it never revokes anything (introspection is read-only).
 func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	tok, err := parseRefreshToken(token)
+	tok, err := tokens.ParseRefresh(token)
 	if err != nil {
 		return inactive, nil
 	}
-	chk, err := h.store.CheckAccess(ctx, "", tok.FamilyID)
+	chk, err := h.denylist.CheckAccess(ctx, "", tok.FamilyID)
 	if err != nil {
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}
@@ -119,7 +123,7 @@ func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client,
 	if f.ID == "" || username == "" {
 		return inactive, nil // no such session, or its user is gone
 	}
-	if !h.keys.verifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
+	if !h.keys.VerifyRefresh(f, tok) || f.ClientID != caller.ID || tok.Generation != f.Generation || !f.Live(h.now()) {
 		return inactive, nil
 	}
 	iat := f.CreatedAt

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -44,7 +45,7 @@ func (c *countingStore) reads() (lists, checks int64) { return c.lists.Load(), c
 
 func (c *countingStore) reset() { c.lists.Store(0); c.checks.Store(0) }
 
-// revocationCheck is server.revocationCheckInterval: how long another
+// revocationCheck is keys.revocationCheckInterval: how long another
 // instance may take to see a revocation.
 const revocationCheck = 2 * time.Second
 
@@ -59,15 +60,9 @@ func kidOf(t *testing.T, token string) string {
 
 // adminKeys is a Keys of its own on the instances' store, as `keyturn keys`
 // opens one: it shares nothing with the servers but the database.
-func adminKeys(t *testing.T, store storage.Store, clock *testClock) *server.Keys {
+func adminKeys(t *testing.T, store storage.Store, clock *testClock) *keys.Keys {
 	t.Helper()
-	k, err := server.NewKeys(t.Context(), store, bytes.Repeat([]byte{7}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return servertest.Keys(t, store, 7, keys.Options{Now: clock.Now})
 }
 
 // jwksOf fetches the JWKS and checks its caching headers.

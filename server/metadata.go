@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 )
 
 // metadata is the RFC 8414 §2 authorization server metadata document.
@@ -92,21 +93,21 @@ func sortedKeys(m map[string]bool) []string {
 // jwksHandler serves the published signing keys (RFC 7517 §5): public
 // material only.
 type jwksHandler struct {
-	keys *Keys
+	keys *keys.Keys
 	log  *slog.Logger
 }
 
 func (h *jwksHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	keys, err := h.keys.Published(r.Context())
+	set, err := h.keys.Published(r.Context())
 	if err != nil {
 		writeError(w, r, h.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	// Short enough that a rotated-in key reaches caches before it signs
-	// (keys.rotation_delay is at least this plus keyCacheTTL). It is also
+	// (keys.rotation_delay is at least keys.MinRotationDelay). It is also
 	// how long a resource server may still hold a revoked key: the set
 	// itself drops it at once (Keys.Revoke; README).
-	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(jwksMaxAge/time.Second)))
-	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(keys.JWKSMaxAge/time.Second)))
+	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: set})
 }

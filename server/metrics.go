@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keyturn/keyturn/server/keys"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of their own.
@@ -44,7 +46,7 @@ const (
 	loginShed      = "shed"
 )
 
-func newMetrics(keys *Keys, db *sql.DB) *metrics {
+func newMetrics(keys *keys.Keys, db *sql.DB) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -92,7 +94,7 @@ func (m *metrics) handler() http.Handler {
 // keyCollector reports the signing keys from the Keys cache (a scrape
 // reads the database only when the cache is due, like a request would).
 type keyCollector struct {
-	keys *Keys
+	keys *keys.Keys
 }
 
 var (
@@ -107,9 +109,8 @@ func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keyAgeDesc; 
 func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if sk, err := c.keys.signer(ctx); err == nil {
-		age := c.keys.opts.Now().Sub(sk.row.ActivateAt).Seconds()
-		ch <- prometheus.MustNewConstMetric(keyAgeDesc, prometheus.GaugeValue, age)
+	if age, err := c.keys.SigningKeyAge(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(keyAgeDesc, prometheus.GaugeValue, age.Seconds())
 	}
 	if pub, err := c.keys.Published(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(keyCountDesc, prometheus.GaugeValue, float64(len(pub)))

@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/server/keys"
 )
 
 // maxFormBytes caps request bodies of the POST endpoints.
@@ -101,8 +101,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 type tokenOpEndpoint struct {
 	clients *clientSet
 	guard   *clientGuard
-	store   storage.Store
-	keys    *Keys
+	keys    *keys.Keys
 	now     func() time.Time
 	log     *slog.Logger
 }

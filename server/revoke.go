@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -16,7 +16,11 @@ import (
 // access token puts its jti on the denylist until it expires; the session
 // lives on (RFC 7009 §2.1 makes revoking the grant optional; DESIGN.md
 // decision D6).
-type revokeHandler struct{ tokenOpEndpoint }
+type revokeHandler struct {
+	tokenOpEndpoint
+	families storage.Families
+	denylist storage.Denylist
+}
 
 func (h *revokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, err := h.parse(w, r)
@@ -43,25 +47,25 @@ var errNotYourToken = errInvalidGrant("the token was issued to another client")
 // revoked tokens (RFC 7009 §2.2): the client could not act on the
 // difference, and saying so would leak validity.
 func (h *revokeHandler) revoke(ctx context.Context, req tokenOp) error {
-	if strings.HasPrefix(req.token, refreshPrefix+".") {
+	if tokens.IsRefresh(req.token) {
 		return h.revokeRefresh(ctx, req)
 	}
 	return h.revokeAccess(ctx, req)
 }
 
 func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
-	tok, err := parseRefreshToken(req.token)
+	tok, err := tokens.ParseRefresh(req.token)
 	if err != nil {
 		return nil
 	}
-	f, err := h.store.GetFamily(ctx, tok.FamilyID)
+	f, err := h.families.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	if !h.keys.verifyRefresh(f, tok) {
+	if !h.keys.VerifyRefresh(f, tok) {
 		return nil // forged: revokes nothing
 	}
 	if f.ClientID != req.client.ID {
@@ -75,7 +79,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 	// Any genuine generation logs the session out: the current token is
 	// the normal case, an older one is either a late logout or reuse, and
 	// both end the session.
-	if err := h.store.RevokeFamily(ctx, f.ID, storage.ReasonLogout, h.now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := h.families.RevokeFamily(ctx, f.ID, storage.ReasonLogout, h.now().UTC()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	h.log.InfoContext(ctx, "session revoked", "client_id", req.client.ID, "family_id", f.ID, "reason", storage.ReasonLogout)
@@ -83,7 +87,7 @@ func (h *revokeHandler) revokeRefresh(ctx context.Context, req tokenOp) error {
 }
 
 func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
-	c, err := h.keys.parseAccessToken(ctx, req.token)
+	c, err := h.keys.ParseAccessToken(ctx, req.token)
 	if err != nil {
 		return nil
 	}
@@ -96,7 +100,7 @@ func (h *revokeHandler) revokeAccess(ctx context.Context, req tokenOp) error {
 	if !h.now().Before(exp) {
 		return nil // expired: nothing left to revoke
 	}
-	if err := h.store.DenyAccessToken(ctx, c.ID, exp); err != nil {
+	if err := h.denylist.DenyAccessToken(ctx, c.ID, exp); err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
 	h.log.InfoContext(ctx, "access token revoked", "client_id", req.client.ID, "jti", c.ID, "family_id", c.SessionID)

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
@@ -39,7 +40,7 @@ type Options struct {
 	Issuer  string
 	Store   storage.Store
 	Clients *clients.Registry
-	Keys    *Keys
+	Keys    *keys.Keys
 	Logger  *slog.Logger
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
@@ -110,16 +111,16 @@ func New(o Options) (*Server, error) {
 	m := &minter{issuer: o.Issuer, keys: o.Keys}
 	sessions := newSessionCache(sessionCacheSize)
 	grants := map[grantType]grant{
-		grantPassword: passwordGrant{users: users, store: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
-		grantRefreshToken: refreshGrant{store: o.Store, sessions: sessions, keys: o.Keys, minter: m,
+		grantPassword: passwordGrant{users: users, families: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
+		grantRefreshToken: refreshGrant{families: o.Store, sessions: sessions, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
-	ops := tokenOpEndpoint{clients: cs, guard: guard, store: o.Store, keys: o.Keys, now: o.Now, log: log}
+	ops := tokenOpEndpoint{clients: cs, guard: guard, keys: o.Keys, now: o.Now, log: log}
 	d := routeDeps{
 		token:      &tokenHandler{clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies},
-		revoke:     &revokeHandler{ops},
-		introspect: &introspectHandler{ops},
+		revoke:     &revokeHandler{tokenOpEndpoint: ops, families: o.Store, denylist: o.Store},
+		introspect: &introspectHandler{tokenOpEndpoint: ops, denylist: o.Store},
 		metadata:   &metadataHandler{clients: cs},
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
@@ -238,7 +239,7 @@ func health(w http.ResponseWriter, _ *http.Request) {
 // the cause in the log only.
 type readyHandler struct {
 	ready func(ctx context.Context) error
-	keys  *Keys
+	keys  *keys.Keys
 	log   *slog.Logger
 }
 
@@ -247,7 +248,7 @@ func (h *readyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err := h.ready(ctx)
 	if err == nil {
-		_, err = h.keys.signer(ctx)
+		err = h.keys.Ready(ctx)
 	}
 	if err != nil {
 		h.log.WarnContext(ctx, "not ready", "err", err)

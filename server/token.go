@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -172,20 +174,20 @@ func audience(req *tokenRequest) []string {
 // minter signs access tokens.
 type minter struct {
 	issuer string
-	keys   *Keys
+	keys   *keys.Keys
 }
 
 // accessToken signs an RFC 9068 access token for sub, valid from now for
 // the client's access-token lifetime.
 func (m *minter) accessToken(ctx context.Context, req *tokenRequest, sub string, scope []string, sid string, now time.Time) (string, int64, error) {
 	ttl := req.client.AccessTokenTTL
-	tok, err := m.keys.signAccessToken(ctx, accessClaims{
+	tok, err := m.keys.SignAccessToken(ctx, tokens.AccessClaims{
 		Issuer:    m.issuer,
 		Subject:   sub,
 		Audience:  audience(req),
 		IssuedAt:  now.Unix(),
 		Expiry:    now.Add(ttl).Unix(),
-		ID:        newID(),
+		ID:        tokens.NewID(),
 		ClientID:  req.client.ID,
 		Scope:     strings.Join(scope, " "),
 		SessionID: sid,
@@ -205,7 +207,7 @@ func (m *minter) response(ctx context.Context, req *tokenRequest, sub string, sc
 }
 
 // withRefresh adds family f's refresh token at generation gen to resp.
-func withRefresh(resp *tokenResponse, keys *Keys, f storage.Family, gen uint64, now time.Time) *tokenResponse {
+func withRefresh(resp *tokenResponse, keys *keys.Keys, f storage.Family, gen uint64, now time.Time) *tokenResponse {
 	resp.RefreshToken = keys.RefreshToken(f, gen)
 	resp.RefreshExpiresIn = int64(f.ExpiresAt().Sub(now) / time.Second)
 	return resp

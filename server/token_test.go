@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
@@ -94,7 +94,7 @@ func TestClientAuthentication(t *testing.T) {
 	// and several client libraries send the secret as is: it is tried as
 	// sent when the decoded one fails.
 	t.Run("basic not form-urlencoded", func(t *testing.T) {
-		if r := ts.token("Basic "+base64.StdEncoding.EncodeToString([]byte("conf-a:"+confASecret)), cc); r.status != 200 {
+		if r := ts.token(rawBasic("conf-a", confASecret), cc); r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
@@ -279,13 +279,7 @@ func TestRefreshTokenFromAnotherServer(t *testing.T) {
 			b := newTestServerOn(t, store, func(o *server.Options) {
 				// B's signing keys live elsewhere: they are sealed under B's
 				// secret, which cannot open A's.
-				keys, err := server.NewKeys(t.Context(), sqlstoretest.SQLite(t), bytes.Repeat([]byte{8}, 32), server.KeysOptions{
-					Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: o.Now,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				o.Keys = keys
+				o.Keys = servertest.Keys(t, sqlstoretest.SQLite(t), 8, keys.Options{Now: o.Now})
 			})
 			rt := a.login(confA).str("refresh_token")
 			wantError(t, b.token(confA, refresh(rt)), 400, "invalid_grant")

@@ -121,7 +121,7 @@ type KeyRevocations struct {
 }
 
 // Throttle is the state of one throttle key (a username, a source
-// address, or a pair of them; see server/throttle.go), shared by all
+// address, or a pair of them; see package server/throttle), shared by all
 // instances: the failures committed, and the attempts in flight, reserved
 // before their password (or client secret) was checked and not yet
 // resolved.

@@ -18,6 +18,7 @@ import (
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore"
@@ -124,7 +125,7 @@ func TestServeForProfile(t *testing.T) {
 	if _, err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := server.NewKeys(ctx, store, secret, server.KeysOptions{
+	keys, err := keys.New(ctx, store, secret, keys.Options{
 		Algorithm: cfg.Keys.Algorithm, RotationDelay: cfg.Keys.RotationDelay, MaxTokenTTL: clients.MaxAccessTokenTTL, // as serve does
 	})
 	if err != nil {

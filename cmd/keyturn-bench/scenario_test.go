@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -13,9 +11,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
-	"github.com/keyturn/keyturn/server"
-	"github.com/keyturn/keyturn/storage"
-	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
@@ -34,46 +30,18 @@ func newTestServer(t *testing.T) string {
 	t.Helper()
 	store := sqlstoretest.SQLite(t)
 	const issuer = "http://127.0.0.1"
-	reg, err := clients.New([]clients.Spec{
+	now := time.Now().UTC()
+	// ada for -users 1; ada-1 ... ada-4 for -users 4 (the kit's fast hash
+	// keeps the test fast).
+	for _, name := range []string{benchUser, benchUser + "-1", benchUser + "-2", benchUser + "-3", benchUser + "-4"} {
+		servertest.AddUser(t, store, name, benchPass, now)
+	}
+	ts, _, _ := servertest.Serve(t, store, servertest.Setup{Issuer: issuer, Clients: []clients.Spec{
 		{ID: "bench", SecretHash: clients.SHA256Hash(benchSecret),
 			GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials},
 			Scopes:     []string{"read", "write"}, DefaultScopes: []string{"read"}},
 		{ID: "rs", SecretHash: clients.SHA256Hash(rsSecret), Introspect: true, Resources: []string{issuer}},
-	}, clients.Defaults{
-		AccessTokenTTL: 15 * time.Minute, RefreshIdleTTL: 120 * time.Hour,
-		RefreshAbsoluteTTL: 720 * time.Hour, Audience: []string{issuer},
-	}, func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := server.NewKeys(t.Context(), store, bytes.Repeat([]byte{7}, 32), server.KeysOptions{
-		Algorithm: server.AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{
-		Issuer: issuer, Store: store, Clients: reg, Keys: keys, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A cheap hash keeps the test fast; the parameters travel in the hash.
-	hash, err := passhash.Hash(benchPass, passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	// ada for -users 1; ada-1 ... ada-4 for -users 4.
-	for _, name := range []string{benchUser, benchUser + "-1", benchUser + "-2", benchUser + "-3", benchUser + "-4"} {
-		if err := store.CreateUser(t.Context(), storage.User{
-			ID: "user-" + name, Username: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
+	}})
 	return ts.URL
 }
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
-	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore"
 )
@@ -175,7 +175,7 @@ func writeNewSecret(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	b := make([]byte, server.MinSecretLen)
+	b := make([]byte, keys.MinSecretLen)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
@@ -193,8 +193,8 @@ func writeNewSecret(path string) ([]byte, error) {
 
 // keys loads (on first start: generates) the signing keys. log, if not
 // nil, hears when a key is found revoked (serve's, not the keys commands').
-func (a *app) keys(ctx context.Context, store storage.SigningKeys, secret []byte, log *slog.Logger) (*server.Keys, error) {
-	k, err := server.NewKeys(ctx, store, secret, server.KeysOptions{
+func (a *app) keys(ctx context.Context, store storage.SigningKeys, secret []byte, log *slog.Logger) (*keys.Keys, error) {
+	k, err := keys.New(ctx, store, secret, keys.Options{
 		Algorithm:     a.cfg.Keys.Algorithm,
 		RotationDelay: a.cfg.Keys.RotationDelay,
 		// A superseded key stays published as long as any access token can

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -26,8 +26,8 @@ func (e *env) keysRotateCommand() *cobra.Command {
 		Short: "Add a signing key: published now, signing after keys.rotation_delay",
 		Args:  noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
-				k, err := keys.Rotate(ctx)
+			return e.withKeys(cmd.Context(), func(ctx context.Context, ks *keys.Keys) error {
+				k, err := ks.Rotate(ctx)
 				if err != nil {
 					return fmt.Errorf("rotate: %w", err)
 				}
@@ -53,8 +53,8 @@ themselves may hold the key in a cached JWKS for up to its max-age (5 minutes).
 Sessions are not ended: refresh tokens do not depend on the signing key.`,
 		Args: oneKID,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
-				res, err := keys.Revoke(ctx, args[0])
+			return e.withKeys(cmd.Context(), func(ctx context.Context, ks *keys.Keys) error {
+				res, err := ks.Revoke(ctx, args[0])
 				if errors.Is(err, storage.ErrNotFound) {
 					return usageErrorf("no signing key %q (see keyturn keys list)", args[0])
 				}
@@ -84,8 +84,8 @@ func (e *env) keysListCommand() *cobra.Command {
 		Short: "List signing keys and their states",
 		Args:  noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return e.withKeys(cmd.Context(), func(ctx context.Context, keys *server.Keys) error {
-				list, err := keys.List(ctx)
+			return e.withKeys(cmd.Context(), func(ctx context.Context, ks *keys.Keys) error {
+				list, err := ks.List(ctx)
 				if err != nil {
 					return fmt.Errorf("list keys: %w", err)
 				}
@@ -108,7 +108,7 @@ func (e *env) keysListCommand() *cobra.Command {
 
 // withKeys loads the config, the master secret (never generating it), the
 // store and the keys, and runs fn.
-func (e *env) withKeys(ctx context.Context, fn func(context.Context, *server.Keys) error) error {
+func (e *env) withKeys(ctx context.Context, fn func(context.Context, *keys.Keys) error) error {
 	a, err := e.load()
 	if err != nil {
 		return err
@@ -118,11 +118,11 @@ func (e *env) withKeys(ctx context.Context, fn func(context.Context, *server.Key
 		return err
 	}
 	return a.withStore(ctx, func(ctx context.Context, store storage.Store) error {
-		keys, err := a.keys(ctx, store, secret, nil)
+		ks, err := a.keys(ctx, store, secret, nil)
 		if err != nil {
 			return err
 		}
-		return fn(ctx, keys)
+		return fn(ctx, ks)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 )
 
 // opsConfig is a config with two confidential clients named in ids, each
@@ -131,8 +132,8 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
-		server.PathToken, addr, base64.StdEncoding.EncodeToString([]byte("alpha:alpha-secret")), len(body), body[:10])
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+		server.PathToken, addr, servertest.Basic("alpha", "alpha-secret"), len(body), body[:10])
 
 	// Wait until the server has read the request's header: the connection
 	// is active, so Shutdown waits for it instead of closing it.

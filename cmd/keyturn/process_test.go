@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
@@ -66,7 +66,7 @@ func newDeployment(t *testing.T, dbURL string) *deployment {
 		t: t, dir: dir, bin: filepath.Join(dir, "keyturn"), config: filepath.Join(dir, "keyturn.yaml"), dbURL: dbURL,
 		password: "pw-" + randomHex(t), webSecret: "web-" + randomHex(t), rsSecret: "rs-" + randomHex(t),
 	}
-	d.web, d.rs = basicAuth("web", d.webSecret), basicAuth("rs", d.rsSecret)
+	d.web, d.rs = servertest.Basic("web", d.webSecret), servertest.Basic("rs", d.rsSecret)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -306,10 +306,6 @@ func parseRefresh(rt string) (family string, gen uint64, ok bool) {
 	}
 	gen, err := strconv.ParseUint(parts[2], 10, 64)
 	return parts[1], gen, err == nil
-}
-
-func basicAuth(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
 
 func randomHex(t *testing.T) string {
@@ -707,7 +703,7 @@ func TestLogsHoldNoSecretsProcess(t *testing.T) {
 
 	// Mistakes: each is logged somehow, none with what was presented.
 	token(d.web, passwordForm("ada", wrongPassword), 400)
-	token(basicAuth("web", wrongSecret), passwordForm("ada", d.password), 401)
+	token(servertest.Basic("web", wrongSecret), passwordForm("ada", d.password), 401)
 	bad := passwordForm("ada", d.password)
 	bad.Set("client_id", "web")
 	bad.Set("client_secret", wrongSecret)
@@ -718,7 +714,7 @@ func TestLogsHoldNoSecretsProcess(t *testing.T) {
 	fresh := d.login(t, c, p)
 	keep(fresh.str("refresh_token"), fresh.str("access_token"))
 	token(d.web, refreshForm(fresh.str("refresh_token")+"x"), 400)
-	if r := post(c, p.url, server.PathIntrospect, basicAuth("rs", wrongSecret), url.Values{"token": {fresh.str("access_token")}}); r.status != http.StatusUnauthorized {
+	if r := post(c, p.url, server.PathIntrospect, servertest.Basic("rs", wrongSecret), url.Values{"token": {fresh.str("access_token")}}); r.status != http.StatusUnauthorized {
 		t.Fatalf("introspect with a wrong secret: %v", r)
 	}
 	// Credentials and tokens in the URL are refused (and must not be

@@ -19,6 +19,7 @@ import (
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
@@ -144,7 +145,7 @@ func (a *app) demoUser(ctx context.Context, store storage.Store, creds *demoCred
 }
 
 // serverOptions is the server's configuration from the loaded config.
-func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *server.Keys, hashes *passhash.Limiter) server.Options {
+func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *keys.Keys, hashes *passhash.Limiter) server.Options {
 	l := a.cfg.Login
 	return server.Options{
 		Issuer:  a.cfg.Issuer,
@@ -194,7 +195,7 @@ func (e *env) listen(ctx context.Context, a *app, handler *server.Server, tlsCon
 // startBackground starts the sweeper (every cleanup.interval; 0: never),
 // the clients' reloader and the key watcher, and returns what stops them
 // and waits until they have.
-func (e *env) startBackground(ctx context.Context, a *app, store storage.Store, handler *server.Server, keys *server.Keys, hashes *passhash.Limiter, creds *demoCredentials) (stop func()) {
+func (e *env) startBackground(ctx context.Context, a *app, store storage.Store, handler *server.Server, keys *keys.Keys, hashes *passhash.Limiter, creds *demoCredentials) (stop func()) {
 	var background sync.WaitGroup
 	bgCtx, cancel := context.WithCancel(ctx)
 	if a.cfg.Cleanup.Interval > 0 {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
-	"github.com/keyturn/keyturn/storage/passhash"
 )
 
 func TestServeDemo(t *testing.T) {
@@ -107,10 +107,7 @@ func TestServeDemoCrashLeavesNoAccount(t *testing.T) {
 		c.want(exitOK, "", "migrate")
 		leftover := func() {
 			t.Helper()
-			hash, err := passhash.Hash("crashed demo pw", passhash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-			if err != nil {
-				t.Fatal(err)
-			}
+			hash := servertest.HashPassword(t, "crashed demo pw")
 			now := time.Now().UTC()
 			if err := c.store().CreateUser(t.Context(), storage.User{ID: demoUserID, Username: "demo", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
 				t.Fatal(err)

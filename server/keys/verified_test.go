@@ -1,4 +1,4 @@
-package server
+package keys
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
 
@@ -16,20 +17,20 @@ func TestVerifiedAccessTokensRemembered(t *testing.T) {
 	ctx := t.Context()
 	store := sqlstoretest.SQLite(t)
 	now := func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }
-	keys, err := NewKeys(ctx, store, bytes.Repeat([]byte{9}, 32), KeysOptions{
+	keys, err := New(ctx, store, bytes.Repeat([]byte{9}, 32), Options{
 		Algorithm: AlgES256, RotationDelay: time.Hour, MaxTokenTTL: 15 * time.Minute, Now: now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := accessClaims{Issuer: "https://auth.example.com", Subject: "u", ID: "jti-1", ClientID: "app",
+	want := tokens.AccessClaims{Issuer: "https://auth.example.com", Subject: "u", ID: "jti-1", ClientID: "app",
 		IssuedAt: now().Unix(), Expiry: now().Add(15 * time.Minute).Unix(), Scope: "read"}
-	tok, err := keys.signAccessToken(ctx, want)
+	tok, err := keys.SignAccessToken(ctx, want)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		got, err := keys.parseAccessToken(ctx, tok)
+		got, err := keys.ParseAccessToken(ctx, tok)
 		if err != nil || got.ID != want.ID || got.Subject != want.Subject || got.Expiry != want.Expiry {
 			t.Fatalf("parse %d: %+v, %v", i, got, err)
 		}
@@ -40,7 +41,7 @@ func TestVerifiedAccessTokensRemembered(t *testing.T) {
 	// Another spelling of the signature is verified on its own, and a
 	// tampered token is refused and not remembered.
 	tampered := tok[:len(tok)-4] + "AAAA"
-	if _, err := keys.parseAccessToken(ctx, tampered); !errors.Is(err, errMalformedToken) {
+	if _, err := keys.ParseAccessToken(ctx, tampered); !errors.Is(err, tokens.ErrMalformed) {
 		t.Fatalf("tampered token: %v", err)
 	}
 	if keys.verified.Len() != 1 {
@@ -58,7 +59,7 @@ func TestVerifiedAccessTokensRemembered(t *testing.T) {
 	if err := keys.reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keys.parseAccessToken(ctx, tok); !errors.Is(err, errMalformedToken) {
+	if _, err := keys.ParseAccessToken(ctx, tok); !errors.Is(err, tokens.ErrMalformed) {
 		t.Fatalf("token of a deleted key: %v, want refused", err)
 	}
 	if keys.verified.Len() != 0 {

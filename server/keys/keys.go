@@ -1,4 +1,12 @@
-package server
+// Package keys owns Keyturn's key material, like Dex's signer: the
+// lifecycle of the JWT signing keys (generate, rotate, publish, supersede,
+// revoke, reload, watch for revocations), sealing their private halves at
+// rest (AES-256-GCM under an HKDF of the master secret), the JWK Set, the
+// verification-key lookup and the memory of verified access tokens,
+// signing and verifying access tokens, and the refresh-token MAC key. It
+// also holds the constants config checks against: the algorithms,
+// MinSecretLen and MinRotationDelay. Token formats are package tokens'.
+package keys
 
 import (
 	"context"
@@ -20,12 +28,14 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -36,18 +46,29 @@ const (
 	AlgEdDSA = "EdDSA"
 )
 
+// Algorithms lists the signing algorithms a key may be generated for.
+func Algorithms() []string { return []string{AlgES256, AlgRS256, AlgEdDSA} }
+
 // MinSecretLen is the shortest master secret accepted: 256 bits.
 const MinSecretLen = 32
 
 // keyCacheTTL bounds how long an instance works from a stale view of the
 // signing_keys table. A rotated-in key is published for RotationDelay
-// before it signs; config requires that delay to exceed this plus the
-// JWKS's Cache-Control max-age (jwksMaxAge), so every cached JWKS holds a
-// key before any instance signs with it.
+// before it signs; config requires that delay to be at least
+// MinRotationDelay, so every cached JWKS holds a key before any instance
+// signs with it.
 const keyCacheTTL = 30 * time.Second
 
-// jwksMaxAge is how long resource servers may cache the JWKS.
-const jwksMaxAge = 5 * time.Minute
+// JWKSMaxAge is how long resource servers may cache the JWKS (its
+// Cache-Control max-age).
+const JWKSMaxAge = 5 * time.Minute
+
+// MinRotationDelay is the shortest Options.RotationDelay (config's
+// keys.rotation_delay): a rotated-in key signs only after every instance
+// has re-read the keys (keyCacheTTL) and every resource server's cached
+// JWKS has expired (JWKSMaxAge), so every cache has seen it. Rounded up to
+// a whole minute (6m) so the limit reads simply.
+const MinRotationDelay = (keyCacheTTL + JWKSMaxAge + time.Minute - 1) / time.Minute * time.Minute
 
 // revocationCheckInterval bounds how long an instance keeps publishing,
 // verifying with or signing with a key after `keyturn keys revoke` (on any
@@ -57,8 +78,8 @@ const jwksMaxAge = 5 * time.Minute
 // only if the answer changed. No request waits for the database otherwise.
 const revocationCheckInterval = 2 * time.Second
 
-// KeysOptions configures Keys.
-type KeysOptions struct {
+// Options configures Keys.
+type Options struct {
 	Algorithm     string        // for keys generated from now on
 	RotationDelay time.Duration // how long a rotated-in key is published before it signs
 	// MaxTokenTTL is the longest access-token lifetime of any client: a
@@ -77,7 +98,7 @@ type KeysOptions struct {
 // can neither sign an access token nor mint a refresh token.
 type Keys struct {
 	store    storage.SigningKeys
-	opts     KeysOptions
+	opts     Options
 	sealKey  []byte // AES-256-GCM key for private signing keys at rest
 	macKey   []byte // HMAC-SHA256 key for refresh tokens
 	macKeyID string
@@ -103,7 +124,7 @@ const verifiedTokens = 16384
 // verifiedToken is what a verified access token said, and the key it was
 // verified with (which must still be published when it is used again).
 type verifiedToken struct {
-	claims accessClaims
+	claims tokens.AccessClaims
 	kid    string
 }
 
@@ -123,8 +144,8 @@ func (sk *signingKey) signed() bool {
 	return !sk.row.Revoked() || !sk.row.RevokedAt.Before(sk.row.ActivateAt)
 }
 
-// KeyInfo describes a signing key for `keyturn keys list`.
-type KeyInfo struct {
+// Info describes a signing key for `keyturn keys list`.
+type Info struct {
 	ID         string
 	Algorithm  string
 	CreatedAt  time.Time
@@ -147,9 +168,9 @@ type RevokeResult struct {
 	NewSigner bool
 }
 
-// NewKeys derives the key material from secret, loads the signing keys and,
+// New derives the key material from secret, loads the signing keys and,
 // on first start, generates one that signs at once.
-func NewKeys(ctx context.Context, store storage.SigningKeys, secret []byte, opts KeysOptions) (*Keys, error) {
+func New(ctx context.Context, store storage.SigningKeys, secret []byte, opts Options) (*Keys, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("keys: master secret is %d bytes, need at least %d", len(secret), MinSecretLen)
 	}
@@ -195,17 +216,17 @@ func NewKeys(ctx context.Context, store storage.SigningKeys, secret []byte, opts
 // and signs after RotationDelay, so resource servers that cache the JWKS
 // learn it before they see a token it signed; the previous key stays
 // published until the last token it signed has expired.
-func (k *Keys) Rotate(ctx context.Context) (KeyInfo, error) {
+func (k *Keys) Rotate(ctx context.Context) (Info, error) {
 	now := k.opts.Now().UTC()
 	row, err := k.add(ctx, now.Add(k.opts.RotationDelay))
 	if err != nil {
-		return KeyInfo{}, err
+		return Info{}, err
 	}
-	return KeyInfo{ID: row.ID, Algorithm: row.Algorithm, CreatedAt: row.CreatedAt, ActivateAt: row.ActivateAt, State: "pending"}, nil
+	return Info{ID: row.ID, Algorithm: row.Algorithm, CreatedAt: row.CreatedAt, ActivateAt: row.ActivateAt, State: "pending"}, nil
 }
 
 // List describes every stored key and its state now.
-func (k *Keys) List(ctx context.Context) ([]KeyInfo, error) {
+func (k *Keys) List(ctx context.Context) ([]Info, error) {
 	if err := k.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -213,9 +234,9 @@ func (k *Keys) List(ctx context.Context) ([]KeyInfo, error) {
 	k.mu.Lock()
 	keys := k.loaded
 	k.mu.Unlock()
-	out := make([]KeyInfo, 0, len(keys))
+	out := make([]Info, 0, len(keys))
 	for i, sk := range keys {
-		info := KeyInfo{ID: sk.row.ID, Algorithm: sk.row.Algorithm, CreatedAt: sk.row.CreatedAt, ActivateAt: sk.row.ActivateAt}
+		info := Info{ID: sk.row.ID, Algorithm: sk.row.Algorithm, CreatedAt: sk.row.CreatedAt, ActivateAt: sk.row.ActivateAt}
 		superseded, ok := supersededAt(keys, i)
 		switch {
 		case sk.row.Revoked():
@@ -298,7 +319,7 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, err)
 	}
 	// Tokens it signed that an instance remembers as verified are refused
-	// there as soon as it sees the revocation: parseAccessToken answers
+	// there as soon as it sees the revocation: ParseAccessToken answers
 	// from memory only while the key is still published.
 	return res, k.reload(ctx)
 }
@@ -521,6 +542,23 @@ func (k *Keys) signer(ctx context.Context) (*signingKey, error) {
 	return nil, errors.New("keys: no signing key")
 }
 
+// Ready returns why no key can sign now, or nil: /ready answers 503 while
+// it is not nil.
+func (k *Keys) Ready(ctx context.Context) error {
+	_, err := k.signer(ctx)
+	return err
+}
+
+// SigningKeyAge is how long the key that signs now has been signing (for
+// /metrics), or why no key can sign.
+func (k *Keys) SigningKeyAge(ctx context.Context) (time.Duration, error) {
+	sk, err := k.signer(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return k.opts.Now().Sub(sk.row.ActivateAt), nil
+}
+
 // Published returns the public keys a verifier may need at now (RFC 7517
 // JWK Set): pending keys, the active key, and superseded keys until the
 // last token they signed has expired.
@@ -634,5 +672,5 @@ func generateKey(alg string, check bool) (crypto.PrivateKey, error) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		return priv, err
 	}
-	return nil, fmt.Errorf("keys: unknown signing algorithm %q (want ES256, RS256 or EdDSA)", alg)
+	return nil, fmt.Errorf("keys: unknown signing algorithm %q (want %s)", alg, strings.Join(Algorithms(), ", "))
 }

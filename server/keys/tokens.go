@@ -1,0 +1,88 @@
+package keys
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyturn/keyturn/server/tokens"
+	"github.com/keyturn/keyturn/storage"
+)
+
+// RefreshToken returns the refresh token of family f at generation gen.
+func (k *Keys) RefreshToken(f storage.Family, gen uint64) string {
+	return tokens.FormatRefresh(f.ID, gen, tokens.RefreshMAC(k.macKey, f.ID, gen, f.Salt))
+}
+
+// VerifyRefresh reports whether t is a genuine token of family f: minted
+// with our MAC key for that family's salt, at any generation.
+func (k *Keys) VerifyRefresh(f storage.Family, t tokens.Refresh) bool {
+	return f.KeyID == k.macKeyID && hmac.Equal(t.MAC, tokens.RefreshMAC(k.macKey, f.ID, t.Generation, f.Salt))
+}
+
+// MACKeyID names the refresh MAC key new families are minted under.
+func (k *Keys) MACKeyID() string { return k.macKeyID }
+
+// SignAccessToken signs claims as an RFC 9068 JWT with the current key.
+func (k *Keys) SignAccessToken(ctx context.Context, c tokens.AccessClaims) (string, error) {
+	sk, err := k.signer(ctx)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	jws, err := sk.signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+var signatureAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}
+
+// ParseAccessToken verifies a JWT access token's signature against the
+// published keys and its typ header, and returns its claims. It does not
+// check exp or the session: callers decide what "active" means at now.
+// Any token that does not verify is tokens.ErrMalformed.
+//
+// A token verified before is answered from memory, as long as the key that
+// verified it is still published: same bytes, same signature, same claims.
+func (k *Keys) ParseAccessToken(ctx context.Context, token string) (tokens.AccessClaims, error) {
+	sum := sha256.Sum256([]byte(token))
+	if v, ok := k.verified.Get(sum); ok {
+		if _, published := k.verificationKey(ctx, v.kid); published {
+			return v.claims, nil
+		}
+		k.verified.Remove(sum) // its key was retired: verify (and fail) as any other
+	}
+	jws, err := jose.ParseSignedCompact(token, signatureAlgorithms)
+	if err != nil || len(jws.Signatures) != 1 {
+		return tokens.AccessClaims{}, tokens.ErrMalformed
+	}
+	h := jws.Signatures[0].Protected
+	// RFC 9068 §4: typ must be at+jwt (media types compare case-insensitively).
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return tokens.AccessClaims{}, tokens.ErrMalformed
+	}
+	key, ok := k.verificationKey(ctx, h.KeyID)
+	if !ok || key.Algorithm != h.Algorithm {
+		return tokens.AccessClaims{}, tokens.ErrMalformed
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return tokens.AccessClaims{}, tokens.ErrMalformed
+	}
+	var c tokens.AccessClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return tokens.AccessClaims{}, tokens.ErrMalformed
+	}
+	k.verified.Add(sum, verifiedToken{claims: c, kid: h.KeyID})
+	return c, nil
+}
