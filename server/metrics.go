@@ -2,12 +2,10 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keyturn/keyturn/server/keys"
@@ -46,7 +44,7 @@ const (
 	loginShed      = "shed"
 )
 
-func newMetrics(keys *keys.Keys, db *sql.DB) *metrics {
+func newMetrics(keys *keys.Keys, extra []prometheus.Collector) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -76,14 +74,9 @@ func newMetrics(keys *keys.Keys, db *sql.DB) *metrics {
 		}, []string{"reason"}),
 	}
 	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins, m.clientAuthFailures,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&keyCollector{keys: keys},
 	)
-	if db != nil {
-		// go_sql_* pool statistics: open, in use, idle, waits.
-		m.registry.MustRegister(collectors.NewDBStatsCollector(db, "keyturn"))
-	}
+	m.registry.MustRegister(extra...)
 	return m
 }
 

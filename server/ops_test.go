@@ -12,6 +12,8 @@ import (
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 func (ts *testServer) get(path string) (int, string) {
@@ -29,7 +31,12 @@ func (ts *testServer) get(path string) (int, string) {
 // exposes every family the operator dashboards need, with bounded labels.
 func TestMetrics(t *testing.T) {
 	store := sqlstoretest.SQLite(t)
-	ts := newTestServerOn(t, store, func(o *server.Options) { o.DB = store.DB() })
+	ts := newTestServerOn(t, store, func(o *server.Options) {
+		o.Collectors = []prometheus.Collector{ // as serve hands them in
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			collectors.NewDBStatsCollector(store.DB(), "keyturn"),
+		}
+	})
 	rt1 := ts.login(confA).str("refresh_token")
 	rt2 := ts.token(confA, refresh(rt1)).str("refresh_token")
 	ts.token(confA, refresh(rt1)) // reuse

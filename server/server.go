@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server/keys"
@@ -57,8 +57,11 @@ type Options struct {
 	// Ready reports whether the server can serve (database reachable,
 	// schema current); default Store.Ping. /readyz also checks the keys.
 	Ready func(ctx context.Context) error
-	// DB, if set, adds the connection pool's statistics to /metrics.
-	DB *sql.DB
+	// Collectors are added to /metrics beside the server's own metrics:
+	// cmd hands it the process-wide ones (Go runtime, process, the
+	// database pool's statistics), so that the server imports no database
+	// package (DESIGN.md §9).
+	Collectors []prometheus.Collector
 	// SeparateAdmin leaves /metrics, /healthz and /readyz off the public
 	// handler; serve them from AdminHandler on a listener of their own.
 	SeparateAdmin bool
@@ -100,7 +103,7 @@ func New(o Options) (*Server, error) {
 		o.Ready = o.Store.Ping
 	}
 	log := slog.New(requestIDHandler{o.Logger.Handler()})
-	met := newMetrics(o.Keys, o.DB)
+	met := newMetrics(o.Keys, o.Collectors)
 	th := throttle.New(o.Store, o.Login.Options, o.Now)
 	guard := &clientGuard{throttle: th, trusted: o.Login.TrustedProxies}
 	users, err := newUserAuth(o.Store, th, o.Hashes, met)

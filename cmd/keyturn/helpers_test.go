@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,13 @@ type result struct {
 func (c *cli) run(stdin string, args ...string) result {
 	c.t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = append(args, "--config", c.config)
+	// The config flag goes last, or before "--": after it, it would be
+	// an argument.
+	at := slices.Index(args, "--")
+	if at < 0 {
+		at = len(args)
+	}
+	args = slices.Concat(args[:at:at], []string{"--config", c.config}, args[at:])
 	code := run(c.t.Context(), args, strings.NewReader(stdin), &stdout, &stderr, c.lookupEnv)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
@@ -106,7 +113,13 @@ func (c *cli) start(args ...string) (stdout, stderr *syncBuffer, stop func() int
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(c.t.Context())
 	stdout, stderr = newSyncBuffer(), newSyncBuffer()
-	args = append(args, "--config", c.config)
+	// The config flag goes last, or before "--": after it, it would be
+	// an argument.
+	at := slices.Index(args, "--")
+	if at < 0 {
+		at = len(args)
+	}
+	args = slices.Concat(args[:at:at], []string{"--config", c.config}, args[at:])
 	env := maps.Clone(c.env)
 	done := make(chan int, 1)
 	go func() {

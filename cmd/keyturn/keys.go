@@ -41,7 +41,7 @@ func (e *env) keysRotateCommand() *cobra.Command {
 
 func (e *env) keysRevokeCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "revoke KID",
+		Use:   "revoke [--] KID",
 		Short: "Withdraw a signing key at once (a leaked key)",
 		Long: `Revoke the signing key KID at once, for a key that leaked: every running
 instance stops publishing it in the JWKS, answers introspection of tokens it
@@ -50,7 +50,8 @@ without a restart; its private half is erased from the database. If it was
 the signing key, a pending key (from keys rotate) signs from now on, or else
 a new key, without keys.rotation_delay. Resource servers that verify tokens
 themselves may hold the key in a cached JWKS for up to its max-age (5 minutes).
-Sessions are not ended: refresh tokens do not depend on the signing key.`,
+Sessions are not ended: refresh tokens do not depend on the signing key.
+A KID that starts with '-' goes after '--': keyturn keys revoke -- -AbC...`,
 		Args: oneKID,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return e.withKeys(cmd.Context(), func(ctx context.Context, ks *keys.Keys) error {

@@ -87,7 +87,7 @@ func TestKeysRevoke(t *testing.T) {
 			t.Fatalf("JWKS %v, want [%s]", kids, old)
 		}
 
-		r := c.want(exitOK, "", "keys", "revoke", old)
+		r := c.want(exitOK, "", "keys", "revoke", "--", old)
 		m := regexp.MustCompile(`^revoked key ` + regexp.QuoteMeta(old) + `: every instance drops it within seconds\nnew key (\S+) signs from now on\n$`).FindStringSubmatch(r.stdout)
 		if m == nil || r.stderr != "" {
 			t.Fatalf("revoke: stdout %q, stderr %q", r.stdout, r.stderr)
@@ -119,12 +119,20 @@ func TestKeysRevoke(t *testing.T) {
 			t.Errorf("new key row %q, want active", row)
 		}
 
-		r = c.want(exitOK, "", "keys", "revoke", old)
+		r = c.want(exitOK, "", "keys", "revoke", "--", old)
 		if !strings.HasPrefix(r.stdout, "key "+old+" was already revoked at ") {
 			t.Errorf("revoke again: %q", r.stdout)
 		}
 		r = c.want(exitUsage, "", "keys", "revoke", "no-such-kid")
 		wantOneLine(t, r.stderr, `keyturn: no signing key "no-such-kid" (see keyturn keys list)`)
 		c.want(exitUsage, "", "keys", "revoke")
+		// One kid in 64 starts with '-': without "--" it reads as a flag,
+		// and the error says where it goes; after "--" it is a kid.
+		r = c.want(exitUsage, "", "keys", "revoke", "-Vabc")
+		if !strings.Contains(r.stderr, "goes after '--'") {
+			t.Errorf("revoke -Vabc: %q, want the hint about '--'", r.stderr)
+		}
+		r = c.want(exitUsage, "", "keys", "revoke", "--", "-Vabc")
+		wantOneLine(t, r.stderr, `keyturn: no signing key "-Vabc" (see keyturn keys list)`)
 	})
 }

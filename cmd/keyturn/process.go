@@ -1,9 +1,12 @@
 package main
 
 import (
+	"database/sql"
 	"runtime/debug"
 
 	"github.com/keyturn/keyturn/storage/passhash"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // setProcessLimits sets the process-wide runtime settings that follow from
@@ -29,4 +32,15 @@ func setMemoryLimit(hashes *passhash.Limiter, lookupEnv func(string) (string, bo
 	limit := hashes.MemoryLimit()
 	debug.SetMemoryLimit(limit)
 	return limit
+}
+
+// processCollectors are the process-wide metrics /metrics shows beside the
+// server's own: the Go runtime, the process (RSS, CPU, file descriptors)
+// and the database pool (go_sql_*: open, in use, idle, waits).
+func processCollectors(db *sql.DB) []prometheus.Collector {
+	return []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(db, "keyturn"),
+	}
 }

@@ -110,6 +110,12 @@ SQLite database under ./data.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&e.configPath, "config", "", "config `FILE` (default ./keyturn.yaml if present, else built-in defaults)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		// A key id is a base64url thumbprint: one in 64 starts with '-',
+		// which pflag reads as a flag unless it follows "--".
+		var notExist *pflag.NotExistError
+		if errors.As(err, &notExist) {
+			return usageErrorf("%s; an argument that starts with '-', such as a key id, goes after '--' (see '%s --help')", flagError(err), cmd.CommandPath())
+		}
 		return usageErrorf("%s (see '%s --help')", flagError(err), cmd.CommandPath())
 	})
 	root.AddCommand(

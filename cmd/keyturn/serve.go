@@ -165,7 +165,7 @@ func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *
 		},
 		RequestTimeout: a.cfg.Database.Timeout,
 		Ready:          schemaCurrent(store),
-		DB:             store.DB(),
+		Collectors:     processCollectors(store.DB()),
 		SeparateAdmin:  a.cfg.AdminListen != "",
 	}
 }
