@@ -135,27 +135,9 @@ func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, id
 // RevokeFamily marks one family revoked. Revoking a revoked family keeps
 // the first reason and time. ErrNotFound if unknown.
 func (s *Store) RevokeFamily(ctx context.Context, id, reason string, now time.Time) error {
-	var revoked int64
-	err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Exec("UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
-			micros(now), reason, id)
-		revoked = res.RowsAffected
-		return res.Error
-	})
-	if err != nil {
-		return mapErr("revoke family", err)
-	}
-	if revoked > 0 {
-		return nil
-	}
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&familyRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-		return mapErr("revoke family", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("revoke family: %w", storage.ErrNotFound)
-	}
-	return nil
+	return s.revokeOnce(ctx, "revoke family", &familyRow{}, id,
+		"UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
+		micros(now), reason, id)
 }
 
 // errEmptyFilter refuses a bulk revocation that would end every session.
@@ -197,18 +179,9 @@ func whereFilter(q *gorm.DB, filter storage.FamilyFilter) *gorm.DB {
 // ListFamilies returns the families matching the filter, newest first
 // (ties by ID, descending).
 func (s *Store) ListFamilies(ctx context.Context, filter storage.FamilyFilter) ([]storage.Family, error) {
-	var rows []familyRow
-	err := whereFilter(s.db.WithContext(ctx), filter).
-		Order("created_at DESC").Order(s.orderText("id", true)).
-		Find(&rows).Error
-	if err != nil {
-		return nil, mapErr("list families", err)
-	}
-	out := make([]storage.Family, len(rows))
-	for i, r := range rows {
-		out[i] = r.family()
-	}
-	return out, nil
+	q := whereFilter(s.db.WithContext(ctx), filter).
+		Order("created_at DESC").Order(s.orderText("id", true))
+	return find(q, "list families", familyRow.family)
 }
 
 // DeleteFamilies deletes up to limit families whose absolute expiry is

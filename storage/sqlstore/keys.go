@@ -14,21 +14,13 @@ import (
 // CreateSigningKey stores a key. ErrAlreadyExists if the ID is taken.
 func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
 	row := toSigningKeyRow(k)
-	return mapErr("create signing key", s.write(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
+	return s.create(ctx, "create signing key", &row)
 }
 
 // ListSigningKeys returns all keys ordered by ActivateAt, then ID.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
-	var rows []signingKeyRow
-	err := s.db.WithContext(ctx).Order("activate_at").Order(s.orderText("id", false)).Find(&rows).Error
-	if err != nil {
-		return nil, mapErr("list signing keys", err)
-	}
-	out := make([]storage.SigningKey, len(rows))
-	for i, r := range rows {
-		out[i] = r.signingKey()
-	}
-	return out, nil
+	return find(s.db.WithContext(ctx).Order("activate_at").Order(s.orderText("id", false)),
+		"list signing keys", signingKeyRow.signingKey)
 }
 
 // ActivateSigningKey moves a live key's ActivateAt to at. ErrNotFound if
@@ -50,27 +42,9 @@ func (s *Store) ActivateSigningKey(ctx context.Context, id string, at time.Time)
 // in the same statement. Revoking a revoked key keeps the first time.
 // ErrNotFound if unknown.
 func (s *Store) RevokeSigningKey(ctx context.Context, id string, now time.Time) error {
-	var revoked int64
-	err := s.write(ctx, func(db *gorm.DB) error {
-		res := db.Exec("UPDATE signing_keys SET revoked_at = ?, private_encrypted = ? WHERE id = ? AND revoked_at IS NULL",
-			micros(now), []byte{}, id)
-		revoked = res.RowsAffected
-		return res.Error
-	})
-	if err != nil {
-		return mapErr("revoke signing key", err)
-	}
-	if revoked > 0 {
-		return nil
-	}
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&signingKeyRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-		return mapErr("revoke signing key", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("revoke signing key: %w", storage.ErrNotFound)
-	}
-	return nil
+	return s.revokeOnce(ctx, "revoke signing key", &signingKeyRow{}, id,
+		"UPDATE signing_keys SET revoked_at = ?, private_encrypted = ? WHERE id = ? AND revoked_at IS NULL",
+		micros(now), []byte{}, id)
 }
 
 // SigningKeyRevocations counts the revoked keys and returns the latest

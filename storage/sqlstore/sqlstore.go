@@ -301,6 +301,53 @@ func queryRows(db *gorm.DB, query string, args []any, scan func(*sql.Rows) error
 	return rows.Close() // reports a failed commit of an UPDATE … RETURNING
 }
 
+// create inserts row (a pointer to a row type) in a write of its own.
+// ErrAlreadyExists if a unique key is taken.
+func (s *Store) create(ctx context.Context, op string, row any) error {
+	return mapErr(op, s.write(ctx, func(db *gorm.DB) error { return db.Create(row).Error }))
+}
+
+// find runs q for every row of type R and converts each with conv.
+func find[R, V any](q *gorm.DB, op string, conv func(R) V) ([]V, error) {
+	var rows []R
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, mapErr(op, err)
+	}
+	out := make([]V, len(rows))
+	for i, r := range rows {
+		out[i] = conv(r)
+	}
+	return out, nil
+}
+
+// revokeOnce runs update, which must set the revocation of the row with
+// primary key id only while it is live ("... AND revoked_at IS NULL"), so
+// that revoking twice keeps the first revocation. When it changes no row,
+// the row is either revoked already (nil) or unknown (ErrNotFound), told
+// apart by a count on model (a pointer to the row type).
+func (s *Store) revokeOnce(ctx context.Context, op string, model any, id, update string, args ...any) error {
+	var revoked int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		res := db.Exec(update, args...)
+		revoked = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return mapErr(op, err)
+	}
+	if revoked > 0 {
+		return nil
+	}
+	var n int64
+	if err := s.db.WithContext(ctx).Model(model).Where("id = ?", id).Count(&n).Error; err != nil {
+		return mapErr(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}
+
 // mapErr turns GORM and driver errors into storage sentinels, wrapped with
 // the operation name.
 func mapErr(op string, err error) error {

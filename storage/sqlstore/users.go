@@ -13,7 +13,7 @@ import (
 // CreateUser adds a user. ErrAlreadyExists if the username or ID is taken.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	row := toUserRow(u)
-	return mapErr("create user", s.write(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
+	return s.create(ctx, "create user", &row)
 }
 
 // GetUser returns ErrNotFound for an unknown ID.
@@ -36,15 +36,7 @@ func (s *Store) getUser(ctx context.Context, op, cond string, arg string) (stora
 
 // ListUsers returns all users ordered by username, by code point.
 func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
-	var rows []userRow
-	if err := s.db.WithContext(ctx).Order(s.orderText("username", false)).Find(&rows).Error; err != nil {
-		return nil, mapErr("list users", err)
-	}
-	out := make([]storage.User, len(rows))
-	for i, r := range rows {
-		out[i] = r.user()
-	}
-	return out, nil
+	return find(s.db.WithContext(ctx).Order(s.orderText("username", false)), "list users", userRow.user)
 }
 
 // SetUserDisabled enables or disables a user. Disabling also revokes the

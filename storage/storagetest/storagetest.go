@@ -745,8 +745,11 @@ func testListUsers(t *testing.T, s storage.Store) {
 	}
 }
 
-func testSetUserDisabled(t *testing.T, s storage.Store) {
-	ctx := t.Context()
+// createAdaSessions creates ada (user-1) with two live sessions (live-a,
+// live-b) and a logged-out one, and bob (user-2) with one (bobs); it
+// returns ada.
+func createAdaSessions(t *testing.T, s storage.Store) storage.User {
+	t.Helper()
 	u := user("user-1", "ada")
 	createUser(t, s, u)
 	createUser(t, s, user("user-2", "bob"))
@@ -757,6 +760,32 @@ func testSetUserDisabled(t *testing.T, s storage.Store) {
 	loggedOut.RevokeReason = storage.ReasonLogout
 	createFamily(t, s, loggedOut)
 	createFamily(t, s, family("bobs", "user-2", "app-a"))
+	return u
+}
+
+// checkAdaSessionsEnded checks that what (a SetUser* call at now) revoked
+// ada's live sessions from createAdaSessions for reason, and nothing else:
+// the logged-out session keeps its reason, bob's stays live.
+func checkAdaSessionsEnded(t *testing.T, s storage.Store, what string, now time.Time, reason string) {
+	t.Helper()
+	for _, id := range []string{"live-a", "live-b"} {
+		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != reason {
+			t.Errorf("%s after %s: RevokedAt %v reason %q, want %v %q", id, what, f.RevokedAt, f.RevokeReason, now, reason)
+		}
+	}
+	if f := getFamily(t, s, "logged-out"); f.RevokeReason != storage.ReasonLogout {
+		t.Errorf("logged-out family reason after %s = %q, want %q", what, f.RevokeReason, storage.ReasonLogout)
+	}
+	if getFamily(t, s, "bobs").Revoked() {
+		t.Errorf("%s for ada revoked bob's family", what)
+	}
+	_, err := s.RotateFamily(t.Context(), "live-a", 0, now, now.Add(idleTTL))
+	wantErr(t, "RotateFamily after "+what, err, storage.ErrFamilyRevoked)
+}
+
+func testSetUserDisabled(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	u := createAdaSessions(t, s)
 
 	now := base.Add(time.Hour)
 	if err := s.SetUserDisabled(ctx, "ada", true, now); err != nil {
@@ -766,19 +795,7 @@ func testSetUserDisabled(t *testing.T, s storage.Store) {
 	want.Disabled = true
 	want.UpdatedAt = now
 	checkUser(t, getUser(t, s, "ada"), want)
-	for _, id := range []string{"live-a", "live-b"} {
-		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonUserDisabled {
-			t.Errorf("%s after disable: RevokedAt %v reason %q", id, f.RevokedAt, f.RevokeReason)
-		}
-	}
-	if f := getFamily(t, s, loggedOut.ID); f.RevokeReason != storage.ReasonLogout {
-		t.Errorf("logged-out family reason = %q, want %q", f.RevokeReason, storage.ReasonLogout)
-	}
-	if getFamily(t, s, "bobs").Revoked() {
-		t.Error("disabling ada revoked bob's family")
-	}
-	_, err := s.RotateFamily(ctx, "live-a", 0, now, now.Add(idleTTL))
-	wantErr(t, "RotateFamily after disable", err, storage.ErrFamilyRevoked)
+	checkAdaSessionsEnded(t, s, "disable", now, storage.ReasonUserDisabled)
 
 	// Enabling does not bring sessions back.
 	later := now.Add(time.Hour)
@@ -795,16 +812,7 @@ func testSetUserDisabled(t *testing.T, s storage.Store) {
 
 func testSetUserPassword(t *testing.T, s storage.Store) {
 	ctx := t.Context()
-	u := user("user-1", "ada")
-	createUser(t, s, u)
-	createUser(t, s, user("user-2", "bob"))
-	createFamily(t, s, family("fam-1", "user-1", "app"))
-	createFamily(t, s, family("fam-2", "user-1", "app-b"))
-	loggedOut := family("logged-out", "user-1", "app")
-	loggedOut.RevokedAt = base.Add(time.Minute)
-	loggedOut.RevokeReason = storage.ReasonLogout
-	createFamily(t, s, loggedOut)
-	createFamily(t, s, family("bobs", "user-2", "app"))
+	u := createAdaSessions(t, s)
 	now := base.Add(time.Hour)
 	if err := s.SetUserPassword(ctx, "ada", "$argon2id$new", false, now); err != nil {
 		t.Fatal(err)
@@ -814,19 +822,7 @@ func testSetUserPassword(t *testing.T, s storage.Store) {
 	want.UpdatedAt = now
 	checkUser(t, getUser(t, s, "ada"), want)
 	// The old password's sessions end with it, in the same transaction.
-	for _, id := range []string{"fam-1", "fam-2"} {
-		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonPasswordChanged {
-			t.Errorf("%s after set password: RevokedAt %v reason %q", id, f.RevokedAt, f.RevokeReason)
-		}
-	}
-	if f := getFamily(t, s, loggedOut.ID); f.RevokeReason != storage.ReasonLogout {
-		t.Errorf("logged-out family reason = %q, want %q", f.RevokeReason, storage.ReasonLogout)
-	}
-	if getFamily(t, s, "bobs").Revoked() {
-		t.Error("ada's new password revoked bob's family")
-	}
-	_, err := s.RotateFamily(ctx, "fam-1", 0, now, now.Add(idleTTL))
-	wantErr(t, "RotateFamily after set password", err, storage.ErrFamilyRevoked)
+	checkAdaSessionsEnded(t, s, "set password", now, storage.ReasonPasswordChanged)
 }
 
 // testSetUserPasswordKeepSessions: with keepSessions, only the hash changes.
@@ -982,17 +978,9 @@ func testDeleteDenials(t *testing.T, s storage.Store) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.DeleteDenials(ctx, cutoff, 0); err == nil {
-		t.Error("DeleteDenials(limit 0): no error")
-	}
-	n, err := s.DeleteDenials(ctx, cutoff, 2)
-	if err != nil || n != 2 {
-		t.Fatalf("DeleteDenials(limit 2) = %d, %v; want 2", n, err)
-	}
-	n, err = s.DeleteDenials(ctx, cutoff, 10)
-	if err != nil || n != 1 {
-		t.Fatalf("DeleteDenials(limit 10) = %d, %v; want 1", n, err)
-	}
+	deleteInBatches(t, "DeleteDenials", 0, 2, 1, func(limit int) (int64, error) {
+		return s.DeleteDenials(ctx, cutoff, limit)
+	})
 	for jti, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "current": true} {
 		if got, err := s.CheckAccess(ctx, jti, ""); err != nil || got.Denied != want {
 			t.Errorf("CheckAccess(%s).Denied = %v, %v; want %v", jti, got.Denied, err, want)
@@ -1211,17 +1199,9 @@ func testDeleteSigningKeys(t *testing.T, s storage.Store) {
 	revoke("rev-old", base.Add(30*time.Minute))
 	revoke("rev-at-cutoff", revokedBefore)
 
-	if _, err := s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, 0); err == nil {
-		t.Error("DeleteSigningKeys(limit 0): no error")
-	}
-	n, err := s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, 1)
-	if err != nil || n != 1 {
-		t.Fatalf("DeleteSigningKeys(limit 1) = %d, %v; want 1", n, err)
-	}
-	n, err = s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, 10)
-	if err != nil || n != 1 {
-		t.Fatalf("DeleteSigningKeys(limit 10) = %d, %v; want 1", n, err)
-	}
+	deleteInBatches(t, "DeleteSigningKeys", 0, 1, 1, func(limit int) (int64, error) {
+		return s.DeleteSigningKeys(ctx, supersededBefore, revokedBefore, limit)
+	})
 	var left []string
 	list, err := s.ListSigningKeys(ctx)
 	if err != nil {
@@ -1235,7 +1215,7 @@ func testDeleteSigningKeys(t *testing.T, s storage.Store) {
 	}
 	// Once cur has activated before the cutoff, mid and never-signed go
 	// (never-signed is older than cur), and cur and tie stay.
-	n, err = s.DeleteSigningKeys(ctx, base.Add(5*time.Hour+time.Microsecond), revokedBefore, 10)
+	n, err := s.DeleteSigningKeys(ctx, base.Add(5*time.Hour+time.Microsecond), revokedBefore, 10)
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteSigningKeys(after cur) = %d, %v; want 2", n, err)
 	}
@@ -1480,17 +1460,9 @@ func testDeleteThrottles(t *testing.T, s storage.Store) {
 	}
 	// Pending since the cutoff: kept, though it never failed.
 	reserve(t, s, "pending", rule, cutoff, true)
-	if _, err := s.DeleteThrottles(ctx, cutoff, -1); err == nil {
-		t.Error("DeleteThrottles(limit -1): no error")
-	}
-	n, err := s.DeleteThrottles(ctx, cutoff, 2)
-	if err != nil || n != 2 {
-		t.Fatalf("DeleteThrottles(limit 2) = %d, %v; want 2", n, err)
-	}
-	n, err = s.DeleteThrottles(ctx, cutoff, 10)
-	if err != nil || n != 1 {
-		t.Fatalf("DeleteThrottles(limit 10) = %d, %v; want 1", n, err)
-	}
+	deleteInBatches(t, "DeleteThrottles", -1, 2, 1, func(limit int) (int64, error) {
+		return s.DeleteThrottles(ctx, cutoff, limit)
+	})
 	for key, want := range map[string]bool{"old-1": false, "old-2": false, "old-3": false, "at-cutoff": true, "recent": true, "pending": true} {
 		_, err := s.GetThrottle(ctx, key)
 		if got := err == nil; got != want || (err != nil && !errors.Is(err, storage.ErrNotFound)) {
@@ -1533,6 +1505,22 @@ func testKnownAddresses(t *testing.T, s storage.Store) {
 	known("u2", "a1", base, true) // another user's addresses are not pruned
 }
 
+// deleteInBatches checks the limit of a Delete* method, del: limit bad is
+// refused, a call with limit first deletes first rows, and one with limit
+// 10 the rest, rest rows (fewer than 10).
+func deleteInBatches(t *testing.T, name string, bad, first int, rest int64, del func(limit int) (int64, error)) {
+	t.Helper()
+	if _, err := del(bad); err == nil {
+		t.Errorf("%s(limit %d): no error", name, bad)
+	}
+	if n, err := del(first); err != nil || n != int64(first) {
+		t.Fatalf("%s(limit %d) = %d, %v; want %d", name, first, n, err, first)
+	}
+	if n, err := del(10); err != nil || n != rest {
+		t.Fatalf("%s(limit 10) = %d, %v; want %d", name, n, err, rest)
+	}
+}
+
 func testDeleteKnownAddresses(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	cutoff := base.Add(time.Hour)
@@ -1541,17 +1529,9 @@ func testDeleteKnownAddresses(t *testing.T, s storage.Store) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.DeleteKnownAddresses(ctx, cutoff, 0); err == nil {
-		t.Error("DeleteKnownAddresses(limit 0): no error")
-	}
-	n, err := s.DeleteKnownAddresses(ctx, cutoff, 2)
-	if err != nil || n != 2 {
-		t.Fatalf("DeleteKnownAddresses(limit 2) = %d, %v; want 2", n, err)
-	}
-	n, err = s.DeleteKnownAddresses(ctx, cutoff, 10)
-	if err != nil || n != 1 {
-		t.Fatalf("DeleteKnownAddresses(limit 10) = %d, %v; want 1", n, err)
-	}
+	deleteInBatches(t, "DeleteKnownAddresses", 0, 2, 1, func(limit int) (int64, error) {
+		return s.DeleteKnownAddresses(ctx, cutoff, limit)
+	})
 	for i, want := range []bool{false, false, false, true, true} {
 		if seen, err := s.AddressLastSeen(ctx, "u"+strconv.Itoa(i), "a"); err != nil || seen.IsZero() == want {
 			t.Errorf("AddressLastSeen(u%d) = %s, %v; want kept %v", i, seen, err, want)
