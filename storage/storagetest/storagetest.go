@@ -811,18 +811,24 @@ func testSetUserDisabled(t *testing.T, s storage.Store) {
 }
 
 func testSetUserPassword(t *testing.T, s storage.Store) {
-	ctx := t.Context()
 	u := createAdaSessions(t, s)
 	now := base.Add(time.Hour)
-	if err := s.SetUserPassword(ctx, "ada", "$argon2id$new", false, now); err != nil {
-		t.Fatal(err)
+	setAdaPassword(t, s, u, false, now)
+	// The old password's sessions end with it, in the same transaction.
+	checkAdaSessionsEnded(t, s, "set password", now, storage.ReasonPasswordChanged)
+}
+
+// setAdaPassword sets the password of u (ada) at now, keeping her sessions
+// or not, and checks that it changed the hash and UpdatedAt, and only those.
+func setAdaPassword(t *testing.T, s storage.Store, u storage.User, keepSessions bool, now time.Time) {
+	t.Helper()
+	if err := s.SetUserPassword(t.Context(), "ada", "$argon2id$new", keepSessions, now); err != nil {
+		t.Fatalf("SetUserPassword(keepSessions %v): %v", keepSessions, err)
 	}
 	want := u
 	want.PasswordHash = "$argon2id$new"
 	want.UpdatedAt = now
 	checkUser(t, getUser(t, s, "ada"), want)
-	// The old password's sessions end with it, in the same transaction.
-	checkAdaSessionsEnded(t, s, "set password", now, storage.ReasonPasswordChanged)
 }
 
 // testSetUserPasswordKeepSessions: with keepSessions, only the hash changes.
@@ -832,13 +838,7 @@ func testSetUserPasswordKeepSessions(t *testing.T, s storage.Store) {
 	createUser(t, s, u)
 	createFamily(t, s, family("fam-1", "user-1", "app"))
 	now := base.Add(time.Hour)
-	if err := s.SetUserPassword(ctx, "ada", "$argon2id$new", true, now); err != nil {
-		t.Fatal(err)
-	}
-	want := u
-	want.PasswordHash = "$argon2id$new"
-	want.UpdatedAt = now
-	checkUser(t, getUser(t, s, "ada"), want)
+	setAdaPassword(t, s, u, true, now)
 	if f := getFamily(t, s, "fam-1"); f.Revoked() {
 		t.Errorf("fam-1 revoked (%s) though the sessions were to be kept", f.RevokeReason)
 	}
