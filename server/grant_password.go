@@ -33,7 +33,7 @@ type passwordGrant struct {
 func (passwordGrant) required() []string { return []string{"username", "password"} }
 
 func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
-	userID, err := g.users.authenticate(ctx, req.addr, req.username, req.password)
+	userID, hash, err := g.users.authenticate(ctx, req.addr, req.username, req.password)
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +59,13 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		CreatedAt: now, LastUsedAt: now,
 		IdleExpiresAt:     now.Add(idle),
 		AbsoluteExpiresAt: now.Add(absolute),
+		// A password change since the check ends the user's sessions
+		// (`users set-password`): this login's, checked against the old
+		// password, must not start after it (RFC 6749 §10.4, §10.3).
+		PasswordHash: hash,
 	}
 	if err := g.families.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
-		return nil, errBadCredentials // disabled or deleted since the password check
+		return nil, errBadCredentials // disabled, deleted or password changed since the check
 	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
 	}
@@ -103,12 +107,13 @@ func newUserAuth(users storage.Users, th *throttle.Throttle, hashing *passhash.L
 var errBadCredentials = errInvalidGrant("invalid username or password")
 
 // authenticate returns the id of the user whose password this is, from
-// addr (the zero Addr when unknown), or invalid_grant.
-func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, password string) (string, error) {
+// addr (the zero Addr when unknown), and the password hash it was checked
+// against; or invalid_grant.
+func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, password string) (string, string, error) {
 	leave, err := a.hashing.Admit()
 	if err != nil {
 		a.logins.WithLabelValues(loginShed).Inc()
-		return "", errHashingBusy
+		return "", "", errHashingBusy
 	}
 	defer leave()
 	login, err := a.throttle.BeginLogin(ctx, addr, username)
@@ -117,7 +122,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 		if errors.As(err, &refused) {
 			a.logins.WithLabelValues(loginThrottled).Inc()
 		}
-		return "", err
+		return "", "", err
 	}
 	judged := false
 	defer func() {
@@ -127,7 +132,7 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	}()
 	u, err := a.users.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return "", fmt.Errorf("password grant: %w", err)
+		return "", "", fmt.Errorf("password grant: %w", err)
 	}
 	hash := u.PasswordHash
 	if err != nil {
@@ -136,26 +141,26 @@ func (a *userAuth) authenticate(ctx context.Context, addr netip.Addr, username, 
 	release, herr := a.hashing.Acquire(ctx)
 	if herr != nil {
 		a.logins.WithLabelValues(loginShed).Inc()
-		return "", errHashingBusy
+		return "", "", errHashingBusy
 	}
 	ok, verr := func() (bool, error) {
 		defer release() // a panic in the hash must not keep the slot
 		return passhash.Verify(hash, password)
 	}()
 	if verr != nil {
-		return "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
+		return "", "", fmt.Errorf("password grant: stored hash of user %s: %w", u.ID, verr)
 	}
 	judged = true
 	if err != nil || !ok || u.Disabled {
 		a.logins.WithLabelValues(loginFailed).Inc()
 		if err := login.Fail(ctx); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return "", errBadCredentials
+		return "", "", errBadCredentials
 	}
 	if err := login.Succeed(ctx); err != nil {
-		return "", err
+		return "", "", err
 	}
 	a.logins.WithLabelValues(loginOK).Inc()
-	return u.ID, nil
+	return u.ID, u.PasswordHash, nil
 }

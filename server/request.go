@@ -176,6 +176,13 @@ func authenticateClient(r *http.Request, form url.Values, reg *clients.Registry,
 func identifyClient(r *http.Request, form url.Values, reg *clients.Registry, guard *clientGuard) (c *clients.Client, id, reason string, err error) {
 	bodyID, bodySecret := form.Get("client_id"), form.Get("client_secret")
 	_, hasBodySecret := form["client_secret"]
+	// RFC 9110 §11.6.2 defines one Authorization field, and RFC 6749 §2.3
+	// allows one authentication method per request: two fields are two
+	// sets of credentials, which a proxy or a log may read otherwise than
+	// the first that Header.Get returns.
+	if len(r.Header.Values("Authorization")) > 1 {
+		return nil, "", authMalformed, errInvalidRequest("use one Authorization header")
+	}
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		id, secret, raw, err := decodeBasic(auth)
 		if err != nil {

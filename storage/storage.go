@@ -59,6 +59,12 @@ type Family struct {
 	RotatedAt         time.Time // zero: never rotated
 	RevokedAt         time.Time // zero: not revoked
 	RevokeReason      string
+	// PasswordHash, for CreateFamily only and never stored, is the user's
+	// password hash a login was checked against: if the user has another
+	// one by the insert (SetUserPassword since), CreateFamily fails as for
+	// a disabled user. Empty: not checked (a session not started by a
+	// password).
+	PasswordHash string
 }
 
 // Revoked reports whether the family has been revoked.
@@ -248,8 +254,9 @@ type Store interface {
 type Families interface {
 	// CreateFamily starts a session. ErrAlreadyExists if the ID is taken;
 	// ErrNotFound if f.UserID (a User.ID) names no enabled user. The user is
-	// checked atomically with the insert, so a concurrent SetUserDisabled or
-	// DeleteUser either revokes the new family or makes this fail.
+	// checked atomically with the insert, so a concurrent SetUserDisabled,
+	// DeleteUser or SetUserPassword (when f.PasswordHash is set) either
+	// revokes the new family or makes this fail.
 	CreateFamily(ctx context.Context, f Family) error
 	// GetFamily returns ErrNotFound for an unknown ID.
 	GetFamily(ctx context.Context, id string) (Family, error)

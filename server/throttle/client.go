@@ -24,8 +24,9 @@ import (
 // attempts, were they all to fail, stay under the bar; otherwise it takes
 // a place like a login (waiting for those in flight, 429 while held back)
 // and resets the counter. So a burst of guesses learns no more answers
-// than there are free places, and a guessable client's requests pay one
-// read each.
+// than there are free places. While the pair is held back, an attempt is
+// refused before its secret is checked, so it costs no hash. A guessable
+// client's requests pay two reads each (held back? then clean?).
 //
 // check runs the secret check; it reports a wrong secret as false with a
 // nil error, and any error (busy, a broken hash) as nothing judged: that
@@ -33,6 +34,15 @@ import (
 // *Refused, or the database's error.
 func (t *Throttle) CheckClient(ctx context.Context, clientID string, addr netip.Addr, check func() (bool, error)) (bool, error) {
 	ctr := t.clientCounter(clientID, addressKey(addr))
+	// Held back, the answer is 429 whatever the secret: refuse before the
+	// check, so that one address cannot spend the hashing budget logins
+	// share (argon2id) without limit, as a held-back login hashes nothing.
+	if wait, err := t.heldBack(ctx, ctr); err != nil || wait > 0 {
+		if err != nil {
+			return false, err
+		}
+		return false, refused(wait)
+	}
 	ok, err := check()
 	if err != nil {
 		return false, err // busy, a broken hash: nothing was judged

@@ -293,6 +293,24 @@ func (t *Throttle) clean(ctx context.Context, c counter) (bool, error) {
 	return (th.Failures == 0 || stale) && th.Pending < c.rule.Free, nil
 }
 
+// heldBack is how long c's counter refuses every attempt whatever
+// resolves (blockedFor), read once; 0 for a key never used or whose
+// failures are past the window.
+func (t *Throttle) heldBack(ctx context.Context, c counter) (time.Duration, error) {
+	th, err := t.store.GetThrottle(ctx, c.key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("throttle: %w", err)
+	}
+	now := t.now()
+	if th.LastFailureAt.Before(now.Add(-c.rule.Window)) {
+		return 0, nil
+	}
+	return blockedFor(th, c.rule, now), nil
+}
+
 // signal wakes every waiter at once: wait returns a channel that the next
 // broadcast closes.
 type signal struct {

@@ -128,6 +128,7 @@ func (s *Store) Close() error { return nil }
 
 func normFamily(f storage.Family) storage.Family {
 	f.Salt = clone(f.Salt)
+	f.PasswordHash = "" // never stored
 	f.CreatedAt, f.LastUsedAt = at(f.CreatedAt), at(f.LastUsedAt)
 	f.IdleExpiresAt, f.AbsoluteExpiresAt = at(f.IdleExpiresAt), at(f.AbsoluteExpiresAt)
 	f.RotatedAt, f.RevokedAt = at(f.RotatedAt), at(f.RevokedAt)
@@ -141,7 +142,7 @@ func (s *Store) CreateFamily(_ context.Context, f storage.Family) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u, ok := s.users[f.UserID]; !ok || u.Disabled {
+	if u, ok := s.users[f.UserID]; !ok || u.Disabled || (f.PasswordHash != "" && f.PasswordHash != u.PasswordHash) {
 		return errorf("create family", storage.ErrNotFound)
 	}
 	if _, ok := s.families[f.ID]; ok {

@@ -33,8 +33,16 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
 	}
 	err := s.write(ctx, func(db *gorm.DB) error {
 		return db.Transaction(func(tx *gorm.DB) error {
+			// The user's row is locked (PostgreSQL) or the write is the
+			// only one (SQLite): a SetUserDisabled, DeleteUser or
+			// SetUserPassword either committed before this check, which
+			// then fails, or waits for the insert and revokes the family.
+			q, args := "SELECT id FROM users WHERE id = ? AND NOT disabled", []any{f.UserID}
+			if f.PasswordHash != "" {
+				q, args = q+" AND password_hash = ?", append(args, f.PasswordHash)
+			}
 			var ids []string
-			if err := tx.Raw("SELECT id FROM users WHERE id = ? AND NOT disabled"+lock, f.UserID).Scan(&ids).Error; err != nil {
+			if err := tx.Raw(q+lock, args...).Scan(&ids).Error; err != nil {
 				return err
 			}
 			if len(ids) == 0 {

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"CreateFamilyDuplicate", testCreateFamilyDuplicate},
 		{"GetFamilyNotFound", testGetFamilyNotFound},
 		{"CreateFamilyNeedsEnabledUser", testCreateFamilyNeedsEnabledUser},
+		{"CreateFamilyNeedsCurrentPassword", testCreateFamilyNeedsCurrentPassword},
 		{"RotateFamily", testRotate},
 		{"RotateStaleGeneration", testRotateStale},
 		{"RotateRevoked", testRotateRevoked},
@@ -228,6 +229,29 @@ func testCreateFamilyNeedsEnabledUser(t *testing.T, s storage.Store) {
 		t.Fatal(err)
 	}
 	createFamily(t, s, family("f3", "user-d", "c"))
+}
+
+// testCreateFamilyNeedsCurrentPassword: a login checked against a password
+// that has changed since starts no session, so a login racing a password
+// change (which ends the user's sessions) cannot outlive it.
+func testCreateFamilyNeedsCurrentPassword(t *testing.T, s storage.Store) {
+	u := user("user-p", "pat")
+	createUser(t, s, u)
+	if err := s.SetUserPassword(t.Context(), "pat", "new-hash", false, base); err != nil {
+		t.Fatal(err)
+	}
+	stale := family("f1", "user-p", "c")
+	stale.PasswordHash = u.PasswordHash
+	wantErr(t, "CreateFamily(old password)", s.CreateFamily(t.Context(), stale), storage.ErrNotFound)
+	if _, err := s.GetFamily(t.Context(), "f1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("family f1 was created: %v", err)
+	}
+	current := family("f2", "user-p", "c")
+	current.PasswordHash = "new-hash"
+	createFamily(t, s, current)
+	if f, err := s.GetFamily(t.Context(), "f2"); err != nil || f.PasswordHash != "" {
+		t.Errorf("GetFamily(f2) = %+v, %v; want it without the password hash", f, err)
+	}
 }
 
 func testCreateFamilyDuplicate(t *testing.T, s storage.Store) {
