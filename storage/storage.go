@@ -136,9 +136,11 @@ type Throttle struct {
 	Failures      int
 	LastFailureAt time.Time // zero: never failed
 	Pending       int
-	// PendingSince is when the pending attempts began: set when the first
-	// is reserved, kept while any is pending (so it can be older than the
-	// oldest still pending, never newer).
+	// PendingSince is when the pending attempts began, or when one of them
+	// last resolved while others stayed pending: set when the first is
+	// reserved, restarted by each resolution that leaves some pending. A
+	// pending count that saw no resolution for the rule's Orphan time was
+	// left by a crashed instance; one that keeps resolving is alive.
 	PendingSince time.Time
 }
 

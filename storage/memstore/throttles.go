@@ -51,7 +51,12 @@ func (t throttle) expired(windowStart, orphanBefore, nowUS int64) (throttle, boo
 	return t, stale || orphaned
 }
 
-func (t throttle) release() throttle {
+// release ends one pending attempt at nowUS; one that leaves others
+// pending restarts pendingSince (the key is alive: see sqlstore).
+func (t throttle) release(nowUS int64) throttle {
+	if t.pending > 1 {
+		t.pendingSince = nowUS
+	}
 	t.pending = max(t.pending-1, 0)
 	return t
 }
@@ -69,7 +74,7 @@ func (s *Store) ReserveAttempts(_ context.Context, keys []storage.Reservation, n
 		}
 		res.Refused = i
 		for _, taken := range keys[:i] {
-			s.throttles[taken.Key] = s.throttles[taken.Key].release()
+			s.throttles[taken.Key] = s.throttles[taken.Key].release(now.UnixMicro())
 		}
 		break
 	}
@@ -125,13 +130,13 @@ func (s *Store) ResolveAttempts(_ context.Context, attempts []storage.Resolution
 			}
 			t.failures++
 			t.lastFailure = nowUS
-			s.throttles[a.Key] = t.release()
+			s.throttles[a.Key] = t.release(nowUS)
 		case !ok: // nothing to release
 		case a.Outcome == storage.AttemptSucceeded:
 			t.failures = 0
-			s.throttles[a.Key] = t.release()
+			s.throttles[a.Key] = t.release(nowUS)
 		default:
-			s.throttles[a.Key] = t.release()
+			s.throttles[a.Key] = t.release(nowUS)
 		}
 	}
 	return nil

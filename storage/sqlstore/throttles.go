@@ -62,7 +62,7 @@ func (s *Store) ReserveAttempts(ctx context.Context, keys []storage.Reservation,
 			}
 			res.Refused = i
 			for _, taken := range keys[:i] {
-				if err := db.Exec(resolveRefundSQL, taken.Key).Error; err != nil {
+				if err := db.Exec(resolveRefundSQL, micros(now), taken.Key).Error; err != nil {
 					return err
 				}
 			}
@@ -135,13 +135,19 @@ VALUES (?, 1, CAST(? AS BIGINT), 0, 0)
 ON CONFLICT ("key") DO UPDATE SET
   failures = CASE WHEN login_throttles.last_failure_at < CAST(? AS BIGINT) THEN 1 ELSE login_throttles.failures + 1 END,
   last_failure_at = excluded.last_failure_at,
+  pending_since = CASE WHEN login_throttles.pending > 1 THEN excluded.last_failure_at ELSE login_throttles.pending_since END,
   pending = CASE WHEN login_throttles.pending > 0 THEN login_throttles.pending - 1 ELSE 0 END`
 
 // A reservation already expired as an orphan leaves pending at 0: the
 // decrement stops there rather than take another attempt's reservation.
+// A resolution that leaves others pending restarts pending_since: the key
+// is alive, and only a pending count that sees no resolution for the
+// orphan time is taken as left by a crashed instance.
 const (
-	resolveRefundSQL  = `UPDATE login_throttles SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END WHERE "key" = ?`
-	resolveSuccessSQL = `UPDATE login_throttles SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END, failures = 0 WHERE "key" = ?`
+	resolveRefundSQL = `UPDATE login_throttles SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END,
+  pending_since = CASE WHEN pending > 1 THEN CAST(? AS BIGINT) ELSE pending_since END WHERE "key" = ?`
+	resolveSuccessSQL = `UPDATE login_throttles SET pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END,
+  pending_since = CASE WHEN pending > 1 THEN CAST(? AS BIGINT) ELSE pending_since END, failures = 0 WHERE "key" = ?`
 )
 
 // ResolveAttempts ends attempts reserved on their keys, in one write (on
@@ -159,9 +165,9 @@ func (s *Store) ResolveAttempts(ctx context.Context, attempts []storage.Resoluti
 			case storage.AttemptFailed:
 				err = db.Exec(resolveFailedSQL, a.Key, micros(now), micros(now.Add(-a.Rule.Window))).Error
 			case storage.AttemptSucceeded:
-				err = db.Exec(resolveSuccessSQL, a.Key).Error
+				err = db.Exec(resolveSuccessSQL, micros(now), a.Key).Error
 			default:
-				err = db.Exec(resolveRefundSQL, a.Key).Error
+				err = db.Exec(resolveRefundSQL, micros(now), a.Key).Error
 			}
 			if err != nil {
 				return err

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ReserveAttempt", testReserveAttempt},
 		{"ReserveAttemptWindow", testReserveAttemptWindow},
 		{"ReserveAttemptOrphan", testReserveAttemptOrphan},
+		{"ReserveAttemptLiveNotOrphan", testReserveAttemptLiveNotOrphan},
 		{"ReserveAttemptExtremeDelay", testReserveAttemptExtremeDelay},
 		{"ReserveAttemptsAllOrNone", testReserveAllOrNone},
 		{"ConcurrentReserveExactlyLimit", testConcurrentReserve},
@@ -1386,6 +1387,26 @@ func testReserveAttemptOrphan(t *testing.T, s storage.Store) {
 	wantThrottle(t, s, "k", 3, 0)
 	reserve(t, s, "k", testRule, late.Add(time.Second), true)
 	wantThrottle(t, s, "k", 3, 1)
+}
+
+// testReserveAttemptLiveNotOrphan: attempts that keep resolving are alive,
+// however long the key has had some pending: a refusal after the orphan
+// time, counted from when the pending began, must not turn the attempts
+// still in flight into failures. Only a pending count that has seen no
+// resolution for Orphan is taken as left by a crashed instance.
+func testReserveAttemptLiveNotOrphan(t *testing.T, s storage.Store) {
+	for range testRule.Free {
+		reserve(t, s, "k", testRule, base, true)
+	}
+	mid := base.Add(testRule.Orphan - time.Second)
+	resolve(t, s, "k", storage.AttemptRefunded, testRule, mid) // one resolves...
+	reserve(t, s, "k", testRule, mid, true)                    // ...and another takes its place
+	late := base.Add(testRule.Orphan + time.Second)
+	reserve(t, s, "k", testRule, late, false) // waits for those in flight
+	wantThrottle(t, s, "k", 0, testRule.Free)
+	// Quiet for Orphan after the last resolution: now they are orphans.
+	reserve(t, s, "k", testRule, mid.Add(testRule.Orphan+time.Second), false)
+	wantThrottle(t, s, "k", testRule.Free, 0)
 }
 
 // testReserveAttemptExtremeDelay: a long base delay and many failures
