@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
@@ -145,6 +146,12 @@ func unseenSessionRefresh(t *testing.T, b backend) {
 		if f := u.family(sid); f.RevokeReason != storage.ReasonAdmin || f.Generation != 0 {
 			t.Fatalf("after revocation: %+v", f)
 		}
+	})
+	// A genuine token of a session that does not exist (deleted by the
+	// sweeper, say) is invalid_grant (RFC 6749 §5.2), not a 500.
+	t.Run("unknown session", func(t *testing.T) {
+		gone := u.a.keys.RefreshToken(storage.Family{ID: tokens.NewID(), ClientID: "conf-a"}, 3)
+		wantError(t, u.fresh().token(confA, refresh(gone)), 400, "invalid_grant")
 	})
 	// RFC 6749 §6 / §10.4: another client's token is refused and ends nothing.
 	t.Run("client binding", func(t *testing.T) {
