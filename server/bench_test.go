@@ -95,6 +95,13 @@ type benchServer struct {
 func newBenchServer(b *testing.B, store storage.Store) *benchServer {
 	b.Helper()
 	servertest.AddUser(b, store, benchUsername, benchPassword, time.Now().UTC())
+	return newBenchInstance(b, store)
+}
+
+// newBenchInstance is another instance over store, which already has the
+// user: it shares the database and the master secret, not the memory.
+func newBenchInstance(b *testing.B, store storage.Store) *benchServer {
+	b.Helper()
 	srv, _ := servertest.New(b, store, servertest.Setup{Issuer: benchIssuer, Clients: benchClients()})
 	return &benchServer{h: srv, basic: servertest.Basic("bench", benchSecret), rs: servertest.Basic("rs", benchRSSecret)}
 }
@@ -122,6 +129,22 @@ func benchHandlers(b *testing.B, open func(b *testing.B) storage.Store) {
 			// Each refresh presents the token the previous one returned.
 			rec := s.do(b, server.PathToken, s.basic, "grant_type=refresh_token&refresh_token="+rt)
 			rt = benchField(rec.Body.Bytes(), "refresh_token")
+		}
+	})
+	// A refresh on an instance that has never seen the session, as behind
+	// a load balancer with many sessions: each session is logged in on one
+	// instance (before the timer) and refreshed once on another.
+	b.Run("refresh_unseen", func(b *testing.B) {
+		store := open(b)
+		login, other := newBenchServer(b, store), newBenchInstance(b, store)
+		rts := make([]string, b.N)
+		for i := range rts {
+			rts[i] = benchField(login.login(b).Body.Bytes(), "refresh_token")
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			other.do(b, server.PathToken, other.basic, "grant_type=refresh_token&refresh_token="+rts[i])
 		}
 	})
 	b.Run("client_credentials", func(b *testing.B) {
@@ -170,7 +193,7 @@ func BenchmarkHandlerSQLite(b *testing.B) {
 func BenchmarkParseAndAuthenticate(b *testing.B) {
 	reg := servertest.Registry(b, benchIssuer, benchClients(), nil)
 	basic := servertest.Basic("bench", benchSecret)
-	rt := "ktr1.4i7T6Skbj3HMoAE4uyQ23w.12.lEqV7mGrDm3QzmI0cfj0lYwO0bTg6w5Xr4oPkbAq4dE"
+	rt := "ktr2.4i7T6Skbj3HMoAE4uyQ23w.12.lEqV7mGrDm3QzmI0cfj0lYwO0bTg6w5Xr4oPkbAq4dE"
 	for _, tc := range []struct{ name, body string }{
 		{"refresh", "grant_type=refresh_token&refresh_token=" + rt},
 		{"client_credentials", "grant_type=client_credentials&scope=read"},

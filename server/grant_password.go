@@ -24,7 +24,6 @@ import (
 type passwordGrant struct {
 	users    *userAuth
 	families storage.Families
-	sessions *sessionCache
 	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time
@@ -73,7 +72,6 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 	if err != nil || !refreshable {
 		return resp, err
 	}
-	g.sessions.put(f)
 	return withRefresh(resp, g.keys, f, f.Generation, now), nil
 }
 

@@ -17,7 +17,6 @@ import (
 // reuse detection (RFC 9700 §4.14.2) over one row per session (DESIGN.md §2).
 type refreshGrant struct {
 	families storage.Families
-	sessions *sessionCache
 	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time
@@ -50,17 +49,29 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	if err != nil {
 		return nil, g.refused(refreshInvalid)
 	}
-	// A session this instance knows needs no read before the rotation:
-	// what is checked in memory (MAC, client, scope) never changes, and the
-	// conditional UPDATE checks the rest. A request that narrows the scope
-	// reads the row first, so that a rotated token is found out (and the
-	// session revoked) before its scope is looked at, as below.
-	if f, ok := g.sessions.get(tok.FamilyID); ok && req.scope == nil {
-		if err := g.genuine(ctx, req, f, tok); err != nil {
-			return nil, err
+	if tok.Version == tokens.RefreshV2 {
+		// A ktr2 token proves on its own that we minted it for this
+		// client (DESIGN.md §2; RFC 6749 §6 and §10.4: a refresh token is
+		// bound to its client): a forged token, or another client's, is
+		// refused here, with no database work, and revokes nothing.
+		if !g.keys.VerifyRefreshFor(tok, req.client.ID) {
+			g.log.InfoContext(ctx, "refresh token with a bad mac or of another client",
+				"client_id", req.client.ID, "family_id", tok.FamilyID)
+			return nil, g.refused(refreshInvalid)
 		}
-		return g.rotate(ctx, req, f, tok, g.now().UTC())
+		// Without a scope to check, the one conditional UPDATE is the whole
+		// of the database work, whichever instance this is: it rotates, or
+		// says (on its failure path only) whether the token is stale, the
+		// session revoked, expired or unknown. A request that narrows the
+		// scope reads the row first, below, so that a rotated token is found
+		// out (and the session revoked) before its scope is looked at.
+		if req.scope == nil {
+			return g.rotate(ctx, req, storage.Family{ID: tok.FamilyID}, tok, g.now().UTC())
+		}
 	}
+	// ktr1 tokens, and scope narrowing: read the row first. ktr1: the read
+	// is needed for its MAC (the salt); when ktr1 goes, this path serves
+	// scope narrowing only.
 	f, err := g.families.GetFamily(ctx, tok.FamilyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, g.refused(refreshInvalid)
@@ -75,7 +86,6 @@ func (g refreshGrant) issue(ctx context.Context, req *tokenRequest) (*tokenRespo
 	if !f.Live(now) {
 		return nil, g.refused(liveOutcome(f))
 	}
-	g.sessions.put(f)
 	switch {
 	case tok.Generation == f.Generation:
 		return g.rotate(ctx, req, f, tok, now)
@@ -110,15 +120,27 @@ func (g refreshGrant) genuine(ctx context.Context, req *tokenRequest, f storage.
 
 // rotate spends tok, presumed current, with one conditional UPDATE (DESIGN.md §2),
 // which also decides whether the session is still live and tok still current.
+// f is the session as read before, or (a ktr2 token, no scope requested)
+// only its ID: the session's scope then comes from the UPDATE's row.
 func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.Family, tok tokens.Refresh, now time.Time) (*tokenResponse, error) {
-	// A bad scope is refused before the token is spent.
-	scope, err := sessionScope(req, f)
-	if err != nil {
-		return nil, err
+	// A bad scope is refused before the token is spent. With no scope
+	// requested nothing can be refused (the session's own scope is used).
+	if req.scope != nil {
+		if _, err := sessionScope(req, f); err != nil {
+			return nil, err
+		}
 	}
 	next, err := g.families.RotateFamily(ctx, f.ID, tok.Generation, now, now.Add(req.client.RefreshIdleTTL))
 	switch {
 	case err == nil:
+		if next.ClientID != req.client.ID {
+			// Unreachable: the token's MAC binds the client, checked before.
+			return nil, fmt.Errorf("refresh: session %s of client %q rotated by client %q", next.ID, next.ClientID, req.client.ID)
+		}
+		scope, err := sessionScope(req, next)
+		if err != nil {
+			return nil, err
+		}
 		g.metrics.refresh.WithLabelValues(refreshRotated).Inc()
 		return g.respond(ctx, req, next, scope, now)
 	case errors.Is(err, storage.ErrStaleGeneration) && tok.Generation < next.Generation:
@@ -128,13 +150,10 @@ func (g refreshGrant) rotate(ctx context.Context, req *tokenRequest, f storage.F
 	case errors.Is(err, storage.ErrStaleGeneration):
 		return nil, g.future(ctx, req, next)
 	case errors.Is(err, storage.ErrFamilyRevoked):
-		g.sessions.forget(f.ID)
 		return nil, g.refused(refreshRevoked)
 	case errors.Is(err, storage.ErrFamilyExpired):
-		g.sessions.forget(f.ID)
 		return nil, g.refused(refreshExpired)
 	case errors.Is(err, storage.ErrNotFound):
-		g.sessions.forget(f.ID)
 		return nil, g.refused(refreshInvalid)
 	default:
 		return nil, fmt.Errorf("refresh: %w", err)

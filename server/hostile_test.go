@@ -319,7 +319,7 @@ func hostileRefreshTokenFromAnotherKey(t *testing.T, b backend) {
 	other := servertest.Keys(t, sqlstoretest.SQLite(t), 8, keys.Options{Now: ts.clock.Now})
 	for _, gen := range []uint64{0, 1, 2} { // rotated away, current, future
 		forged := other.RefreshToken(f, gen)
-		if !strings.HasPrefix(forged, "ktr1."+familyID+"."+strconv.FormatUint(gen, 10)+".") || forged == rt0 || forged == rt1 {
+		if !strings.HasPrefix(forged, "ktr2."+familyID+"."+strconv.FormatUint(gen, 10)+".") || forged == rt0 || forged == rt1 {
 			t.Fatalf("forged token %q is not a look-alike of the session's", forged)
 		}
 		t.Run("generation "+strconv.FormatUint(gen, 10), func(t *testing.T) {

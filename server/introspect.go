@@ -107,12 +107,19 @@ func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, 
 	return resp, nil
 }
 
-// refresh reports a refresh token active only to the client it was issued
-// to, and only while it is the session's current token (DESIGN.md
-// decision D5); it never revokes anything (introspection is read-only).
+// refresh reports a refresh token (ktr2, or ktr1 until those have expired)
+// active only to the client it was issued to, and only while it is the
+// session's current token (DESIGN.md decision D5); it never revokes
+// anything (introspection is read-only).
 func (h *introspectHandler) refresh(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
 	tok, err := tokens.ParseRefresh(token)
 	if err != nil {
+		return inactive, nil
+	}
+	// A ktr2 token shows, before any read, whether it is the caller's own
+	// (DESIGN.md §2): a forged token, or another client's, is inactive at
+	// once (RFC 7662 §2.2). A ktr1 token is checked against its row below.
+	if tok.Version == tokens.RefreshV2 && !h.keys.VerifyRefreshFor(tok, caller.ID) {
 		return inactive, nil
 	}
 	chk, err := h.denylist.CheckAccess(ctx, "", tok.FamilyID)

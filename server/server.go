@@ -112,10 +112,9 @@ func New(o Options) (*Server, error) {
 	}
 	cs := newClientSet(o.Issuer, o.Clients)
 	m := &minter{issuer: o.Issuer, keys: o.Keys}
-	sessions := newSessionCache(sessionCacheSize)
 	grants := map[grantType]grant{
-		grantPassword: passwordGrant{users: users, families: o.Store, sessions: sessions, keys: o.Keys, minter: m, now: o.Now},
-		grantRefreshToken: refreshGrant{families: o.Store, sessions: sessions, keys: o.Keys, minter: m,
+		grantPassword: passwordGrant{users: users, families: o.Store, keys: o.Keys, minter: m, now: o.Now},
+		grantRefreshToken: refreshGrant{families: o.Store, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}

@@ -173,7 +173,7 @@ func TestPasswordGrant(t *testing.T) {
 	if r.json["refresh_expires_in"] != float64(120*3600) {
 		t.Fatalf("refresh_expires_in = %v, want the idle TTL", r.json["refresh_expires_in"])
 	}
-	if !strings.HasPrefix(r.str("refresh_token"), "ktr1.") {
+	if !strings.HasPrefix(r.str("refresh_token"), "ktr2.") {
 		t.Fatalf("refresh_token = %q", r.str("refresh_token"))
 	}
 	c := ts.verifyAccessToken(r.str("access_token"))
@@ -255,7 +255,7 @@ func TestForgedRefreshTokensRevokeNothing(t *testing.T) {
 		strings.Join([]string{parts[0], parts[1], parts[2], strings.Repeat("A", 43)}, "."), // bad MAC
 		strings.Join([]string{parts[0], parts[1], "7", parts[3]}, "."),                     // other generation, same MAC
 		strings.Join([]string{parts[0], parts[1], "00", parts[3]}, "."),                    // non-canonical generation
-		strings.Join([]string{"ktr2", parts[1], parts[2], parts[3]}, "."),                  // other prefix
+		strings.Join([]string{"ktr1", parts[1], parts[2], parts[3]}, "."),                  // other version
 		rt + "x",
 	}
 	for _, f := range forged {
@@ -525,7 +525,7 @@ func TestThousandRotationsOneRow(t *testing.T) {
 			if len(fams) != 1 || fams[0].Generation != 1000 {
 				t.Fatalf("got %d rows (%+v), want one at generation 1000", len(fams), fams)
 			}
-			if !strings.HasPrefix(rt, fmt.Sprintf("ktr1.%s.1000.", fams[0].ID)) {
+			if !strings.HasPrefix(rt, fmt.Sprintf("ktr2.%s.1000.", fams[0].ID)) {
 				t.Fatalf("token %q", rt)
 			}
 		})
@@ -558,9 +558,10 @@ func TestScopeCheckedBeforePassword(t *testing.T) {
 }
 
 // TestRefreshAcrossInstances: instances that share a database answer every
-// refresh alike, whether they have seen the session (and check its token in
-// memory before the one UPDATE) or not (and read the row first). Each step
-// runs on an instance that knows the session and on one that never saw it.
+// refresh alike, whether they have seen the session or not (a ktr2 token
+// is checked from the token and the keys alone: nothing of the session is
+// kept in memory). Each step runs on the instance that opened the session
+// and on ones that never saw it.
 func TestRefreshAcrossInstances(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {

@@ -288,12 +288,12 @@ func wantInvalidGrant(t *testing.T, what string, a answer) {
 	}
 }
 
-// refreshParts splits ktr1.<family>.<generation>.<mac>.
+// refreshParts splits ktr2.<family>.<generation>.<mac>.
 func refreshParts(t *testing.T, rt string) (family string, gen uint64) {
 	t.Helper()
 	family, gen, ok := parseRefresh(rt)
 	if !ok {
-		t.Fatalf("refresh token %q is not ktr1.<family>.<generation>.<mac>", rt)
+		t.Fatalf("refresh token %q is not ktr2.<family>.<generation>.<mac>", rt)
 	}
 	return family, gen
 }
@@ -301,7 +301,7 @@ func refreshParts(t *testing.T, rt string) (family string, gen uint64) {
 // parseRefresh is refreshParts for goroutines that may not stop the test.
 func parseRefresh(rt string) (family string, gen uint64, ok bool) {
 	parts := strings.Split(rt, ".")
-	if len(parts) != 4 || parts[0] != "ktr1" {
+	if len(parts) != 4 || parts[0] != "ktr2" {
 		return "", 0, false
 	}
 	gen, err := strconv.ParseUint(parts[2], 10, 64)
@@ -747,7 +747,7 @@ func TestLogsHoldNoSecretsProcess(t *testing.T) {
 	// access token's signature; and an Authorization header's base64.
 	for _, s := range slices.Clone(secrets) {
 		switch parts := strings.Split(s, "."); {
-		case strings.HasPrefix(s, "ktr1.") && len(parts) == 4:
+		case strings.HasPrefix(s, "ktr2.") && len(parts) == 4:
 			keep(parts[3])
 		case len(parts) == 3:
 			keep(parts[2])

@@ -14,15 +14,39 @@ import (
 	"github.com/keyturn/keyturn/storage"
 )
 
-// RefreshToken returns the refresh token of family f at generation gen.
+// RefreshToken returns the ktr2 refresh token of family f at generation
+// gen, bound to f's client (DESIGN.md §2).
 func (k *Keys) RefreshToken(f storage.Family, gen uint64) string {
-	return tokens.FormatRefresh(f.ID, gen, tokens.RefreshMAC(k.macKey, f.ID, gen, f.Salt))
+	return tokens.FormatRefresh(tokens.RefreshV2, f.ID, gen, tokens.RefreshMACv2(k.macKey, f.ID, gen, f.ClientID))
 }
 
-// VerifyRefresh reports whether t is a genuine token of family f: minted
-// with our MAC key for that family's salt, at any generation.
+// RefreshTokenV1 returns the ktr1 refresh token of family f at generation
+// gen, which Keyturn no longer issues: it exists so that tests can present
+// one. ktr1: delete with it.
+func (k *Keys) RefreshTokenV1(f storage.Family, gen uint64) string {
+	return tokens.FormatRefresh(tokens.RefreshV1, f.ID, gen, tokens.RefreshMAC(k.macKey, f.ID, gen, f.Salt))
+}
+
+// VerifyRefreshFor reports whether t is a genuine ktr2 token issued to
+// client clientID, from the token and the MAC key alone: no database. It is
+// false for every ktr1 token (those need their family: VerifyRefresh).
+func (k *Keys) VerifyRefreshFor(t tokens.Refresh, clientID string) bool {
+	return t.Version == tokens.RefreshV2 &&
+		hmac.Equal(t.MAC, tokens.RefreshMACv2(k.macKey, t.FamilyID, t.Generation, clientID))
+}
+
+// VerifyRefresh reports whether t is a genuine token of family f, of either
+// version: minted with our MAC key for that family (its client for ktr2,
+// its salt for ktr1), at any generation.
 func (k *Keys) VerifyRefresh(f storage.Family, t tokens.Refresh) bool {
-	return f.KeyID == k.macKeyID && hmac.Equal(t.MAC, tokens.RefreshMAC(k.macKey, f.ID, t.Generation, f.Salt))
+	switch {
+	case t.FamilyID != f.ID:
+		return false
+	case t.Version == tokens.RefreshV2:
+		return k.VerifyRefreshFor(t, f.ClientID)
+	default: // ktr1: delete with it.
+		return f.KeyID == k.macKeyID && hmac.Equal(t.MAC, tokens.RefreshMAC(k.macKey, f.ID, t.Generation, f.Salt))
+	}
 }
 
 // MACKeyID names the refresh MAC key new families are minted under.

@@ -30,6 +30,9 @@ func FuzzParseRefreshToken(f *testing.F) {
 		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + "=",
 		"ktr1.AAAAAAAAAAAAAAAAAAAAA=.1." + fuzzMAC,
 		"ktr2.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC,
+		"ktr3.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC,
+		"KTR2.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC,
+		"ktr2.AAAAAAAAAAAAAAAAAAAAAA.01." + fuzzMAC,
 		"ktr1.AAAAAAAAAAAAAAAAAAAAAA.1." + fuzzMAC + ".x",
 		"ktr1.\xff\xfe.1." + fuzzMAC,
 	} {
@@ -45,7 +48,10 @@ func FuzzParseRefreshToken(f *testing.F) {
 		}
 		// One token, one spelling: what is accepted re-encodes to itself,
 		// so a token cannot be presented in several forms.
-		again := refreshPrefix + "." + tok.FamilyID + "." + strconv.FormatUint(tok.Generation, 10) + "." +
+		if tok.Version != RefreshV1 && tok.Version != RefreshV2 {
+			t.Fatalf("ParseRefresh(%q): version %q", s, tok.Version)
+		}
+		again := tok.Version + "." + tok.FamilyID + "." + strconv.FormatUint(tok.Generation, 10) + "." +
 			base64.RawURLEncoding.EncodeToString(tok.MAC)
 		if again != s {
 			t.Fatalf("ParseRefresh(%q) accepted a token that re-encodes as %q", s, again)

@@ -1,7 +1,7 @@
 // Package tokens owns the formats of the tokens Keyturn issues, as pure
-// functions: the refresh token ktr1.<family>.<generation>.<mac> (parsing
-// with canonical-spelling checks, formatting, and what its MAC covers,
-// computed under a key the caller passes), the claims of an RFC 9068 JWT
+// functions: the refresh token ktr2.<family>.<generation>.<mac> and its
+// predecessor ktr1 (parsing with canonical-spelling checks, formatting, and
+// what each version's MAC covers, computed under a key the caller passes), the claims of an RFC 9068 JWT
 // access token, and the random identifiers and salts tokens are made of.
 // It holds no key and signs nothing: package keys does, using these
 // formats.
@@ -19,13 +19,22 @@ import (
 	"strings"
 )
 
-// refreshPrefix starts every refresh token; the version lets the format change.
-const refreshPrefix = "ktr1"
+// The version prefixes of refresh tokens (DESIGN.md §2). Keyturn issues
+// ktr2 only. ktr1, whose MAC covers a per-session salt held in the row (so
+// checking it needs a read before the rotation), is still accepted until the
+// last one issued has passed its session's absolute expiry: after the
+// longest refresh_absolute_ttl of any client has gone by since the release
+// that issues ktr2, ktr1 and everything marked "ktr1" can be deleted.
+const (
+	RefreshV1 = "ktr1"
+	RefreshV2 = "ktr2"
+)
 
-// Refresh is a parsed refresh token: ktr1.<family_id>.<generation>.<mac>
+// Refresh is a parsed refresh token: <version>.<family_id>.<generation>.<mac>
 // (DESIGN.md §2). The value is never stored: the token of any generation can be
 // recomputed from the family row and the MAC key.
 type Refresh struct {
+	Version    string // RefreshV1 or RefreshV2
 	FamilyID   string
 	Generation uint64
 	MAC        []byte
@@ -55,15 +64,17 @@ func NewSalt() []byte {
 	return b
 }
 
-// IsRefresh reports whether s is presented as a refresh token (it has the
-// refresh-token prefix), well-formed or not.
-func IsRefresh(s string) bool { return strings.HasPrefix(s, refreshPrefix+".") }
+// IsRefresh reports whether s is presented as a refresh token (it has a
+// refresh-token prefix of either version), well-formed or not.
+func IsRefresh(s string) bool {
+	return strings.HasPrefix(s, RefreshV2+".") || strings.HasPrefix(s, RefreshV1+".")
+}
 
-// ParseRefresh checks the shape of a presented refresh token. It does
-// not verify the MAC (that needs the family's salt).
+// ParseRefresh checks the shape of a presented refresh token of either
+// version. It does not verify the MAC.
 func ParseRefresh(s string) (Refresh, error) {
 	parts := strings.Split(s, ".")
-	if len(parts) != 4 || parts[0] != refreshPrefix || len(parts[1]) != 22 {
+	if len(parts) != 4 || (parts[0] != RefreshV2 && parts[0] != RefreshV1) || len(parts[1]) != 22 {
 		return Refresh{}, ErrMalformed
 	}
 	if !canonicalBase64(parts[1]) {
@@ -82,7 +93,7 @@ func ParseRefresh(s string) (Refresh, error) {
 	if err != nil || len(mac) != sha256.Size || !canonicalBase64(parts[3]) {
 		return Refresh{}, ErrMalformed
 	}
-	return Refresh{FamilyID: parts[1], Generation: gen, MAC: mac}, nil
+	return Refresh{Version: parts[0], FamilyID: parts[1], Generation: gen, MAC: mac}, nil
 }
 
 // canonicalBase64 reports whether s is base64url without padding in its
@@ -94,11 +105,12 @@ func canonicalBase64(s string) bool {
 	return err == nil && base64.RawURLEncoding.EncodeToString(b) == s
 }
 
-// RefreshMAC is HMAC-SHA256(key, family_id ‖ generation ‖ salt): the MAC
-// of the refresh token of family familyID at generation gen.
+// RefreshMAC is HMAC-SHA256(key, "ktr1" ‖ family_id ‖ generation ‖ salt):
+// the MAC of the ktr1 refresh token of family familyID at generation gen.
+// Checking it needs the family's salt, hence its row. ktr1: delete with it.
 func RefreshMAC(key []byte, familyID string, gen uint64, salt []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(refreshPrefix))
+	m.Write([]byte(RefreshV1))
 	m.Write([]byte(familyID))
 	var g [8]byte
 	binary.BigEndian.PutUint64(g[:], gen)
@@ -107,10 +119,36 @@ func RefreshMAC(key []byte, familyID string, gen uint64, salt []byte) []byte {
 	return m.Sum(nil)
 }
 
-// FormatRefresh spells the refresh token of family familyID at generation
-// gen whose MAC is mac: the one spelling ParseRefresh accepts.
-func FormatRefresh(familyID string, gen uint64, mac []byte) string {
-	return refreshPrefix + "." + familyID + "." + strconv.FormatUint(gen, 10) + "." +
+// RefreshMACv2 is the MAC of the ktr2 refresh token of family familyID at
+// generation gen, issued to client clientID:
+//
+//	HMAC-SHA256(key, "ktr2" ‖ len(family_id) ‖ family_id ‖ generation ‖ len(client_id) ‖ client_id)
+//
+// with each length a 4-byte and the generation an 8-byte big-endian
+// integer, so that no two (family, generation, client) share an input. It
+// needs nothing from the database: a token can be checked for the client
+// that presents it before the one statement that spends it. The "ktr2"
+// prefix keeps its inputs apart from ktr1's under the same key.
+func RefreshMACv2(key []byte, familyID string, gen uint64, clientID string) []byte {
+	m := hmac.New(sha256.New, key)
+	var b [8]byte
+	m.Write([]byte(RefreshV2))
+	binary.BigEndian.PutUint32(b[:4], uint32(len(familyID)))
+	m.Write(b[:4])
+	m.Write([]byte(familyID))
+	binary.BigEndian.PutUint64(b[:], gen)
+	m.Write(b[:])
+	binary.BigEndian.PutUint32(b[:4], uint32(len(clientID)))
+	m.Write(b[:4])
+	m.Write([]byte(clientID))
+	return m.Sum(nil)
+}
+
+// FormatRefresh spells the refresh token of version v (RefreshV1 or
+// RefreshV2) of family familyID at generation gen whose MAC is mac: the one
+// spelling ParseRefresh accepts.
+func FormatRefresh(v, familyID string, gen uint64, mac []byte) string {
+	return v + "." + familyID + "." + strconv.FormatUint(gen, 10) + "." +
 		base64.RawURLEncoding.EncodeToString(mac)
 }
 
