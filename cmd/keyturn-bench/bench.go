@@ -54,11 +54,14 @@ func pickOp(n int) op {
 
 // target sends requests to the server under test. It is shared by every
 // worker: one transport, with as many idle connections per host as there
-// are workers, so connections are reused and never re-dialled.
+// are workers, so connections are reused and never re-dialled. With
+// several instances, each request goes to the next one in turn, as a
+// round-robin load balancer sends them.
 type target struct {
 	http      *http.Client
-	base      string
-	auth      string // Authorization of the token client; "" for a public client
+	bases     []string
+	turn      atomic.Uint64 // requests sent so far: the next goes to bases[turn % len]
+	auth      string        // Authorization of the token client; "" for a public client
 	clientID  string
 	introAuth string
 	password  string
@@ -76,7 +79,7 @@ func newTarget(c settings) *target {
 	}
 	t := &target{
 		http:     &http.Client{Transport: tr, Timeout: c.Timeout},
-		base:     c.URL,
+		bases:    c.URLs,
 		clientID: c.ClientID,
 		password: c.Password,
 	}
@@ -100,6 +103,7 @@ func basicAuth(id, secret string) string {
 // outcome is one request's result.
 type outcome struct {
 	status  int    // 0: no HTTP response
+	target  int    // index of the instance (-url) it was sent to
 	code    string // OAuth error code, or why a 200 did not count
 	ok      bool
 	latency time.Duration
@@ -131,9 +135,10 @@ type tokenBody struct {
 // post sends a form body to path with auth and reads the whole response, so
 // that the connection goes back to the pool.
 func (t *target) post(ctx context.Context, buf *bytes.Buffer, path, auth, body string, want op) outcome {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+path, strings.NewReader(body))
+	inst := int((t.turn.Add(1) - 1) % uint64(len(t.bases)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.bases[inst]+path, strings.NewReader(body))
 	if err != nil {
-		return outcome{code: err.Error()}
+		return outcome{code: err.Error(), target: inst}
 	}
 	req.Header = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
 	if auth != "" {
@@ -142,12 +147,12 @@ func (t *target) post(ctx context.Context, buf *bytes.Buffer, path, auth, body s
 	start := time.Now()
 	resp, err := t.http.Do(req)
 	if err != nil {
-		return outcome{code: transportError(err), latency: time.Since(start)}
+		return outcome{code: transportError(err), latency: time.Since(start), target: inst}
 	}
 	buf.Reset()
 	_, rerr := buf.ReadFrom(resp.Body)
 	resp.Body.Close()
-	out := outcome{status: resp.StatusCode, latency: time.Since(start)}
+	out := outcome{status: resp.StatusCode, latency: time.Since(start), target: inst}
 	if rerr != nil {
 		out.status, out.code = 0, transportError(rerr)
 		return out
@@ -246,12 +251,13 @@ type stats struct {
 	ok       [numOps]int64
 	errors   map[string]int64 // errorKey -> count, over every op
 	byStatus map[string]int64 // status (or "transport") -> count
+	byTarget map[int]int64    // instance (-url index) -> requests sent to it
 	relogins int64            // logins to replace a session lost to a failed refresh (not counted above)
 	lost     int64            // sessions given up
 }
 
 func newStats() *stats {
-	return &stats{errors: map[string]int64{}, byStatus: map[string]int64{}}
+	return &stats{errors: map[string]int64{}, byStatus: map[string]int64{}, byTarget: map[int]int64{}}
 }
 
 func (s *stats) add(o op, out outcome) {
@@ -259,6 +265,7 @@ func (s *stats) add(o op, out outcome) {
 		s.hist[o] = newHistogram()
 	}
 	s.requests[o]++
+	s.byTarget[out.target]++
 	// Latency of every answered request, errors included: a fast error is
 	// still a request the server handled. Transport failures have none.
 	if out.status != 0 {
@@ -293,18 +300,28 @@ func (s *stats) merge(o *stats) {
 	for k, v := range o.byStatus {
 		s.byStatus[k] += v
 	}
+	for k, v := range o.byTarget {
+		s.byTarget[k] += v
+	}
 	s.relogins += o.relogins
 	s.lost += o.lost
 }
 
 // worker is one concurrent client. It owns its sessions: a refresh token
-// is only ever presented by the worker that received it. It logs in its
-// own users (shared only when there are fewer users than workers).
+// is only ever presented by the worker that received it, so no session is
+// ever refreshed by two requests at once (which would be reuse, and
+// revoke it). It logs in its own users (shared only when there are fewer
+// users than workers).
 type worker struct {
 	t        *target
 	scenario string
 	sessions []string // current refresh token of each owned session; "" once lost
 	next     int
+	// random: each refresh picks a uniformly random session of the
+	// worker's share, not the next in turn (seeded sessions: a refresh
+	// reaches a session no recent request touched, as in a deployment
+	// with many). A lost session is removed from the share.
+	random   bool
 	users    []string
 	nextUser int
 	tokens   []string // access tokens to introspect (shared, read-only)
@@ -343,6 +360,9 @@ func (w *worker) choose() op {
 }
 
 func (w *worker) haveSession() bool {
+	if w.random {
+		return len(w.sessions) > 0
+	}
 	for range w.sessions {
 		if w.sessions[w.next] != "" {
 			return true
@@ -356,12 +376,20 @@ func (w *worker) send(ctx context.Context, o op) outcome {
 	switch o {
 	case opRefresh:
 		i := w.next
-		w.next = (w.next + 1) % len(w.sessions)
+		if w.random {
+			i = w.rng.IntN(len(w.sessions))
+		} else {
+			w.next = (w.next + 1) % len(w.sessions)
+		}
 		out := w.t.refresh(ctx, &w.buf, w.sessions[i])
 		if out.ok {
 			w.sessions[i] = out.refreshToken
 		} else if ctx.Err() == nil {
 			w.replace(ctx, i)
+			if w.random && w.sessions[i] == "" {
+				last := len(w.sessions) - 1
+				w.sessions[i], w.sessions = w.sessions[last], w.sessions[:last]
+			}
 		}
 		return out
 	case opIntrospect:
@@ -382,10 +410,11 @@ func (w *worker) user() string {
 
 // replace logs in a new session for slot i after a failed refresh: the old
 // token's state is unknown (the rotation may have happened), and sending
-// it again would be reuse. Not counted as a request of the run.
+// it again would be reuse. Not counted as a request of the run. Without a
+// password (seeded sessions) the session is only given up.
 func (w *worker) replace(ctx context.Context, i int) {
 	w.sessions[i] = ""
-	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+	for attempt := 0; attempt < 3 && ctx.Err() == nil && w.t.password != ""; attempt++ {
 		out := w.t.login(ctx, &w.buf, w.user())
 		if out.ok {
 			w.sessions[i] = out.refreshToken
@@ -403,14 +432,15 @@ type setup struct {
 	tokens   []string // access tokens
 	took     time.Duration
 	logins   int
+	seeded   int           // sessions inserted into the database (-seed-sessions)
+	seedTook time.Duration // of took
 }
 
 // prepare logs in the sessions and fetches the access tokens the scenario
 // needs, a few logins at a time (the server bounds concurrent password
 // hashes and sheds logins queued past that, with 503 and Retry-After).
-func prepare(ctx context.Context, t *target, c settings) (setup, error) {
+func prepare(ctx context.Context, t *target, c settings) (s setup, err error) {
 	start := time.Now()
-	var s setup
 	nSessions, nTokens := 0, 0
 	switch c.Scenario {
 	case scenarioRefresh:
@@ -420,10 +450,24 @@ func prepare(ctx context.Context, t *target, c settings) (setup, error) {
 	case scenarioMixed:
 		nSessions, nTokens = c.Sessions, c.Tokens
 	}
+	if c.SeedSessions > 0 {
+		seeded, err := seedSessions(ctx, c)
+		if err != nil {
+			return s, err
+		}
+		s.seeded, s.seedTook = len(seeded.tokens), seeded.took
+		nSessions = 0 // not logged in
+		defer func() {
+			if err == nil {
+				s.sessions, s.took = seeded.tokens, time.Since(start)
+			}
+		}()
+	}
 	// The access tokens come with logins of their own, so that the
 	// sessions they name stay live (introspection checks the session).
 	n := nSessions + nTokens
 	if n == 0 {
+		s.took = time.Since(start)
 		return s, nil
 	}
 	// Login k is user k mod users: consecutive logins, in flight together,
@@ -486,13 +530,15 @@ type result struct {
 	Seconds     float64             `json:"seconds"`
 	Summary     opResult            `json:"total"`
 	Ops         map[string]opResult `json:"ops,omitempty"` // mixed: per request kind
-	Errors      map[string]int64    `json:"errors_by_code"`
-	ByStatus    map[string]int64    `json:"errors_by_status"`
-	Relogins    int64               `json:"relogins"`
-	LostSession int64               `json:"sessions_lost"`
-	Setup       setupResult         `json:"setup"`
-	Usage       usage               `json:"usage"`
-	Started     time.Time           `json:"started"`
+	// ByURL: with several -url instances, the measured requests each got.
+	ByURL       map[string]int64 `json:"requests_by_url,omitempty"`
+	Errors      map[string]int64 `json:"errors_by_code"`
+	ByStatus    map[string]int64 `json:"errors_by_status"`
+	Relogins    int64            `json:"relogins"`
+	LostSession int64            `json:"sessions_lost"`
+	Setup       setupResult      `json:"setup"`
+	Usage       usage            `json:"usage"`
+	Started     time.Time        `json:"started"`
 	// Interrupted: SIGINT or SIGTERM ended the run early; the figures
 	// cover it up to then (run.sh stops a background flood this way).
 	Interrupted bool `json:"interrupted,omitempty"`
@@ -516,6 +562,10 @@ type setupResult struct {
 	Tokens   int     `json:"access_tokens"`
 	Logins   int     `json:"logins"`
 	Seconds  float64 `json:"seconds"`
+	// Seeded sessions were inserted into the database (-seed-sessions),
+	// in SeedSeconds of Seconds.
+	Seeded      int     `json:"seeded_sessions,omitempty"`
+	SeedSeconds float64 `json:"seed_seconds,omitempty"`
 }
 
 func summarize(h *histogram, requests, ok int64, secs float64) opResult {
@@ -570,12 +620,19 @@ func runBench(ctx context.Context, c settings) (*result, error) {
 	res := &result{
 		Label: c.Label, Scenario: c.Scenario, URL: c.URL, Concurrency: c.Concurrency, Seconds: elapsed.Seconds(),
 		Errors: total.errors, ByStatus: total.byStatus, Relogins: total.relogins, LostSession: total.lost,
-		Setup:       setupResult{Sessions: len(su.sessions), Tokens: len(su.tokens), Logins: su.logins, Seconds: su.took.Seconds()},
+		Setup: setupResult{Sessions: len(su.sessions), Tokens: len(su.tokens), Logins: su.logins, Seconds: su.took.Seconds(),
+			Seeded: su.seeded, SeedSeconds: su.seedTook.Seconds()},
 		Usage:       use,
 		Started:     started.UTC(),
 		Interrupted: ctx.Err() != nil,
 	}
 	res.Summary, res.Ops = summarizeOps(total, elapsed.Seconds(), c.Scenario == scenarioMixed)
+	if len(c.URLs) > 1 {
+		res.ByURL = map[string]int64{}
+		for i, u := range c.URLs {
+			res.ByURL[u] = total.byTarget[i]
+		}
+	}
 	return res, nil
 }
 
@@ -586,10 +643,13 @@ func newWorkers(t *target, c settings, su setup) []*worker {
 	workers := make([]*worker, c.Concurrency)
 	for i := range workers {
 		w := &worker{
-			t: t, scenario: c.Scenario, tokens: su.tokens, stats: newStats(),
+			t: t, scenario: c.Scenario, tokens: su.tokens, stats: newStats(), random: su.seeded > 0,
 			rng: rand.New(rand.NewPCG(c.Seed, uint64(i))),
 		}
 		// Sessions are dealt round-robin: worker i owns i, i+c, i+2c, ...
+		// (seeded ones too: each worker then picks uniformly at random
+		// within its share, so every session is equally likely and none
+		// is ever refreshed by two workers at once).
 		for j := i; j < len(su.sessions); j += c.Concurrency {
 			w.sessions = append(w.sessions, su.sessions[j])
 		}

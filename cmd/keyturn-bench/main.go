@@ -14,11 +14,22 @@
 // Runs are bounded: at most 10 minutes (-allow-long lifts that to 24 hours)
 // and, unless -allow-remote, only against a loopback address.
 //
-// Keyturn checks one password per username at a time (a concurrent login
-// for the same username is answered 429), so logins are spread over
-// -users test users, <username>-1 to <username>-N, all with the same
-// password; a worker owns its users as it owns its sessions, so with
-// -users >= -c no two requests ever log in the same user at once.
+// Logins can be spread over -users test users, <username>-1 to
+// <username>-N, all with the same password, as a deployment's logins are
+// spread over its users (the login throttle counts failures per username
+// and address; concurrent correct logins of one user all succeed). A
+// worker owns its users as it owns its sessions.
+//
+// At scale: -seed-sessions N -config keyturn.yaml inserts N live sessions
+// of -client-id straight into the database the server's config names,
+// with their ktr2 refresh tokens minted from its master secret, before
+// the run; each refresh then goes to a uniformly random seeded session
+// (of the worker's own share) with its latest token. Several -url values,
+// comma-separated, get the requests in turn, as behind a round-robin load
+// balancer:
+//
+//	keyturn-bench -url http://127.0.0.1:8080,http://127.0.0.1:8081 -client-id bench \
+//	    -seed-sessions 1000000 -config keyturn.yaml -scenario refresh -c 64 -d 30s
 package main
 
 import (
@@ -54,7 +65,7 @@ const (
 	maxDuration     = 10 * time.Minute
 	maxLongDuration = 24 * time.Hour
 	maxConcurrency  = 4096
-	maxSessions     = 1_000_000
+	maxSessions     = 1_000_000 // logged in or seeded
 	maxTokens       = 10_000
 	maxUsers        = 100_000
 )
@@ -91,6 +102,12 @@ type settings struct {
 	MeasureHash      int
 	Seed             uint64
 	SignalAfterSetup bool
+	SeedSessions     int
+	Config           string
+	// URLs are the instances of -url, in the order requests go to them.
+	URLs []string
+	// lookupEnv resolves the environment references of -config.
+	lookupEnv func(string) (string, bool)
 }
 
 // parseArgs parses and validates the command line. getenv supplies the
@@ -99,7 +116,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (set
 	var c settings
 	fs := flag.NewFlagSet("keyturn-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "base URL of the running Keyturn (loopback only, unless -allow-remote)")
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "base URL of the running Keyturn (loopback only, unless -allow-remote); several, comma-separated: each request goes to the next in turn (round-robin)")
 	fs.StringVar(&c.ClientID, "client-id", "", "client for the token endpoint (password, refresh_token, client_credentials)")
 	fs.StringVar(&c.ClientSecret, "client-secret", "", "its secret (default $"+envClientSecret+"; empty: a public client, client_id in the body)")
 	fs.StringVar(&c.Username, "username", "", "test user for the password grant (with -users N > 1: the prefix of <username>-1 ... <username>-N)")
@@ -122,6 +139,8 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (set
 	fs.IntVar(&c.MeasureHash, "measure-hash", 0, "instead of a run: time this many argon2id verifications with Keyturn's default parameters and print the password-grant limit (cores / hash time)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the mixed scenario's choices")
 	fs.BoolVar(&c.SignalAfterSetup, "signal-after-setup", false, "send SIGUSR1 to -pid when the setup logins are done and the measured run starts: the profiling server of profile_test.go starts its CPU profile then (keyturn itself would die of it)")
+	fs.IntVar(&c.SeedSessions, "seed-sessions", 0, "refresh, mixed: insert this many live sessions of -client-id into the database of -config before the run (instead of -sessions logins); each refresh picks a uniformly random one of the worker's share")
+	fs.StringVar(&c.Config, "config", "", "with -seed-sessions: the server's keyturn.yaml (its database, clients and master secret: KEYTURN_SECRET or secret_file)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -130,6 +149,10 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (set
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.lookupEnv = func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	if set["sessions"] && c.SeedSessions != 0 {
+		return settings{}, errors.New("-sessions and -seed-sessions: give one (seeded sessions replace the logged-in ones)")
+	}
 	if !set["client-secret"] {
 		c.ClientSecret = getenv(envClientSecret)
 	}
@@ -184,12 +207,30 @@ func (c *settings) validate() error {
 	if c.Timeout <= 0 || c.Timeout > time.Minute {
 		add("-timeout: %s not in (0, 1m]", c.Timeout)
 	}
-	if err := checkTarget(c.URL, c.AllowRemote); err != nil {
-		add("-url: %v", err)
+	c.URLs = nil
+	for _, u := range strings.Split(c.URL, ",") {
+		if err := checkTarget(u, c.AllowRemote); err != nil {
+			add("-url: %v", err)
+		}
+		c.URLs = append(c.URLs, strings.TrimRight(u, "/"))
 	}
-	c.URL = strings.TrimRight(c.URL, "/")
+	c.URL = strings.Join(c.URLs, ",")
 
-	needsUser := c.Scenario != scenarioClientCredentials
+	usesSessions := c.Scenario == scenarioRefresh || c.Scenario == scenarioMixed
+	if c.SeedSessions != 0 {
+		switch {
+		case !usesSessions:
+			add("-seed-sessions: the %s scenario uses no sessions", c.Scenario)
+		case c.Config == "":
+			add("-seed-sessions: needs -config, the server's keyturn.yaml")
+		}
+		c.Sessions = c.SeedSessions
+	} else if c.Config != "" {
+		add("-config: only with -seed-sessions")
+	}
+	// Seeded refreshes need no login: a password only replaces a session
+	// lost to a failed refresh.
+	needsUser := c.Scenario != scenarioClientCredentials && !(c.Scenario == scenarioRefresh && c.SeedSessions != 0)
 	if c.ClientID == "" {
 		add("-client-id: required")
 	}
@@ -202,11 +243,12 @@ func (c *settings) validate() error {
 			c.IntrospectSecret = c.ClientSecret
 		}
 	}
-	usesSessions := c.Scenario == scenarioRefresh || c.Scenario == scenarioMixed
 	if c.Sessions == 0 && usesSessions {
 		c.Sessions = c.Concurrency
 	}
 	switch {
+	case c.SeedSessions != 0 && (c.SeedSessions < c.Concurrency || c.SeedSessions > maxSessions):
+		add("-seed-sessions: %d not in [-c %d, %d]: every worker needs a session of its own", c.SeedSessions, c.Concurrency, maxSessions)
 	case c.Sessions < 0 || c.Sessions > maxSessions:
 		add("-sessions: %d not in [0, %d]", c.Sessions, maxSessions)
 	case usesSessions && c.Sessions < c.Concurrency:

@@ -28,7 +28,18 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "setup     %d logins (%d sessions, %d access tokens) in %.1fs, not counted\n",
 			r.Setup.Logins, r.Setup.Sessions, r.Setup.Tokens, r.Setup.Seconds)
 	}
+	if r.Setup.Seeded > 0 {
+		fmt.Fprintf(w, "seeded    %d sessions in the database in %.1fs, not counted\n", r.Setup.Seeded, r.Setup.SeedSeconds)
+	}
 	printOp(w, "total", r.Summary)
+	if len(r.ByURL) > 0 {
+		urls := slices.Sorted(maps.Keys(r.ByURL))
+		fmt.Fprint(w, "by instance:")
+		for _, u := range urls {
+			fmt.Fprintf(w, " %s %d", u, r.ByURL[u])
+		}
+		fmt.Fprintln(w)
+	}
 	for _, name := range opNames {
 		if o, ok := r.Ops[name]; ok {
 			printOp(w, "  "+name, o)
