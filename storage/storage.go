@@ -260,6 +260,11 @@ type Families interface {
 	// DeleteUser or SetUserPassword (when f.PasswordHash is set) either
 	// revokes the new family or makes this fail.
 	CreateFamily(ctx context.Context, f Family) error
+	// CreateFamilies starts many sessions at once, for bulk loads
+	// (keyturn-bench -seed-sessions): all of them or, on any error, none.
+	// Each is checked as by CreateFamily (ErrAlreadyExists, ErrNotFound for
+	// a user that is not enabled); PasswordHash must be empty.
+	CreateFamilies(ctx context.Context, fs []Family) error
 	// GetFamily returns ErrNotFound for an unknown ID.
 	GetFamily(ctx context.Context, id string) (Family, error)
 	// RotateFamily advances the family from generation gen to gen+1 if, and

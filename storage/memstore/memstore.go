@@ -152,6 +152,32 @@ func (s *Store) CreateFamily(_ context.Context, f storage.Family) error {
 	return nil
 }
 
+// CreateFamilies implements storage.Families.
+func (s *Store) CreateFamilies(_ context.Context, fs []storage.Family) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[string]bool, len(fs))
+	for _, f := range fs {
+		switch {
+		case f.Generation > math.MaxInt64:
+			return fmt.Errorf("create families: generation %d out of range", f.Generation)
+		case f.PasswordHash != "":
+			return errors.New("create families: a password-checked session is created alone (CreateFamily)")
+		}
+		if u, ok := s.users[f.UserID]; !ok || u.Disabled {
+			return errorf("create families", storage.ErrNotFound)
+		}
+		if _, ok := s.families[f.ID]; ok || seen[f.ID] {
+			return errorf("create families", storage.ErrAlreadyExists)
+		}
+		seen[f.ID] = true
+	}
+	for _, f := range fs {
+		s.families[f.ID] = normFamily(f)
+	}
+	return nil
+}
+
 // GetFamily implements storage.Families.
 func (s *Store) GetFamily(_ context.Context, id string) (storage.Family, error) {
 	return read(s, s.families, id, "get family", normFamily)

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -52,6 +54,50 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
 		})
 	})
 	return mapErr("create family", err)
+}
+
+// familiesPerInsert bounds the rows of one multi-row INSERT: at 14
+// parameters a row, under SQLite's 32,766 and PostgreSQL's 65,535.
+const familiesPerInsert = 1000
+
+// CreateFamilies starts many sessions in one transaction, a multi-row
+// INSERT per familiesPerInsert rows: all or none. Their users are checked
+// as CreateFamily checks one (share-locked on PostgreSQL): ErrNotFound if
+// any is missing or disabled; ErrAlreadyExists if any ID is taken.
+func (s *Store) CreateFamilies(ctx context.Context, fs []storage.Family) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	rows := make([]familyRow, len(fs))
+	users := map[string]bool{}
+	for i, f := range fs {
+		switch {
+		case f.Generation > math.MaxInt64:
+			return fmt.Errorf("create families: generation %d out of range", f.Generation)
+		case f.PasswordHash != "":
+			return errors.New("create families: a password-checked session is created alone (CreateFamily)")
+		}
+		rows[i] = toFamilyRow(f)
+		users[f.UserID] = true
+	}
+	userIDs := slices.Collect(maps.Keys(users))
+	lock := ""
+	if s.dialect == migrations.Postgres {
+		lock = " FOR SHARE"
+	}
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			var ids []string
+			if err := tx.Raw("SELECT id FROM users WHERE id IN ? AND NOT disabled"+lock, userIDs).Scan(&ids).Error; err != nil {
+				return err
+			}
+			if len(ids) != len(userIDs) {
+				return storage.ErrNotFound
+			}
+			return tx.CreateInBatches(rows, familiesPerInsert).Error
+		})
+	})
+	return mapErr("create families", err)
 }
 
 // GetFamily returns ErrNotFound for an unknown ID.

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"GetFamilyNotFound", testGetFamilyNotFound},
 		{"CreateFamilyNeedsEnabledUser", testCreateFamilyNeedsEnabledUser},
 		{"CreateFamilyNeedsCurrentPassword", testCreateFamilyNeedsCurrentPassword},
+		{"CreateFamilies", testCreateFamilies},
+		{"CreateFamiliesAllOrNone", testCreateFamiliesAllOrNone},
 		{"RotateFamily", testRotate},
 		{"RotateStaleGeneration", testRotateStale},
 		{"RotateRevoked", testRotateRevoked},
@@ -252,6 +254,82 @@ func testCreateFamilyNeedsCurrentPassword(t *testing.T, s storage.Store) {
 	createFamily(t, s, current)
 	if f, err := s.GetFamily(t.Context(), "f2"); err != nil || f.PasswordHash != "" {
 		t.Errorf("GetFamily(f2) = %+v, %v; want it without the password hash", f, err)
+	}
+}
+
+// testCreateFamilies: a bulk load of more rows than one multi-row INSERT
+// holds, over two users, reads back as CreateFamily would have stored it.
+func testCreateFamilies(t *testing.T, s storage.Store) {
+	createUser(t, s, user("user-a", "ann"))
+	createUser(t, s, user("user-b", "bob"))
+	if err := s.CreateFamilies(t.Context(), nil); err != nil {
+		t.Fatalf("CreateFamilies(none): %v", err)
+	}
+	const n = 1201
+	fs := make([]storage.Family, n)
+	for i := range fs {
+		fs[i] = family("bulk-"+strconv.Itoa(i), []string{"user-a", "user-b"}[i%2], "app")
+		fs[i].Salt = []byte{byte(i), byte(i >> 8)}
+	}
+	if err := s.CreateFamilies(t.Context(), fs); err != nil {
+		t.Fatalf("CreateFamilies(%d): %v", n, err)
+	}
+	for _, i := range []int{0, 1, 999, 1000, n - 1} {
+		checkFamily(t, getFamily(t, s, fs[i].ID), fs[i])
+	}
+	all, err := s.ListFamilies(t.Context(), storage.FamilyFilter{ClientID: "app"})
+	if err != nil || len(all) != n {
+		t.Fatalf("ListFamilies = %d families, %v; want %d", len(all), err, n)
+	}
+	ofA, err := s.ListFamilies(t.Context(), storage.FamilyFilter{UserID: "user-a"})
+	if err != nil || len(ofA) != (n+1)/2 {
+		t.Fatalf("ListFamilies(user-a) = %d families, %v; want %d", len(ofA), err, (n+1)/2)
+	}
+}
+
+// testCreateFamiliesAllOrNone: one bad family (unknown or disabled user,
+// a taken or repeated ID, a password to check) fails the whole load and
+// leaves nothing behind.
+func testCreateFamiliesAllOrNone(t *testing.T, s storage.Store) {
+	createUser(t, s, user("user-a", "ann"))
+	createUser(t, s, user("user-d", "dis"))
+	if err := s.SetUserDisabled(t.Context(), "dis", true, base); err != nil {
+		t.Fatal(err)
+	}
+	createFamily(t, s, family("taken", "user-a", "app"))
+	batch := func(last storage.Family) []storage.Family {
+		fs := []storage.Family{}
+		for i := range 1100 { // past one INSERT's rows
+			fs = append(fs, family("new-"+strconv.Itoa(i), "user-a", "app"))
+		}
+		return append(fs, last)
+	}
+	withHash := family("hashed", "user-a", "app")
+	withHash.PasswordHash = "some-hash"
+	for _, tc := range []struct {
+		name string
+		last storage.Family
+		want error // nil: any error
+	}{
+		{"unknown user", family("last", "nobody", "app"), storage.ErrNotFound},
+		{"disabled user", family("last", "user-d", "app"), storage.ErrNotFound},
+		{"taken ID", family("taken", "user-a", "app"), storage.ErrAlreadyExists},
+		{"repeated ID", family("new-7", "user-a", "app"), storage.ErrAlreadyExists},
+		{"password hash", withHash, nil},
+	} {
+		err := s.CreateFamilies(t.Context(), batch(tc.last))
+		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+		for _, id := range []string{"new-0", "new-1099", "last", "hashed"} {
+			if _, err := s.GetFamily(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("%s: family %s was created: %v", tc.name, id, err)
+			}
+		}
+	}
+	all, err := s.ListFamilies(t.Context(), storage.FamilyFilter{ClientID: "app"})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("ListFamilies = %d families, %v; want only the one created before", len(all), err)
 	}
 }
 
