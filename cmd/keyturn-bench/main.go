@@ -120,7 +120,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (set
 	fs.StringVar(&c.ClientID, "client-id", "", "client for the token endpoint (password, refresh_token, client_credentials)")
 	fs.StringVar(&c.ClientSecret, "client-secret", "", "its secret (default $"+envClientSecret+"; empty: a public client, client_id in the body)")
 	fs.StringVar(&c.Username, "username", "", "test user for the password grant (with -users N > 1: the prefix of <username>-1 ... <username>-N)")
-	fs.IntVar(&c.Users, "users", 1, "how many test users logins are spread over (Keyturn checks one password per username at a time)")
+	fs.IntVar(&c.Users, "users", 1, "how many test users logins are spread over, as a deployment's are (the login throttle counts per username)")
 	fs.StringVar(&c.Password, "password", "", "its password (default $"+envPassword+")")
 	fs.StringVar(&c.IntrospectID, "introspect-client-id", "", "resource-server client (introspect: true) for introspection (default -client-id)")
 	fs.StringVar(&c.IntrospectSecret, "introspect-client-secret", "", "its secret (default $"+envIntrospectSecret+", else -client-secret)")

@@ -164,6 +164,17 @@ func TestArgumentValidation(t *testing.T) {
 		{"loopback range", with("-url", "http://127.0.0.2:8080"), ""},
 		{"not http", with("-url", "ftp://127.0.0.1"), "http or https"},
 		{"credentials in URL", with("-url", "http://u:p@127.0.0.1"), "without user"},
+		{"two instances", with("-url", "http://127.0.0.1:8080,http://127.0.0.1:8081/"), ""},
+		{"one of two remote", with("-url", "http://127.0.0.1:8080,http://10.0.0.1:8080"), "not a loopback"},
+		{"empty instance", with("-url", "http://127.0.0.1:8080,"), "-url"},
+		{"seeded", []string{"-client-id", "bench", "-seed-sessions", "100", "-config", "k.yaml"}, ""},
+		{"seeded mixed needs a user", []string{"-client-id", "bench", "-scenario", "mixed", "-seed-sessions", "100", "-config", "k.yaml"}, "-username"},
+		{"seeding needs the config", with("-seed-sessions", "100"), "needs -config"},
+		{"config without seeding", with("-config", "k.yaml"), "only with -seed-sessions"},
+		{"seeding a scenario without sessions", with("-scenario", "introspect", "-seed-sessions", "100", "-config", "k.yaml"), "uses no sessions"},
+		{"fewer seeded sessions than workers", with("-c", "8", "-seed-sessions", "4", "-config", "k.yaml"), "-seed-sessions: 4"},
+		{"too many seeded sessions", with("-seed-sessions", "1000001", "-config", "k.yaml"), "-seed-sessions: 1000001"},
+		{"seeded and logged-in sessions", with("-sessions", "20", "-seed-sessions", "100", "-config", "k.yaml"), "give one"},
 		{"fewer sessions than workers", with("-c", "8", "-sessions", "4"), "fewer than -c"},
 		{"sessions for password are unused", with("-scenario", "password", "-c", "8", "-sessions", "4"), ""},
 		{"no client", []string{"-username", "ada", "-password", "pw"}, "-client-id: required"},
@@ -205,8 +216,8 @@ func TestArgumentDefaults(t *testing.T) {
 	if c.IntrospectID != "bench" || c.IntrospectSecret != "rs-s" {
 		t.Errorf("introspect client defaults to the token client: %q %q", c.IntrospectID, c.IntrospectSecret)
 	}
-	if c.URL != "http://127.0.0.1:9" {
-		t.Errorf("URL %q: want the trailing slash trimmed", c.URL)
+	if c.URL != "http://127.0.0.1:9" || len(c.URLs) != 1 || c.URLs[0] != c.URL {
+		t.Errorf("URL %q, URLs %q: want the trailing slash trimmed", c.URL, c.URLs)
 	}
 	if c.deadline() != 15*time.Second {
 		t.Errorf("deadline %v, want the default -d 15s", c.deadline())

@@ -168,9 +168,9 @@ func TestInterruptedRunReports(t *testing.T) {
 	}
 }
 
-// TestUsersSpreadLogins: Keyturn answers 429 to a login while the
-// same username's password is being checked, so with as many users as
-// workers no login collides, and -users 1 with several workers would.
+// TestUsersSpreadLogins: -users N names <username>-1 ... <username>-N,
+// over which logins are spread (as a deployment's are over its users);
+// -users 1 is <username> itself.
 func TestUsersSpreadLogins(t *testing.T) {
 	c := settings{Username: "ada", Users: 3}
 	if got := c.usernames(); len(got) != 3 || got[0] != "ada-1" || got[2] != "ada-3" {
