@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,4 +192,47 @@ func TestRoundRobinInstances(t *testing.T) {
 			t.Errorf("url %q", res.URL)
 		}
 	})
+}
+
+// TestSeededMixed: the mixed scenario refreshes seeded sessions and logs
+// in only for its access tokens and its password requests.
+func TestSeededMixed(t *testing.T) {
+	dbURL := sqlstoretest.SQLiteURL(t)
+	store := sqlstoretest.Open(t, dbURL)
+	servertest.AddUser(t, store, benchUser, benchPass, time.Now().UTC())
+	specs := append(benchSpecs(), clients.Spec{ID: "rs", SecretHash: clients.SHA256Hash(rsSecret), Introspect: true, Resources: []string{testIssuer}})
+	ts, _, _ := servertest.Serve(t, store, servertest.Setup{Issuer: testIssuer, Clients: specs})
+	cfg, env := writeBenchConfig(t, dbURL)
+	env[envPassword], env[envIntrospectSecret] = benchPass, rsSecret
+	res := runJSON(t, env, "-url", ts.URL, "-client-id", "bench", "-introspect-client-id", "rs", "-username", benchUser,
+		"-seed-sessions", "50", "-config", cfg, "-scenario", "mixed", "-c", "2", "-tokens", "3", "-n", "80", "-d", "30s")
+	if res.Summary.OK != 80 || len(res.Errors) != 0 || res.Ops["refresh"].Requests == 0 {
+		t.Fatalf("ok %d, errors %v, ops %+v; want 80 ok with refreshes", res.Summary.OK, res.Errors, res.Ops)
+	}
+	if res.Setup.Seeded != 50 || res.Setup.Sessions != 50 || res.Setup.Logins != 3 || res.Setup.Tokens != 3 {
+		t.Fatalf("setup %+v: want 50 seeded sessions and 3 logins for the access tokens", res.Setup)
+	}
+}
+
+// TestSeededSessionLost: without a password to log in again, a seeded
+// session whose refresh fails is given up and leaves the worker's share,
+// so the worker goes on with the others and never presents it again.
+func TestSeededSessionLost(t *testing.T) {
+	url := newTestServer(t)
+	c := settings{URL: url, ClientID: "bench", ClientSecret: benchSecret, Scenario: scenarioRefresh,
+		Concurrency: 1, Duration: time.Minute, Requests: 1, Users: 1, Tokens: 1, Timeout: 5 * time.Second, Seed: 1,
+		SeedSessions: 1, Config: "unused.yaml"}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(c)
+	defer tg.close()
+	w := &worker{t: tg, scenario: scenarioRefresh, random: true, sessions: []string{"ktr2.bogus.0.bogus"},
+		rng: rand.New(rand.NewPCG(1, 1)), stats: newStats()}
+	if out := w.send(t.Context(), opRefresh); out.ok || out.errorKey() != "400 invalid_grant" {
+		t.Fatalf("bogus token: %+v, want 400 invalid_grant", out)
+	}
+	if w.stats.lost != 1 || w.stats.relogins != 0 || len(w.sessions) != 0 || w.haveSession() {
+		t.Fatalf("lost %d, relogins %d, sessions %q: want the session given up", w.stats.lost, w.stats.relogins, w.sessions)
+	}
 }
