@@ -194,16 +194,13 @@ func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func run() error {
 	listen := flag.String("listen", "127.0.0.1:18090", "listen address (loopback)")
-	dbURL := flag.String("database-url", "", "Keyturn's PostgreSQL database (default $KEYTURN_DATABASE_URL)")
+	dbURL := flag.String("database-url", "", "Keyturn's PostgreSQL database (a pgx URL: pool_max_conns=N sizes the pool)")
 	clientID := flag.String("client-id", "bench", "the one client served")
 	digest := flag.String("client-secret-hash", "", "its secret's digest, sha256:<base64url> as in Keyturn's clients YAML")
 	secretFile := flag.String("secret-file", "", "file holding Keyturn's master secret (base64)")
 	issuer := flag.String("issuer", "", "iss and aud of access tokens (default http://<listen>)")
 	fallback := flag.String("fallback", "", "Keyturn URL for every request that is not a refresh grant (bench setup logins)")
 	flag.Parse()
-	if *dbURL == "" {
-		*dbURL = os.Getenv("KEYTURN_DATABASE_URL")
-	}
 	if *issuer == "" {
 		*issuer = "http://" + *listen
 	}
