@@ -19,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -32,6 +33,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -45,6 +47,10 @@ import (
 
 	"github.com/keyturn/keyturn/server/tokens"
 )
+
+// pathToken is Keyturn's token endpoint (server.PathToken; the test checks
+// they agree).
+const pathToken = "/oauth2/token"
 
 // Keyturn's default lifetimes (config tokens.access_token_ttl and
 // tokens.refresh_idle_ttl), which run.sh's bench config keeps.
@@ -124,13 +130,18 @@ func oauthError(w http.ResponseWriter, status int, code string) {
 }
 
 func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/token" || r.ParseForm() != nil ||
-		r.PostForm.Get("grant_type") != "refresh_token" {
-		if f.fallback != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	form, ferr := url.ParseQuery(string(body))
+	if err != nil || ferr != nil || r.Method != http.MethodPost || r.URL.Path != pathToken ||
+		form.Get("grant_type") != "refresh_token" {
+		// Never forward a refresh, wherever it was sent, so that a
+		// misrouted one cannot pass Keyturn's figures off as the floor's.
+		if f.fallback != nil && err == nil && form.Get("grant_type") != "refresh_token" {
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 			f.fallback.ServeHTTP(w, r)
 			return
 		}
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
+		http.NotFound(w, r)
 		return
 	}
 	// RFC 6749 §2.3.1: client_secret_basic, each part form-urlencoded.
@@ -146,7 +157,7 @@ func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// RFC 6749 §5.2: a refresh token that is malformed, not ours, not this
 	// client's, rotated, expired or revoked is invalid_grant.
-	tok, err := tokens.ParseRefresh(r.PostForm.Get("refresh_token"))
+	tok, err := tokens.ParseRefresh(form.Get("refresh_token"))
 	if err != nil || tok.Version != tokens.RefreshV2 ||
 		!hmac.Equal(tok.MAC, tokens.RefreshMACv2(f.macKey, tok.FamilyID, tok.Generation, id)) || tok.Generation >= 1<<63 {
 		oauthError(w, http.StatusBadRequest, "invalid_grant")

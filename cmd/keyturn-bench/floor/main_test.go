@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
@@ -67,7 +69,7 @@ func TestFloorRefreshPostgres(t *testing.T) {
 
 	refresh := func(id, secret, rt string) (int, map[string]any, http.Header) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/token",
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+server.PathToken,
 			strings.NewReader("grant_type=refresh_token&refresh_token="+url.QueryEscape(rt)))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
@@ -134,5 +136,44 @@ func TestFloorRefreshPostgres(t *testing.T) {
 	}
 	if got.Generation != 2 || !got.IdleExpiresAt.Equal(clock.Add(refreshIdleTTL)) {
 		t.Errorf("session after the refusals: generation %d, idle expiry %v; want 2, %v", got.Generation, got.IdleExpiresAt, clock.Add(refreshIdleTTL))
+	}
+}
+
+// TestFloorFallbackNeverRefreshes: -fallback forwards what the floor does
+// not serve (keyturn-bench's setup logins), body intact, but never a
+// refresh grant, wherever it is sent: a refresh served by Keyturn behind the
+// floor would pass Keyturn's figures off as the floor's.
+func TestFloorFallbackNeverRefreshes(t *testing.T) {
+	var forwarded []string
+	keyturn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		forwarded = append(forwarded, r.URL.Path+" "+r.PostForm.Encode())
+	}))
+	t.Cleanup(keyturn.Close)
+	u, _ := url.Parse(keyturn.URL)
+	f := &floor{clientID: "bench", fallback: httputil.NewSingleHostReverseProxy(u), now: time.Now}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	post := func(path, body string) int {
+		t.Helper()
+		resp, err := srv.Client().Post(srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(server.PathToken, "grant_type=password&username=bench-1"); got != http.StatusOK {
+		t.Errorf("login: %d, want 200 from the fallback", got)
+	}
+	// Sent to the token endpoint, a refresh is the floor's (401: no client auth).
+	if got := post(server.PathToken, "grant_type=refresh_token&refresh_token=x"); got != http.StatusUnauthorized {
+		t.Errorf("refresh: %d, want the floor's 401", got)
+	}
+	if got := post("/token", "grant_type=refresh_token&refresh_token=x"); got != http.StatusNotFound {
+		t.Errorf("refresh to another path: %d, want 404", got)
+	}
+	if want := []string{server.PathToken + " grant_type=password&username=bench-1"}; strings.Join(forwarded, "|") != strings.Join(want, "|") {
+		t.Errorf("forwarded %q, want %q", forwarded, want)
 	}
 }
