@@ -394,11 +394,11 @@ two_run() {
 # the families table before each, so that it holds the seeded sessions only).
 seed_args() { echo "-seed-sessions $SEED_SESSIONS -config $WORK/pg.yaml"; }
 
-# storage_line FILE: rows, rotations, size per session (table alone, and
+# storage_line FILE WHEN: rows, rotations, size per session (table alone, and
 # with indexes and TOAST) and how many updates were HOT (DESIGN.md §2: a
 # rotation rewrites one row; a HOT update touches no index).
 storage_line() {
-	psql -q -d "$DB" -Atc "SELECT 'storage: ' || count(*) || ' families rows (sessions) after ' || coalesce(sum(generation), 0) || ' rotations (max ' || coalesce(max(generation), 0) || ' on one session); table ' || pg_size_pretty(pg_table_size('families')) || ', ' || pg_size_pretty(pg_table_size('families') / greatest(count(*), 1)) || ' per session; with indexes ' || pg_size_pretty(pg_total_relation_size('families')) || ', ' || pg_total_relation_size('families') / greatest(count(*), 1) || ' bytes per session' FROM families" | tee "$1"
+	psql -q -d "$DB" -Atc "SELECT 'storage ($2): ' || count(*) || ' families rows (sessions) after ' || coalesce(sum(generation), 0) || ' rotations (max ' || coalesce(max(generation), 0) || ' on one session); table ' || pg_size_pretty(pg_table_size('families')) || ', ' || pg_size_pretty(pg_table_size('families') / greatest(count(*), 1)) || ' per session; with indexes ' || pg_size_pretty(pg_total_relation_size('families')) || ', ' || pg_total_relation_size('families') / greatest(count(*), 1) || ' bytes per session' FROM families" | tee "$1"
 	psql -q -d "$DB" -Atc "SELECT 'families updates since the database was created: ' || n_tup_upd || ', of which HOT ' || n_tup_hot_upd || ' (' || round(100.0 * n_tup_hot_upd / greatest(n_tup_upd, 1), 1) || ' %)' FROM pg_stat_user_tables WHERE relname = 'families'" | tee -a "$1"
 }
 
@@ -560,7 +560,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 				esac
 			done
 		done
-		storage_line "$OUT/postgres-storage-seeded.txt"
+		storage_line "$OUT/postgres-storage-seeded.txt" "after the last seeded run"
 	fi
 
 	log "password flood (c=16) with refreshes alongside (c=16), PostgreSQL, default hash slots (GOMAXPROCS)"
@@ -592,7 +592,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 
 	# One row per session however often it rotated (DESIGN.md §2): rows =
 	# logins, whatever the number of refreshes.
-	storage_line "$OUT/postgres-storage.txt"
+	storage_line "$OUT/postgres-storage.txt" "at the end"
 fi
 
 # ---------------------------------------------------------------- SQLite
