@@ -11,7 +11,12 @@
 # introspect: true; test users created with `keyturn users create`); runs
 # every scenario at each concurrency; runs pgbench on the same database with
 # the same single-statement rotation, for the ratio "Keyturn refresh req/s ÷
-# PostgreSQL rotation tx/s"; runs a password flood with refreshes alongside;
+# PostgreSQL rotation tx/s"; runs the floor (cmd/keyturn-bench/floor, the
+# irreducible work of a refresh) on the same database and load as Keyturn's
+# refresh runs, for "Keyturn ÷ floor" (req/s and server CPU per request);
+# with SEED_SESSIONS, refreshes of that many seeded sessions on Keyturn and
+# the floor; a refresh run on two Keyturn processes on one database,
+# round-robin; runs a password flood with refreshes alongside;
 # profiles refresh, client_credentials, introspection and password under
 # load; and runs the Go benchmarks. Every
 # process and database it starts is stopped or dropped on exit, failure or
@@ -23,6 +28,12 @@
 #   SCENARIOS="refresh password client_credentials introspect mixed"
 #   BACKENDS="postgres sqlite"
 #   SESSIONS=            refresh sessions (default: the concurrency)
+#   FLOOR=1              the floor on the same refresh load as Keyturn, at each concurrency (0: skip; needs refresh in SCENARIOS)
+#   SEED_SESSIONS=0      also refresh runs (Keyturn, the floor, two instances) on this many live sessions inserted straight
+#                        into the database (keyturn-bench -seed-sessions N -config FILE), each request a uniformly random one;
+#                        0: off; e.g. 1000000. The families table is emptied before each seeded run.
+#   TWO_INSTANCES=1      a refresh run on two Keyturn processes on one database (keyturn-bench -url URL1,URL2, round-robin)
+#                        at each concurrency, seeded too with SEED_SESSIONS (0: skip)
 #   USERS=64             test users bench-1 ... bench-N, each worker logging in as its own users in
 #                        turn, so that, as in production, no one (username, address) counter takes every login
 #   PROFILE="refresh client_credentials introspect password"  scenarios to CPU-profile on PostgreSQL at c=16 ("" for none)
@@ -41,6 +52,9 @@ CONCURRENCY=${CONCURRENCY:-"16 64"}
 SCENARIOS=${SCENARIOS:-"refresh password client_credentials introspect mixed"}
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 SESSIONS=${SESSIONS:-}
+FLOOR=${FLOOR:-1}
+SEED_SESSIONS=${SEED_SESSIONS:-0}
+TWO_INSTANCES=${TWO_INSTANCES:-1}
 USERS=${USERS:-64}
 PROFILE=${PROFILE-"refresh client_credentials introspect password"}
 ALGS=${ALGS-"ES256 EdDSA RS256"}
@@ -54,7 +68,8 @@ OUT=${OUT:-/tmp/keyturn-bench-$(date +%Y%m%d-%H%M%S)}
 
 case $DURATION in '' | *[!0-9]*) echo "DURATION must be whole seconds" >&2; exit 2 ;; esac
 if (( DURATION < 1 || DURATION > 600 )); then echo "DURATION must be 1 to 600 seconds" >&2; exit 2; fi
-for tool in go curl jq psql createdb dropdb pgbench; do
+case $SEED_SESSIONS in '' | *[!0-9]*) echo "SEED_SESSIONS must be a whole number" >&2; exit 2 ;; esac
+for tool in go curl jq psql createdb dropdb pgbench openssl; do
 	command -v "$tool" >/dev/null || { echo "run.sh needs $tool" >&2; exit 2; }
 done
 
@@ -161,7 +176,13 @@ command_percent() {
 # ---------------------------------------------------------------- build
 log "build ($(go version | cut -d' ' -f3-), into $BIN)"
 mkdir -p "$BIN"
-(cd "$ROOT" && go build -o "$BIN/keyturn" ./cmd/keyturn && go build -o "$BIN/keyturn-bench" ./cmd/keyturn-bench)
+(cd "$ROOT" && go build -o "$BIN/keyturn" ./cmd/keyturn && go build -o "$BIN/keyturn-bench" ./cmd/keyturn-bench &&
+	go build -o "$BIN/keyturn-floor" ./cmd/keyturn-bench/floor)
+# -seed-sessions and a comma-separated -url came in together (issue 15):
+# without them the seeded and two-instance runs cannot be made.
+SCALE_FLAGS=0
+if "$BIN/keyturn-bench" -h 2>&1 | grep -q -- '-seed-sessions'; then SCALE_FLAGS=1; fi
+if (( SEED_SESSIONS > 0 && ! SCALE_FLAGS )); then echo "SEED_SESSIONS needs keyturn-bench -seed-sessions, which this build lacks" >&2; exit 2; fi
 if [[ -n $PROFILE ]]; then
 	(cd "$ROOT" && go test -c -o "$BIN/profserve.test" ./cmd/keyturn-bench)
 fi
@@ -184,6 +205,10 @@ KEYTURN_BENCH_CLIENT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | 
 KEYTURN_BENCH_INTROSPECT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 KEYTURN_BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 export KEYTURN_SECRET KEYTURN_BENCH_CLIENT_SECRET KEYTURN_BENCH_INTROSPECT_SECRET KEYTURN_BENCH_PASSWORD
+# The floor reads the master secret from a file (private to this user) and
+# knows the bench client by its secret's digest, as a secret_hash spells it.
+(umask 077 && printf '%s\n' "$KEYTURN_SECRET" > "$WORK/secret.key")
+BENCH_SECRET_HASH=sha256:$(printf '%s' "$KEYTURN_BENCH_CLIENT_SECRET" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=')
 
 # until_quiet NAME COMMAND...: run COMMAND, which sets OTHERS to the CPU %
 # other jobs used during it, again while OTHERS is over MAX_OTHERS, up to
@@ -291,12 +316,15 @@ bench() {
 	summary_line "$OUT/$1.json"
 }
 
-# bench_once NAME PORT ARGS...: one run of bench.
+# bench_once NAME PORT ARGS...: one run of bench. PORT may be a
+# comma-separated list: the requests go to each in turn (round-robin).
 bench_once() {
-	local name=$1 port=$2
+	local name=$1 port=$2 urls
 	shift 2
+	urls=$(printf 'http://127.0.0.1:%s\n' ${port//,/ } | paste -sd, -)
+	if [[ " $* " == *" -seed-sessions "* ]]; then psql -q -d "$DB" -c "TRUNCATE families"; fi
 	wait_quiet
-	"$BIN/keyturn-bench" -url "http://127.0.0.1:$port" -client-id bench -username bench -users "$USERS" \
+	"$BIN/keyturn-bench" -url "$urls" -client-id bench -username bench -users "$USERS" \
 		-introspect-client-id rs -pid "$SERVER_PID" -label "$name" -json "$@" > "$OUT/$name.json"
 	OTHERS=$(others_in "$OUT/$name.json")
 }
@@ -320,6 +348,58 @@ run_scenarios() {
 			stop "$SERVER_PID"
 		done
 	done
+}
+
+# start_floor PORT KEYTURN_PORT: the floor on 127.0.0.1:PORT, on Keyturn's
+# database (a pool as large as Keyturn's) and master secret, serving the
+# bench client and issuing access tokens as that Keyturn; every request
+# that is not a refresh grant (the readiness probe, keyturn-bench's setup
+# logins) is forwarded to the Keyturn on KEYTURN_PORT, which must be up.
+start_floor() {
+	start_server floor "" "$1" "$BIN/keyturn-floor" -listen "127.0.0.1:$1" -database-url "$PG_URL&pool_max_conns=16" \
+		-client-id bench -client-secret-hash "$BENCH_SECRET_HASH" -secret-file "$WORK/secret.key" \
+		-issuer "http://127.0.0.1:$2" -fallback "http://127.0.0.1:$2"
+}
+
+# floor_run NAME ARGS...: a keyturn-bench run (ARGS) against the floor,
+# with a Keyturn on PG_PORT for its setup logins; the server CPU and RSS
+# reported are the floor's.
+floor_run() {
+	local name=$1 keyturn_pid
+	shift
+	start_server postgres "$WORK/pg.yaml" "$PG_PORT"
+	keyturn_pid=$SERVER_PID
+	start_floor "$FLOOR_PORT" "$PG_PORT"
+	bench "$name" "$FLOOR_PORT" "$@"
+	stop "$SERVER_PID"
+	stop "$keyturn_pid"
+}
+
+# two_run NAME ARGS...: a keyturn-bench run (ARGS) against two Keyturn
+# processes on one database (PG_PORT and PG2_PORT, one issuer), each
+# request to the next in turn. The server CPU in the summary is both
+# processes' (command keyturn); the RSS is the second's.
+two_run() {
+	local name=$1 first
+	shift
+	start_server postgres "$WORK/pg.yaml" "$PG_PORT"
+	first=$SERVER_PID
+	start_server postgres-2 "$WORK/pg2.yaml" "$PG2_PORT"
+	bench "$name" "$PG_PORT,$PG2_PORT" "$@"
+	stop "$SERVER_PID"
+	stop "$first"
+}
+
+# seed_args: keyturn-bench's flags for a seeded run (bench_once empties
+# the families table before each, so that it holds the seeded sessions only).
+seed_args() { echo "-seed-sessions $SEED_SESSIONS -config $WORK/pg.yaml"; }
+
+# storage_line FILE WHEN: rows, rotations, size per session (table alone, and
+# with indexes and TOAST) and how many updates were HOT (DESIGN.md §2: a
+# rotation rewrites one row; a HOT update touches no index).
+storage_line() {
+	psql -q -d "$DB" -Atc "SELECT 'storage ($2): ' || count(*) || ' families rows (sessions) after ' || coalesce(sum(generation), 0) || ' rotations (max ' || coalesce(max(generation), 0) || ' on one session); table ' || pg_size_pretty(pg_table_size('families')) || ', ' || pg_size_pretty(pg_table_size('families') / greatest(count(*), 1)) || ' per session; with indexes ' || pg_size_pretty(pg_total_relation_size('families')) || ', ' || pg_total_relation_size('families') / greatest(count(*), 1) || ' bytes per session' FROM families" | tee "$1"
+	psql -q -d "$DB" -Atc "SELECT 'families updates since the database was created: ' || n_tup_upd || ', of which HOT ' || n_tup_hot_upd || ' (' || round(100.0 * n_tup_hot_upd / greatest(n_tup_upd, 1), 1) || ' %)' FROM pg_stat_user_tables WHERE relname = 'families'" | tee -a "$1"
 }
 
 # flood NAME CONFIG PORT: a password flood (c=16) saturating the hash
@@ -437,6 +517,52 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 	log "Keyturn on PostgreSQL (a fresh server process per run)"
 	run_scenarios postgres "$WORK/pg.yaml" "$PG_PORT"
 
+	# The second instance: the first's config but for its listen address.
+	PG2_PORT=$((PORT + 10)) FLOOR_PORT=$((PORT + 11))
+	write_config "$WORK/pg2.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data"
+	sed -i "s|^listen: .*|listen: 127.0.0.1:$PG2_PORT|" "$WORK/pg2.yaml"
+	if [[ $FLOOR == 1 && " $SCENARIOS " == *" refresh "* ]]; then
+		log "the floor (cmd/keyturn-bench/floor, on 127.0.0.1:$FLOOR_PORT) on the load of postgres-refresh: Keyturn ÷ floor"
+		for c in $CONCURRENCY; do
+			# shellcheck disable=SC2046
+			floor_run "floor-refresh-c$c" -scenario refresh -c "$c" -d "${DURATION}s" $(sessions_args)
+		done
+	fi
+	if [[ $TWO_INSTANCES == 1 ]] && (( ! SCALE_FLAGS )); then
+		log "two instances: skipped (this keyturn-bench has no comma-separated -url)"
+	elif [[ $TWO_INSTANCES == 1 ]]; then
+		log "two Keyturn instances on one database (127.0.0.1:$PG_PORT and :$PG2_PORT), round-robin"
+		for c in $CONCURRENCY; do
+			# shellcheck disable=SC2046
+			two_run "postgres-refresh-2inst-c$c" -scenario refresh -c "$c" -d "${DURATION}s" $(sessions_args)
+		done
+	fi
+	if (( SEED_SESSIONS > 0 )); then
+		log "$SEED_SESSIONS seeded sessions, each request a uniformly random one: Keyturn, the floor$( [[ $TWO_INSTANCES == 1 ]] && echo ', two instances')"
+		for c in $CONCURRENCY; do
+			for target in postgres floor 2inst; do
+				case $target in
+				postgres)
+					start_server postgres "$WORK/pg.yaml" "$PG_PORT"
+					# shellcheck disable=SC2046
+					bench "postgres-refresh-seed$SEED_SESSIONS-c$c" "$PG_PORT" -scenario refresh -c "$c" -d "${DURATION}s" $(seed_args)
+					stop "$SERVER_PID" ;;
+				floor)
+					if [[ $FLOOR == 1 ]]; then
+						# shellcheck disable=SC2046
+						floor_run "floor-refresh-seed$SEED_SESSIONS-c$c" -scenario refresh -c "$c" -d "${DURATION}s" $(seed_args)
+					fi ;;
+				2inst)
+					if [[ $TWO_INSTANCES == 1 ]]; then
+						# shellcheck disable=SC2046
+						two_run "postgres-refresh-seed$SEED_SESSIONS-2inst-c$c" -scenario refresh -c "$c" -d "${DURATION}s" $(seed_args)
+					fi ;;
+				esac
+			done
+		done
+		storage_line "$OUT/postgres-storage-seeded.txt" "after the last seeded run"
+	fi
+
 	log "password flood (c=16) with refreshes alongside (c=16), PostgreSQL, default hash slots (GOMAXPROCS)"
 	flood flood "$WORK/pg.yaml" "$PG_PORT"
 	log "the same with login.max_concurrent_hashes: 1 (a core left for everything else; queue 32, so that the flood and the refresh run's setup logins wait rather than being shed)"
@@ -466,7 +592,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 
 	# One row per session however often it rotated (DESIGN.md §2): rows =
 	# logins, whatever the number of refreshes.
-	psql -q -d "$DB" -Atc "SELECT 'storage: ' || count(*) || ' families rows (sessions) after ' || sum(generation) || ' rotations (max ' || max(generation) || ' on one session); table ' || pg_size_pretty(pg_table_size('families')) || ', ' || pg_size_pretty(pg_table_size('families') / greatest(count(*), 1)) || ' per session' FROM families" | tee "$OUT/postgres-storage.txt"
+	storage_line "$OUT/postgres-storage.txt" "at the end"
 fi
 
 # ---------------------------------------------------------------- SQLite
@@ -504,13 +630,25 @@ log "argon2id again"
 measure_hash "$OUT/hash-after.json"
 
 # ---------------------------------------------------------------- summary
+# ratio TEXT A B: "A ÷ B" in ok req/s and in server CPU per request, when
+# both runs were made (the CPU of a two-instance run is both processes').
+ratio() {
+	[[ -f $OUT/$2.json && -f $OUT/$3.json ]] || return 0
+	jq -s -r --arg text "$1" 'map({ok: .total.ok_per_second, rps: .total.requests_per_second,
+			cpu: (if (.label | test("2inst")) then ([(.usage.cpu_by_command // [])[] | select(.command == "keyturn") | .cpu_percent] | add // 0) else .usage.cpu_percent end)})
+		| map(. + {us: (if .rps > 0 then .cpu * 10000 / .rps else 0 end)})
+		| "\($text): \(.[0].ok | floor) / \(.[1].ok | floor) ok req/s = \(if .[1].ok > 0 then (.[0].ok * 1000 / .[1].ok | floor / 10) else "-" end) %; server CPU per request \(.[0].us | floor) / \(.[1].us | floor) µs = \(if .[1].us > 0 then (.[0].us * 100 / .[1].us | floor / 100) else "-" end)×"' \
+		"$OUT/$2.json" "$OUT/$3.json"
+}
+
 log "summary ($OUT/summary.md)"
 {
 	echo "| run | req/s | ok/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU % | server CPU µs/req | server RSS max MiB | machine busy % | steal % | other jobs CPU % |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for f in "$OUT"/*.json; do
 		[[ $(basename "$f") == hash*.json ]] && continue
-		jq -r --arg ours "$OURS" '"| \(.label) | \(.total.requests_per_second | floor) | \(.total.ok_per_second | floor) | \(.total.p50_ms) | \(.total.p90_ms) | \(.total.p99_ms) | \(.total.max_ms) | \(.total.errors) \(if .total.errors > 0 then (.errors_by_code | tostring) else "" end) | \(.usage.cpu_percent | floor) | \(if .total.requests_per_second > 0 then (.usage.cpu_percent * 10000 / .total.requests_per_second | floor) else "" end) | \(.usage.max_rss_mib * 10 | floor / 10) | \(.usage.machine_cpu_busy_percent | floor) | \(.usage.machine_cpu_steal_percent | floor) | \([(.usage.cpu_by_command // [])[] | select(.command | test($ours) | not) | .cpu_percent] | add // 0) |"' "$f"
+		# Two instances: the CPU of both (every process named keyturn).
+		jq -r --arg ours "$OURS" '(if (.label | test("2inst")) then ([(.usage.cpu_by_command // [])[] | select(.command == "keyturn") | .cpu_percent] | add // 0) else .usage.cpu_percent end) as $cpu | "| \(.label) | \(.total.requests_per_second | floor) | \(.total.ok_per_second | floor) | \(.total.p50_ms) | \(.total.p90_ms) | \(.total.p99_ms) | \(.total.max_ms) | \(.total.errors) \(if .total.errors > 0 then (.errors_by_code | tostring) else "" end) | \($cpu | floor) | \(if .total.requests_per_second > 0 then ($cpu * 10000 / .total.requests_per_second | floor) else "" end) | \(.usage.max_rss_mib * 10 | floor / 10) | \(.usage.machine_cpu_busy_percent | floor) | \(.usage.machine_cpu_steal_percent | floor) | \([(.usage.cpu_by_command // [])[] | select(.command | test($ours) | not) | .cpu_percent] | add // 0) |"' "$f"
 	done
 	echo
 	for f in hash hash-after; do
@@ -532,7 +670,17 @@ log "summary ($OUT/summary.md)"
 			jq -r '"\(.label) (during the flood): \(.total.ok_per_second | floor) req/s, p99 \(.total.p99_ms) ms, errors \(.total.errors)"' "$OUT/$f-refresh.json"
 		fi
 	done
-	if [[ -f $OUT/postgres-storage.txt ]]; then cat "$OUT/postgres-storage.txt"; fi
+	for c in $CONCURRENCY; do
+		ratio "Keyturn ÷ floor, refresh, c=$c" postgres-refresh-c$c floor-refresh-c$c
+		ratio "Keyturn ÷ floor, refresh, $SEED_SESSIONS sessions, c=$c" postgres-refresh-seed$SEED_SESSIONS-c$c floor-refresh-seed$SEED_SESSIONS-c$c
+		ratio "Keyturn, $SEED_SESSIONS sessions ÷ the concurrency's sessions, c=$c" postgres-refresh-seed$SEED_SESSIONS-c$c postgres-refresh-c$c
+		ratio "two instances ÷ one, refresh, c=$c" postgres-refresh-2inst-c$c postgres-refresh-c$c
+		ratio "two instances ÷ one, refresh, $SEED_SESSIONS sessions, c=$c" postgres-refresh-seed$SEED_SESSIONS-2inst-c$c postgres-refresh-seed$SEED_SESSIONS-c$c
+		ratio "two instances, $SEED_SESSIONS sessions ÷ one instance, the concurrency's sessions, c=$c" postgres-refresh-seed$SEED_SESSIONS-2inst-c$c postgres-refresh-c$c
+	done
+	for f in postgres-storage-seeded postgres-storage; do
+		if [[ -f $OUT/$f.txt ]]; then cat "$OUT/$f.txt"; fi
+	done
 } | tee "$OUT/summary.md"
 echo
 echo "results: $OUT"
