@@ -353,3 +353,18 @@ func TestNewColumnDoesNotBreakRunningStore(t *testing.T) {
 		}
 	})
 }
+
+// TestFamiliesFillfactorPostgres: migrations leave room on each families
+// page (fillfactor 90, migration 0004) so that a rotation, which changes no
+// indexed column, can stay a heap-only (HOT) update with a million sessions.
+func TestFamiliesFillfactorPostgres(t *testing.T) {
+	s := sqlstoretest.Postgres(t)
+	var opts []string
+	// 'families'::regclass resolves through the test schema's search_path.
+	if err := s.Gorm().Raw("SELECT unnest(reloptions) FROM pg_class WHERE oid = 'families'::regclass").Scan(&opts).Error; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(opts, "fillfactor=90") {
+		t.Errorf("families reloptions = %q, want fillfactor=90", opts)
+	}
+}

@@ -1,0 +1,21 @@
+-- Keep refresh-token rotation a HOT (heap-only tuple) update when the
+-- sessions are many. A rotation (RotateFamily's one UPDATE) rewrites
+-- generation, rotated_at, last_used_at and idle_expires_at, none of them
+-- indexed, so PostgreSQL can put the new row version on the same heap page
+-- and skip every index -- but only if that page has room for it. At the
+-- default fillfactor (100) pages are packed full, and with a million
+-- sessions refreshed at random the first rotation landing on a page
+-- rarely finds room: only ~56 % of updates were HOT (BENCHMARKS.md, issue
+-- 15). A rotation rewrites the whole row, and a row version takes ~185 B
+-- of a page (the table's size per session, tuple header and line pointer
+-- included), so fillfactor 90 leaves ~819 B of an 8 KiB page free: room
+-- for four rotations on the page before opportunistic pruning, which runs
+-- when the page is next read, reclaims the dead versions. That is several
+-- times the updates a page sees between two reads, for ~11 % more heap
+-- pages; a lower setting would cost more space for little more HOT.
+--
+-- The setting applies to pages filled from now on; a database already
+-- holding many sessions gets it on existing pages only when the table is
+-- rewritten (VACUUM FULL families, or pg_repack), which this migration
+-- does not do, as it would lock the table for its whole duration.
+ALTER TABLE families SET (fillfactor = 90);
