@@ -102,13 +102,6 @@ func withRetryAfter(e *Error, d time.Duration) *Error {
 
 func errNotFound() *Error { return oauthError(http.StatusNotFound, "not_found", "no such endpoint") }
 
-// withCause attaches an internal cause for the log; it is never sent.
-func (e *Error) withCause(err error) *Error {
-	c := *e
-	c.cause = err
-	return &c
-}
-
 // writeError writes err as an RFC 6749 §5.2 JSON error. Anything that is not
 // an *Error becomes a bare server_error: the cause goes to the log, never to
 // the wire.

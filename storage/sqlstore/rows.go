@@ -143,13 +143,6 @@ func (r userRow) user() storage.User {
 	}
 }
 
-type denialRow struct {
-	JTI         string `gorm:"column:jti;primaryKey"`
-	ExpiresAtUS int64  `gorm:"column:expires_at"`
-}
-
-func (denialRow) TableName() string { return "revoked_access_tokens" }
-
 type signingKeyRow struct {
 	ID               string `gorm:"column:id;primaryKey"`
 	Algorithm        string `gorm:"column:algorithm"`
