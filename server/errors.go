@@ -20,11 +20,9 @@ type Error struct {
 	Description string `json:"error_description,omitempty"`
 	status      int
 	header      http.Header // extra response headers (Allow, Retry-After)
-	cause       error       // logged, never sent
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
-func (e *Error) Unwrap() error { return e.cause }
 
 // Status is the HTTP status the error is answered with.
 func (e *Error) Status() int { return e.status }
@@ -109,9 +107,6 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	oe, isOAuth := asError(err)
 	switch {
 	case isOAuth:
-		if oe.cause != nil {
-			log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "error", oe.Code, "err", oe.cause)
-		}
 	case errors.Is(err, storage.ErrUnavailable):
 		// The database is down or slow: a retryable 503, not a 500, and
 		// quickly (every request has a deadline; see Options.RequestTimeout).
