@@ -6,6 +6,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -65,6 +67,20 @@ type Family struct {
 	// a disabled user. Empty: not checked (a session not started by a
 	// password).
 	PasswordHash string
+}
+
+// CheckNew reports what makes f unfit to be created, before any database
+// is asked: a generation past what the databases store (int64). In a
+// batch (CreateFamilies, batch true) it must also carry no PasswordHash:
+// a password-checked session is created alone, by CreateFamily.
+func (f Family) CheckNew(batch bool) error {
+	switch {
+	case f.Generation > math.MaxInt64:
+		return fmt.Errorf("generation %d out of range", f.Generation)
+	case batch && f.PasswordHash != "":
+		return errors.New("a password-checked session is created alone (CreateFamily)")
+	}
+	return nil
 }
 
 // Revoked reports whether the family has been revoked.

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -137,8 +136,8 @@ func normFamily(f storage.Family) storage.Family {
 
 // CreateFamily implements storage.Families.
 func (s *Store) CreateFamily(_ context.Context, f storage.Family) error {
-	if f.Generation > math.MaxInt64 {
-		return fmt.Errorf("create family: generation %d out of range", f.Generation)
+	if err := f.CheckNew(false); err != nil {
+		return fmt.Errorf("create family: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,11 +157,8 @@ func (s *Store) CreateFamilies(_ context.Context, fs []storage.Family) error {
 	defer s.mu.Unlock()
 	seen := make(map[string]bool, len(fs))
 	for _, f := range fs {
-		switch {
-		case f.Generation > math.MaxInt64:
-			return fmt.Errorf("create families: generation %d out of range", f.Generation)
-		case f.PasswordHash != "":
-			return errors.New("create families: a password-checked session is created alone (CreateFamily)")
+		if err := f.CheckNew(true); err != nil {
+			return fmt.Errorf("create families: %w", err)
 		}
 		if u, ok := s.users[f.UserID]; !ok || u.Disabled {
 			return errorf("create families", storage.ErrNotFound)

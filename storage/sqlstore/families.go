@@ -25,8 +25,8 @@ import (
 // family, or commits first and makes this fail: a session can never
 // outlive its user's disabling.
 func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
-	if f.Generation > math.MaxInt64 {
-		return fmt.Errorf("create family: generation %d out of range", f.Generation)
+	if err := f.CheckNew(false); err != nil {
+		return fmt.Errorf("create family: %w", err)
 	}
 	row := toFamilyRow(f)
 	lock := ""
@@ -71,11 +71,8 @@ func (s *Store) CreateFamilies(ctx context.Context, fs []storage.Family) error {
 	rows := make([]familyRow, len(fs))
 	users := map[string]bool{}
 	for i, f := range fs {
-		switch {
-		case f.Generation > math.MaxInt64:
-			return fmt.Errorf("create families: generation %d out of range", f.Generation)
-		case f.PasswordHash != "":
-			return errors.New("create families: a password-checked session is created alone (CreateFamily)")
+		if err := f.CheckNew(true); err != nil {
+			return fmt.Errorf("create families: %w", err)
 		}
 		rows[i] = toFamilyRow(f)
 		users[f.UserID] = true
