@@ -176,17 +176,25 @@ func burst(t *testing.T, servers []*testServer, logins [][3]string) (checked, re
 	}
 	close(start)
 	wg.Wait()
-	for _, r := range statuses {
+	return tally(t, statuses, 400, "invalid_grant")
+}
+
+// tally counts the replies that were answered (status and OAuth error
+// code) and those refused with 429 and Retry-After; any other reply fails
+// the test.
+func tally(t *testing.T, replies []reply, status int, code string) (answered, refused int) {
+	t.Helper()
+	for _, r := range replies {
 		switch {
-		case r.status == 400 && r.str("error") == "invalid_grant":
-			checked++
+		case r.status == status && r.str("error") == code:
+			answered++
 		case r.status == 429 && r.header.Get("Retry-After") != "":
 			refused++
 		default:
 			t.Errorf("status %d %s", r.status, r.body)
 		}
 	}
-	return checked, refused
+	return answered, refused
 }
 
 // bigQueue admits every login of a burst (none shed with 503).
@@ -443,17 +451,7 @@ func TestClientAuthBurstAnswersOnlyTheFreeFailures(t *testing.T) {
 			}
 			close(start)
 			wg.Wait()
-			answered, refused := 0, 0
-			for _, r := range replies {
-				switch {
-				case r.status == 401 && r.str("error") == "invalid_client":
-					answered++
-				case r.status == 429 && r.header.Get("Retry-After") != "":
-					refused++
-				default:
-					t.Errorf("status %d %s", r.status, r.body)
-				}
-			}
+			answered, refused := tally(t, replies, 401, "invalid_client")
 			if answered != 5 || refused != n-5 {
 				t.Fatalf("%d wrong secrets answered, %d refused; want 5 and %d", answered, refused, n-5)
 			}
