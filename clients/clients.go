@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,8 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantAuthorizationCode is RFC 6749 §4.1, always with PKCE (RFC 7636).
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // Bounds on token settings, shared with config so that a server-wide
@@ -68,8 +71,17 @@ type Spec struct {
 	SecretHashes []string `yaml:"secret_hashes"`
 	SecretEnvs   []string `yaml:"secret_envs"`
 	Public       bool     `yaml:"public"`
-	GrantTypes   []string `yaml:"grant_types"`
-	Scopes       []string `yaml:"scopes"`
+	// Name is shown to people on the consent page; default: the id.
+	Name string `yaml:"name"`
+	// RedirectURIs are where the authorization endpoint may send the
+	// browser back (RFC 6749 §3.1.2), compared as exact strings (RFC 9700
+	// §2.1), except the port of a public client's loopback URI (RFC 8252
+	// §7.3). Required with the authorization_code grant.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// FirstParty: the organisation's own app, which needs no consent page.
+	FirstParty bool     `yaml:"first_party"`
+	GrantTypes []string `yaml:"grant_types"`
+	Scopes     []string `yaml:"scopes"`
 	// DefaultScopes are granted when a request names no scope
 	// (RFC 6749 §3.3); they must be a subset of Scopes.
 	DefaultScopes []string `yaml:"default_scopes"`
@@ -133,7 +145,11 @@ type Client struct {
 	ID         string
 	Public     bool
 	Introspect bool
-	Scopes     []string
+	// Name is shown on the consent page (the spec's name, else the id).
+	Name         string
+	RedirectURIs []string
+	FirstParty   bool
+	Scopes       []string
 	// DefaultScopes are granted when a request names no scope.
 	DefaultScopes []string
 	// Audience is the spec's audience, else Defaults.Audience.
@@ -166,6 +182,51 @@ type Client struct {
 func (c *Client) AllowsGrant(grantType string) bool {
 	g, ok := grantBits[grantType]
 	return ok && c.grants&g != 0
+}
+
+// MatchRedirect reports whether uri, a redirect_uri parameter, is one of
+// the client's redirect URIs: the same string byte for byte (RFC 6749
+// §3.1.2.3, RFC 9700 §2.1: no normalisation, no prefix or pattern), except
+// that for a public client a registered loopback URI without a port
+// (http://127.0.0.1/..., http://[::1]/..., http://localhost/...) matches
+// the same URI with any port (RFC 8252 §7.3, §8.4).
+func (c *Client) MatchRedirect(uri string) bool {
+	for _, r := range c.RedirectURIs {
+		if uri == r || c.Public && loopbackAnyPort(r, uri) {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackHosts are the hosts of loopback redirect URIs (RFC 8252 §7.3;
+// localhost, which §8.3 does not recommend, is accepted too).
+var loopbackHosts = []string{"127.0.0.1", "[::1]", "localhost"}
+
+// loopbackAnyPort reports whether uri is the loopback redirect URI
+// registered with a port inserted after its host: "http://" host ":"
+// port rest, where registered is "http://" host rest, rest is empty or
+// starts with '/', and port is a decimal in 1..65535 without a leading
+// zero.
+func loopbackAnyPort(registered, uri string) bool {
+	for _, h := range loopbackHosts {
+		prefix := "http://" + h
+		rest, ok := strings.CutPrefix(registered, prefix)
+		if !ok || rest != "" && rest[0] != '/' {
+			continue
+		}
+		tail, ok := strings.CutPrefix(uri, prefix+":")
+		if !ok {
+			return false
+		}
+		n := 0
+		for n < len(tail) && n < 5 && tail[n] >= '0' && tail[n] <= '9' {
+			n++
+		}
+		port, err := strconv.Atoi(tail[:n])
+		return n > 0 && tail[0] != '0' && err == nil && port <= 65535 && tail[n:] == rest
+	}
+	return false
 }
 
 // ServesAudience reports whether an introspecting client serves aud.

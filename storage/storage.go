@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -28,6 +29,13 @@ var (
 	// in time. The operation may or may not have happened; retrying later
 	// is the caller's remedy (the server answers 503).
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrCodeUsed: RedeemCode found the authorization code already
+	// redeemed; the AuthCode returned with it names the session
+	// (FamilyID) its first redemption started.
+	ErrCodeUsed = errors.New("authorization code already used")
+	// ErrCodeExpired: RedeemCode found the authorization code unused but
+	// past its expiry.
+	ErrCodeExpired = errors.New("authorization code expired")
 )
 
 // Revocation reasons recorded on a family.
@@ -40,6 +48,19 @@ const (
 	// ReasonPasswordChanged: the user's password was set; sessions opened
 	// with the old one end (unless the admin chose to keep them).
 	ReasonPasswordChanged = "password_changed"
+	// ReasonCodeReplay: the authorization code that started the session
+	// was presented again (RFC 6749 §4.1.2: the tokens issued on it are
+	// revoked).
+	ReasonCodeReplay = "code_replay"
+	// ReasonConsentRevoked: the user's consent to the client was revoked
+	// (`keyturn consents revoke`).
+	ReasonConsentRevoked = "consent_revoked"
+)
+
+// Grant types that start a session (Family.GrantType).
+const (
+	GrantPassword          = "password"
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // Family is one login session: the single row behind every refresh token
@@ -61,6 +82,13 @@ type Family struct {
 	RotatedAt         time.Time // zero: never rotated
 	RevokedAt         time.Time // zero: not revoked
 	RevokeReason      string
+	// GrantType is the grant that started the session: GrantPassword or
+	// GrantAuthorizationCode. Required.
+	GrantType string
+	// AuthTime is when the user last authenticated for this session: the
+	// password grant's login, or the browser login session's sign-in that
+	// the authorization code was issued under (OpenID Connect auth_time).
+	AuthTime time.Time
 	// PasswordHash, for CreateFamily only and never stored, is the user's
 	// password hash a login was checked against: if the user has another
 	// one by the insert (SetUserPassword since), CreateFamily fails as for
@@ -261,6 +289,9 @@ type Store interface {
 	Denylist
 	SigningKeys
 	Throttles
+	Codes
+	BrowserSessions
+	Consents
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -406,4 +437,136 @@ type Throttles interface {
 	AddressLastSeen(ctx context.Context, userKey, addr string) (time.Time, error)
 	// DeleteKnownAddresses deletes up to limit addresses last seen before t.
 	DeleteKnownAddresses(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// AuthCode is an authorization code (RFC 6749 §4.1.2) as stored: only its
+// hash, never the code, with everything the token endpoint checks when it
+// is redeemed (DESIGN.md §10).
+type AuthCode struct {
+	// Hash is SHA-256 of the code (tokens.CodeHash); the primary key.
+	Hash     []byte
+	ClientID string
+	UserID   string
+	// RedirectURI is the redirect_uri of the authorization request, exactly
+	// as sent; "" when the request omitted it (RFC 6749 §4.1.3).
+	RedirectURI string
+	// CodeChallenge is the PKCE S256 challenge (RFC 7636 §4.4).
+	CodeChallenge string
+	Scope         string   // space-separated, as consented
+	Resources     []string // RFC 8707 resource parameters; may be empty
+	// Nonce is the OpenID Connect nonce of the request ("" if none).
+	Nonce string
+	// BrowserSessionID is the browser login session the code was issued
+	// in (BrowserSession.ID).
+	BrowserSessionID string
+	AuthTime         time.Time // when the user signed in to that browser session
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+	UsedAt           time.Time // zero: not redeemed
+	// FamilyID is the session the code's redemption started; "" until then.
+	FamilyID string
+}
+
+// Used reports whether the code has been redeemed.
+func (c AuthCode) Used() bool { return !c.UsedAt.IsZero() }
+
+// Codes are authorization codes (RFC 6749 §4.1.2, §10.5): single use,
+// short-lived, shared by every instance.
+type Codes interface {
+	// CreateCode stores a new code. ErrAlreadyExists if its Hash is taken.
+	CreateCode(ctx context.Context, c AuthCode) error
+	// GetCode returns the code with this hash, redeemed or not, expired or
+	// not; ErrNotFound if unknown (or already swept).
+	GetCode(ctx context.Context, hash []byte) (AuthCode, error)
+	// RedeemCode spends the code and starts the session f it was
+	// exchanged for, in one transaction: the code is marked used at now
+	// with FamilyID f.ID, and f is created as by CreateFamily, by one
+	// conditional statement, so that of any number of concurrent callers
+	// exactly one succeeds. The others change nothing and get
+	// ErrNotFound (unknown hash), ErrCodeUsed with the code as stored (so
+	// its FamilyID, the session to revoke), ErrCodeExpired (unused, at or
+	// past ExpiresAt), or CreateFamily's errors (ErrNotFound for a user no
+	// longer enabled), in which case the code stays unused.
+	RedeemCode(ctx context.Context, hash []byte, f Family, now time.Time) (AuthCode, error)
+	// DeleteCodes deletes up to limit codes that expired before t, used
+	// or not.
+	DeleteCodes(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// BrowserSession is a user's sign-in in one browser (the login page's
+// cookie): an opaque cookie whose SHA-256 is the ID, so the database holds
+// nothing that opens it.
+type BrowserSession struct {
+	ID        string // base64url (no padding) SHA-256 of the cookie value
+	UserID    string
+	AuthTime  time.Time // when the password was checked
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time // zero: not revoked
+	// PasswordHash, for CreateBrowserSession only and never stored, is as
+	// Family.PasswordHash: the hash the sign-in was checked against.
+	PasswordHash string
+}
+
+// Live reports whether the browser session may still be used at now.
+func (s BrowserSession) Live(now time.Time) bool {
+	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
+}
+
+// BrowserSessions are the browser login sessions of the authorization
+// endpoint. Disabling, deleting or re-passwording a user (Users) revokes
+// the user's browser sessions and deletes their unredeemed codes in the
+// same transaction.
+type BrowserSessions interface {
+	// CreateBrowserSession stores a new browser session. ErrAlreadyExists
+	// if the ID is taken; ErrNotFound if UserID names no enabled user, or
+	// (PasswordHash set) the user's password changed since, checked
+	// atomically with the insert as CreateFamily does.
+	CreateBrowserSession(ctx context.Context, s BrowserSession) error
+	// GetBrowserSession returns the session, live or not; ErrNotFound if
+	// unknown.
+	GetBrowserSession(ctx context.Context, id string) (BrowserSession, error)
+	// RevokeBrowserSession marks it revoked at now (a no-op if it already
+	// is). ErrNotFound if unknown.
+	RevokeBrowserSession(ctx context.Context, id string, now time.Time) error
+	// DeleteBrowserSessions deletes up to limit sessions that expired, or
+	// were revoked, before t.
+	DeleteBrowserSessions(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// Consent is what a user has allowed a client (RFC 6749 §10.2): the union
+// of every scope set they consented to for it.
+type Consent struct {
+	UserID    string
+	ClientID  string
+	Scopes    []string  // sorted; may be empty (consent to the client with no scope)
+	GrantedAt time.Time // the latest grant
+}
+
+// Covers reports whether the consent covers every scope in scope.
+func (c Consent) Covers(scope []string) bool {
+	for _, s := range scope {
+		if !slices.Contains(c.Scopes, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// Consents remember what users allowed clients, shared by every instance.
+// DeleteUser deletes the user's consents in its transaction.
+type Consents interface {
+	// GrantConsent adds scopes to userID's consent for clientID (creating
+	// it, possibly with no scope), atomically: concurrent grants never
+	// lose a scope.
+	GrantConsent(ctx context.Context, userID, clientID string, scopes []string, now time.Time) error
+	// GetConsent returns userID's consent for clientID; ErrNotFound if none.
+	GetConsent(ctx context.Context, userID, clientID string) (Consent, error)
+	// ListConsents returns userID's consents, ordered by client id.
+	ListConsents(ctx context.Context, userID string) ([]Consent, error)
+	// RevokeConsents forgets userID's consent for clientID (every client
+	// if clientID is "") and revokes the matching live sessions
+	// (ReasonConsentRevoked) in one transaction; it returns how many
+	// consents it deleted and sessions it revoked.
+	RevokeConsents(ctx context.Context, userID, clientID string, now time.Time) (consents, sessions int64, err error)
 }

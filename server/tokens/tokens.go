@@ -64,6 +64,26 @@ func NewSalt() []byte {
 	return b
 }
 
+// NewSecret returns 256 random bits, base64url without padding (43
+// characters): authorization codes and browser-session cookies, which are
+// bearer secrets (RFC 6749 §10.10 asks at most 2^-128 odds of guessing
+// one, and SHOULD 2^-160). Only their hash (HashSecret) is stored.
+func NewSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashSecret is SHA-256 of a NewSecret value, the form in which the
+// database holds it: the secret has 256 random bits, so a fast hash is
+// enough, and a dump of the table opens nothing.
+func HashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
 // IsRefresh reports whether s is presented as a refresh token (it has a
 // refresh-token prefix of either version), well-formed or not.
 func IsRefresh(s string) bool {
