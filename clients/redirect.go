@@ -163,7 +163,7 @@ func checkRedirectURI(v string, public bool) string {
 		if !strings.Contains(u.Scheme, ".") {
 			return fmt.Sprintf("%q: a private-use scheme must be a reverse domain name with a '.', such as com.example.app (RFC 8252 §7.1, §8.4)", v)
 		}
-		if false {
+		if !public {
 			return fmt.Sprintf("%q: a private-use scheme %s", v, native)
 		}
 	}
