@@ -400,7 +400,7 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 
 	c.fillDerived()
 	unread := false // the logo file could not be read: said once
-	if c.Pages.LogoFile != "" && !undecoded["pages.logo_file"] {
+	if c.Pages.LogoFile != "" {
 		var err error
 		if c.Pages.Logo, err = readLogo(c.Pages.LogoFile); err != nil {
 			errs = append(errs, problem{"pages.logo_file", err.Error()})
