@@ -97,7 +97,9 @@ func (p *Page) Query() url.Values {
 }
 
 // Brief reports whether a consent page is the one-click "Continue" page.
-func (p *Page) Brief() bool { return p.Kind == "consent" && strings.Contains(p.Body, `value="allow">Continue<`) }
+func (p *Page) Brief() bool {
+	return p.Kind == "consent" && strings.Contains(p.Body, `value="allow">Continue<`)
+}
 
 var (
 	pageKind    = regexp.MustCompile(`<body data-page="([a-z]+)"`)
