@@ -156,6 +156,8 @@ func New(o Options) (*Server, error) {
 		grantRefreshToken: refreshGrant{families: o.Store, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
+		grantAuthorizationCode: codeGrant{codes: o.Store, families: o.Store, keys: o.Keys, minter: m,
+			now: o.Now, log: log, metrics: met},
 	}
 	az, err := newAuthorizeFlow(o, cs, log, met)
 	if err != nil {
