@@ -1,0 +1,408 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/keyturn/keyturn/server"
+)
+
+// TestServeDemoBrowserFlow follows what serve --demo prints for demo-app
+// as a person would: the authorization URL in a browser (a client with a
+// cookie jar), the login page, the consent page, the callback page, and
+// the curl that page shows, run over HTTP; then the CLI sees the session
+// and the consent, and the demo's end takes both away.
+func TestServeDemoBrowserFlow(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		// The issuer is where the browser goes: the address served.
+		addr := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+		c.env["KEYTURN_ISSUER"] = "http://" + addr
+		c.env["KEYTURN_LISTEN"] = addr
+		d := c.startDemo()
+		authURL := d.authorizeURL()
+		q := authURL.Query()
+		callback := "http://" + addr + pathDemoCallback
+		for k, want := range map[string]string{
+			"response_type": "code", "client_id": demoAppID, "redirect_uri": callback,
+			"scope": "read write", "code_challenge_method": "S256",
+		} {
+			if got := q.Get(k); got != want {
+				t.Errorf("printed URL: %s=%q, want %q", k, got, want)
+			}
+		}
+		if len(q.Get("state")) < 22 || len(q.Get("code_challenge")) != 43 {
+			t.Errorf("printed URL: state %q, code_challenge %q", q.Get("state"), q.Get("code_challenge"))
+		}
+
+		b := newBrowser(t)
+		page := b.get(authURL.String())
+		page = b.submit(page, func(f *form) {
+			f.fill("password", d.password)
+			f.fillText(d.username)
+		})
+		if !strings.Contains(page.body, demoAppName) {
+			t.Fatalf("consent page does not name %q:\n%s", demoAppName, page.body)
+		}
+		page = b.submit(page, func(f *form) { f.press("allow") })
+		if page.url.Path != pathDemoCallback || page.url.Host != addr {
+			t.Fatalf("landed on %s, want %s", page.url, callback)
+		}
+		for k, v := range map[string]string{
+			"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+		} {
+			if got := page.header.Get(k); got != v {
+				t.Errorf("callback page %s: %q, want %q", k, got, v)
+			}
+		}
+		if !strings.Contains(page.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("callback page CSP: %q", page.header.Get("Content-Security-Policy"))
+		}
+		if p := elementText(page.body, "problems"); p != "" {
+			t.Fatalf("callback page finds problems: %s", p)
+		}
+		exchange := parseCurl(t, elementText(page.body, "exchange"))
+		tok, status := exchange.do(t)
+		if status != http.StatusOK || tok["refresh_token"] == nil || tok["access_token"] == nil || tok["scope"] != "read write" {
+			t.Fatalf("the page's exchange: %d %v", status, tok)
+		}
+		refresh := parseCurl(t, elementText(page.body, "refresh"))
+		refresh.form.Set("refresh_token", tok["refresh_token"].(string))
+		if tok, status := refresh.do(t); status != http.StatusOK || tok["refresh_token"] == nil {
+			t.Fatalf("the page's refresh: %d %v", status, tok)
+		}
+
+		// The CLI sees what the flow made.
+		if row := listRow(t, c.want(exitOK, "", "sessions", "list", "--client", demoAppID).stdout, sessionOf(t, tok)); row[3] != "authorization_code" {
+			t.Errorf("sessions list: %q", row)
+		}
+		if row := listRow(t, c.want(exitOK, "", "consents", "list", "--user", d.username).stdout, demoAppID); len(row) != 4 || row[2] != "read" || row[3] != "write" {
+			t.Errorf("consents list: %q", row)
+		}
+
+		// The same code again: refused, and the session it started ends
+		// (RFC 6749 §4.1.2).
+		if tok, status := exchange.do(t); status != http.StatusBadRequest || tok["error"] != "invalid_grant" {
+			t.Errorf("code replayed: %d %v, want 400 invalid_grant", status, tok)
+		}
+
+		if code := d.stop(); code != exitOK {
+			t.Fatalf("serve exited %d:\n%s", code, d.stderr)
+		}
+		logs := d.stderr.String()
+		for _, secret := range []string{d.password, exchange.form.Get("code"), exchange.form.Get("code_verifier"), tok["refresh_token"].(string)} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("logs contain a secret (%.8s…)", secret)
+			}
+		}
+		if out := c.want(exitOK, "", "sessions", "list", "--client", demoAppID).stdout; strings.Contains(out, "active") {
+			t.Errorf("after the demo, a demo-app session is active:\n%s", out)
+		}
+	})
+}
+
+// TestServeDemoCallbackPage: the callback page shows what a client must
+// check and offers a command only for a response the demo asked for, in
+// the shape of a Keyturn code: a link anyone can make must not put their
+// text into a command to paste into a shell.
+func TestServeDemoCallbackPage(t *testing.T) {
+	c := newCLI(t, "")
+	d := c.startDemo()
+	state := d.authorizeURL().Query().Get("state")
+	const code = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
+	iss := "http://127.0.0.1:8080" // newCLI's issuer
+	b := newBrowser(t)
+	get := func(q url.Values) page {
+		t.Helper()
+		return b.get("http://" + d.addr + pathDemoCallback + "?" + q.Encode())
+	}
+	p := get(url.Values{"code": {code}, "state": {state}, "iss": {iss}})
+	if elementText(p.body, "problems") != "" || !strings.Contains(elementText(p.body, "exchange"), "-d code="+code+" ") {
+		t.Fatalf("a good response:\n%s", p.body)
+	}
+	for name, q := range map[string]url.Values{
+		"wrong state":     {"code": {code}, "state": {"other"}, "iss": {iss}},
+		"no state":        {"code": {code}, "iss": {iss}},
+		"another issuer":  {"code": {code}, "state": {state}, "iss": {"http://127.0.0.1:9999"}},
+		"no iss":          {"code": {code}, "state": {state}},
+		"shell in code":   {"code": {"$(touch /tmp/pwned)"}, "state": {state}, "iss": {iss}},
+		"short code":      {"code": {code[1:]}, "state": {state}, "iss": {iss}},
+		"no code":         {"state": {state}, "iss": {iss}},
+		"repeated code":   {"code": {code, code}, "state": {state}, "iss": {iss}},
+		"repeated state":  {"code": {code}, "state": {state, state}, "iss": {iss}},
+		"an error answer": {"error": {"access_denied"}, "state": {state}, "iss": {iss}},
+	} {
+		p := get(q)
+		if p.status != http.StatusOK || strings.Contains(p.body, `id="exchange"`) {
+			t.Errorf("%s: %d, offers the exchange:\n%s", name, p.status, p.body)
+		}
+	}
+	p = get(url.Values{"error": {"access_denied"}, "error_description": {"<script>alert(1)</script>"}, "state": {state}, "iss": {iss}})
+	if got := elementText(p.body, "error"); got != "access_denied" || strings.Contains(p.body, "<script>") {
+		t.Errorf("an error answer: error %q\n%s", got, p.body)
+	}
+	if elementText(p.body, "problems") != "" {
+		t.Errorf("a genuine error answer has problems: %s", elementText(p.body, "problems"))
+	}
+	resp, err := http.Post("http://"+d.addr+pathDemoCallback, "application/x-www-form-urlencoded", strings.NewReader("code="+code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", resp.StatusCode)
+	}
+	d.stop()
+
+	// Without --demo there is no such page.
+	s := c.startServe()
+	resp, err = http.Get(s.url + pathDemoCallback + "?code=" + code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("callback without --demo: %d, want 404", resp.StatusCode)
+	}
+	s.stop()
+}
+
+// authorizeURL is the authorization URL the demo printed.
+func (d *demo) authorizeURL() *url.URL {
+	d.t.Helper()
+	m := regexp.MustCompile(`(?m)^  (http://\S+` + regexp.QuoteMeta(server.PathAuthorize) + `\?\S+)$`).FindStringSubmatch(d.stdout.String())
+	if m == nil {
+		d.t.Fatalf("no authorization URL in:\n%s", d.stdout)
+	}
+	u, err := url.Parse(m[1])
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return u
+}
+
+// sessionOf is the session (family) id of a token response's refresh token.
+func sessionOf(t *testing.T, tok map[string]any) string {
+	t.Helper()
+	fam, _ := refreshParts(t, tok["refresh_token"].(string))
+	return fam
+}
+
+// browser is an HTTP client with a cookie jar that follows redirects.
+type browser struct {
+	t      *testing.T
+	client *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, client: &http.Client{Jar: jar}}
+}
+
+// page is an HTML page a browser got.
+type page struct {
+	url    *url.URL
+	status int
+	header http.Header
+	body   string
+}
+
+func (b *browser) get(u string) page {
+	b.t.Helper()
+	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+func (b *browser) do(req *http.Request) page {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return page{url: resp.Request.URL, status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// form is the one form of a page, with the values a browser would send.
+type form struct {
+	t       *testing.T
+	action  *url.URL
+	values  url.Values
+	fields  []field
+	buttons []field
+	pressed *field
+}
+
+type field struct{ name, value, typ string }
+
+var (
+	formTag  = regexp.MustCompile(`(?is)<form\b([^>]*)>(.*?)</form>`)
+	inputTag = regexp.MustCompile(`(?is)<(input|button)\b([^>]*)>`)
+	attr     = regexp.MustCompile(`(?is)([a-z-]+)\s*=\s*"([^"]*)"`)
+)
+
+func attrs(s string) map[string]string {
+	m := map[string]string{}
+	for _, a := range attr.FindAllStringSubmatch(s, -1) {
+		m[strings.ToLower(a[1])] = html.UnescapeString(a[2])
+	}
+	return m
+}
+
+// submit fills the page's form with fill and posts it, as a browser does.
+func (b *browser) submit(p page, fill func(*form)) page {
+	b.t.Helper()
+	m := formTag.FindStringSubmatch(p.body)
+	if m == nil {
+		b.t.Fatalf("no form on %s (%d):\n%s", p.url, p.status, p.body)
+	}
+	fa := attrs(m[1])
+	if !strings.EqualFold(fa["method"], "post") {
+		b.t.Fatalf("form method %q on %s", fa["method"], p.url)
+	}
+	action, err := p.url.Parse(fa["action"])
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	f := &form{t: b.t, action: action, values: url.Values{}}
+	for _, in := range inputTag.FindAllStringSubmatch(m[2], -1) {
+		a := attrs(in[2])
+		fd := field{name: a["name"], value: a["value"], typ: strings.ToLower(a["type"])}
+		if fd.name == "" {
+			continue
+		}
+		if strings.EqualFold(in[1], "button") || fd.typ == "submit" {
+			f.buttons = append(f.buttons, fd)
+			continue
+		}
+		f.fields = append(f.fields, fd)
+		if fd.typ == "hidden" {
+			f.values.Set(fd.name, fd.value)
+		}
+	}
+	fill(f)
+	if f.pressed != nil {
+		f.values.Set(f.pressed.name, f.pressed.value)
+	} else if len(f.buttons) == 1 {
+		f.values.Set(f.buttons[0].name, f.buttons[0].value)
+	}
+	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodPost, action.String(), strings.NewReader(f.values.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// fill sets the field of type typ.
+func (f *form) fill(typ, value string) {
+	f.t.Helper()
+	for _, fd := range f.fields {
+		if fd.typ == typ {
+			f.values.Set(fd.name, value)
+			return
+		}
+	}
+	f.t.Fatalf("no %s field in the form: %+v", typ, f.fields)
+}
+
+// fillText sets the form's text field (the username).
+func (f *form) fillText(value string) {
+	f.t.Helper()
+	for _, fd := range f.fields {
+		if fd.typ == "" || fd.typ == "text" || fd.typ == "email" {
+			f.values.Set(fd.name, value)
+			return
+		}
+	}
+	f.t.Fatalf("no text field in the form: %+v", f.fields)
+}
+
+// press chooses the submit button whose value contains what.
+func (f *form) press(what string) {
+	f.t.Helper()
+	for i, b := range f.buttons {
+		if strings.Contains(strings.ToLower(b.value), what) {
+			f.pressed = &f.buttons[i]
+			return
+		}
+	}
+	f.t.Fatalf("no %q button in the form: %+v", what, f.buttons)
+}
+
+// elementText is the text of the element with the given id, its tags
+// dropped and unescaped; "" if there is none.
+func elementText(body, id string) string {
+	open := regexp.MustCompile(`<(\w+)[^>]*\bid="` + regexp.QuoteMeta(id) + `"[^>]*>`).FindStringSubmatchIndex(body)
+	if open == nil {
+		return ""
+	}
+	rest := body[open[1]:]
+	end := strings.Index(rest, "</"+body[open[2]:open[3]]+">")
+	if end < 0 {
+		return ""
+	}
+	return strings.TrimSpace(html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(rest[:end], "")))
+}
+
+// tokenRequest is a token request parsed from a curl command the callback
+// page shows: `curl -s -d k=v --data-urlencode k=v … URL`, with lines
+// continued by a backslash.
+type tokenRequest struct {
+	form url.Values
+	url  string
+}
+
+func parseCurl(t *testing.T, cmd string) tokenRequest {
+	t.Helper()
+	args := strings.Fields(strings.ReplaceAll(cmd, "\\\n", " "))
+	if len(args) < 3 || args[0] != "curl" || args[1] != "-s" {
+		t.Fatalf("not a curl command: %q", cmd)
+	}
+	r := tokenRequest{form: url.Values{}}
+	for j := 2; j < len(args); j++ {
+		switch {
+		case (args[j] == "-d" || args[j] == "--data-urlencode") && j+1 < len(args):
+			j++
+			k, v, _ := strings.Cut(args[j], "=")
+			r.form.Add(k, v)
+		case j == len(args)-1 && strings.HasPrefix(args[j], "http://"):
+			r.url = args[j]
+		default:
+			t.Fatalf("unexpected curl argument %q in %q", args[j], cmd)
+		}
+	}
+	return r
+}
+
+// do sends the request as curl would and returns the JSON answer.
+func (r tokenRequest) do(t *testing.T) (map[string]any, int) {
+	t.Helper()
+	resp, err := http.PostForm(r.url, r.form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("%s: %d, not JSON: %v", r.url, resp.StatusCode, err)
+	}
+	return body, resp.StatusCode
+}
