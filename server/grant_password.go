@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/throttle"
 	"github.com/keyturn/keyturn/server/tokens"
@@ -42,37 +40,17 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, err
 	}
 	now := g.now().UTC()
-	// RFC 6749 §4.3.3: the refresh token is OPTIONAL, and a client without
-	// the refresh_token grant gets none. Its login is still a session (the
-	// access token's sid), so that introspection ends the access token
-	// with it (user disabled, deleted, new password, admin revocation); the
-	// session lives exactly as long as the access token, then is swept.
-	refreshable := c.AllowsGrant(clients.GrantRefreshToken)
-	idle, absolute := c.RefreshIdleTTL, c.RefreshAbsoluteTTL
-	if !refreshable {
-		idle, absolute = c.AccessTokenTTL, c.AccessTokenTTL
-	}
-	f := storage.Family{
-		ID: tokens.NewID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
-		Salt: tokens.NewSalt(), KeyID: g.keys.MACKeyID(),
-		CreatedAt: now, LastUsedAt: now,
-		IdleExpiresAt:     now.Add(idle),
-		AbsoluteExpiresAt: now.Add(absolute),
-		// A password change since the check ends the user's sessions
-		// (`users set-password`): this login's, checked against the old
-		// password, must not start after it (RFC 6749 §10.4, §10.3).
-		PasswordHash: hash,
-	}
+	f := newSession(req, g.keys, userID, scope, storage.GrantPassword, now, now)
+	// A password change since the check ends the user's sessions (`users
+	// set-password`): this login's, checked against the old password, must
+	// not start after it (RFC 6749 §10.4, §10.3).
+	f.PasswordHash = hash
 	if err := g.families.CreateFamily(ctx, f); errors.Is(err, storage.ErrNotFound) {
 		return nil, errBadCredentials // disabled, deleted or password changed since the check
 	} else if err != nil {
 		return nil, fmt.Errorf("password grant: %w", err)
 	}
-	resp, err := g.minter.response(ctx, req, userID, scope, f.ID, now)
-	if err != nil || !refreshable {
-		return resp, err
-	}
-	return withRefresh(resp, g.keys, f, f.Generation, now), nil
+	return g.minter.sessionResponse(ctx, req, f, scope, now)
 }
 
 // userAuth checks resource-owner passwords for the password grant. Every

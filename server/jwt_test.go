@@ -183,12 +183,47 @@ func TestMetadata(t *testing.T) {
 	if string(ams) != `["client_secret_basic","client_secret_post","none"]` {
 		t.Errorf("token_endpoint_auth_methods_supported = %s", ams)
 	}
-	if _, ok := m["response_types_supported"]; ok {
-		t.Error("response_types_supported listed without an authorization endpoint")
+	// No client has the authorization_code grant: no member of the
+	// authorization endpoint (DESIGN.md decision D2).
+	for _, k := range []string{"authorization_endpoint", "response_types_supported", "response_modes_supported",
+		"code_challenge_methods_supported", "authorization_response_iss_parameter_supported"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("%s listed without a client of the authorization endpoint", k)
+		}
 	}
 	// The issuer is the iss of every token (RFC 8414 §3.3).
 	if c := ts.verifyAccessToken(ts.login(confA).str("access_token")); c.Issuer != m["issuer"] {
 		t.Fatalf("iss %q != issuer %q", c.Issuer, m["issuer"])
+	}
+}
+
+// TestMetadataAuthorizationCode (T-8414-2-l, -m, -n, -o, -p, T-9207-2.3-a):
+// with clients of the authorization_code grant, the metadata publishes the
+// authorization endpoint and what it supports.
+func TestMetadataAuthorizationCode(t *testing.T) {
+	ts := newCodeServer(t, sqlite)
+	_, body := ts.get(server.PathMetadata)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["authorization_endpoint"] != testIssuer+"/oauth2/authorize" || server.PathAuthorize != "/oauth2/authorize" {
+		t.Errorf("authorization_endpoint = %v", m["authorization_endpoint"])
+	}
+	if m["authorization_response_iss_parameter_supported"] != true {
+		t.Errorf("authorization_response_iss_parameter_supported = %v, want the JSON boolean true", m["authorization_response_iss_parameter_supported"])
+	}
+	want := map[string]string{
+		"response_types_supported":              `["code"]`,
+		"response_modes_supported":              `["query"]`,
+		"code_challenge_methods_supported":      `["S256"]`,
+		"grant_types_supported":                 `["authorization_code","client_credentials","password","refresh_token"]`,
+		"token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post","none"]`,
+	}
+	for k, v := range want {
+		if got, _ := json.Marshal(m[k]); string(got) != v {
+			t.Errorf("%s = %s, want %s", k, got, v)
+		}
 	}
 }
 

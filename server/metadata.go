@@ -16,16 +16,28 @@ import (
 )
 
 // metadata is the RFC 8414 §2 authorization server metadata document.
-// response_types_supported is omitted, not [] and not ["none"]: there is no
-// authorization endpoint (DESIGN.md decision D2, RFC 8414 errata 7793).
+// The authorization endpoint's members are published while some client
+// has the authorization_code grant; without one, there is no grant that
+// uses the endpoint (RFC 8414 §2: authorization_endpoint is then not
+// required), and response_types_supported is omitted, not [] and not
+// ["none"] (DESIGN.md decision D2, RFC 8414 errata 7793).
 type metadata struct {
-	Issuer                            string   `json:"issuer"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	Issuer                 string   `json:"issuer"`
+	AuthorizationEndpoint  string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint          string   `json:"token_endpoint"`
+	JWKSURI                string   `json:"jwks_uri"`
+	RevocationEndpoint     string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint  string   `json:"introspection_endpoint"`
+	ResponseTypesSupported []string `json:"response_types_supported,omitempty"`
+	// RFC 8414 §2: the default, ["query", "fragment"], would claim
+	// fragment; Keyturn answers in the query only.
+	ResponseModesSupported []string `json:"response_modes_supported,omitempty"`
+	GrantTypesSupported    []string `json:"grant_types_supported"`
+	// RFC 7636 §4.2, RFC 9700 §2.1.1: S256 only, required of every client.
+	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported,omitempty"`
+	// RFC 9207 §3: every authorization response carries iss.
+	AuthorizationResponseISSParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	// RFC 8414 §2: revocation accepts the token endpoint's methods;
 	// introspection only confidential resource servers (no "none").
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
@@ -52,7 +64,7 @@ func renderMetadata(issuer string, reg *clients.Registry) []byte {
 	public := false
 	for _, id := range reg.IDs() {
 		c, _ := reg.Get(id)
-		for _, g := range []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials} {
+		for _, g := range []string{clients.GrantAuthorizationCode, clients.GrantPassword, clients.GrantRefreshToken, clients.GrantClientCredentials} {
 			if c.AllowsGrant(g) {
 				grants[g] = true
 			}
@@ -66,6 +78,13 @@ func renderMetadata(issuer string, reg *clients.Registry) []byte {
 	// password grant is advertised only where it is on).
 	m.GrantTypesSupported = sortedKeys(grants)
 	m.ScopesSupported = sortedKeys(scopes)
+	if grants[clients.GrantAuthorizationCode] {
+		m.AuthorizationEndpoint = issuer + PathAuthorize
+		m.ResponseTypesSupported = []string{"code"}
+		m.ResponseModesSupported = []string{"query"}
+		m.CodeChallengeMethodsSupported = []string{pkceS256.String()}
+		m.AuthorizationResponseISSParameterSupported = true
+	}
 	m.TokenEndpointAuthMethodsSupported = []string{"client_secret_basic", "client_secret_post"}
 	if public {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, "none")

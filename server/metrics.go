@@ -21,6 +21,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec // endpoint, grant_type
 	refresh  *prometheus.CounterVec   // outcome
 	logins   *prometheus.CounterVec   // outcome
+	codes    *prometheus.CounterVec   // outcome
 	// clientAuthFailures counts failed client authentications by reason
 	// (the auth* constants in request.go).
 	clientAuthFailures *prometheus.CounterVec
@@ -37,6 +38,14 @@ const (
 	refreshExpired    = "expired"
 	refreshRevoked    = "revoked"
 	refreshInvalid    = "invalid" // malformed, unknown, forged, another client's
+)
+
+// Authorization code redemption outcomes.
+const (
+	codeRedeemed = "redeemed"
+	codeReplayed = "replayed" // used again: the session it started was revoked
+	codeExpired  = "expired"
+	codeInvalid  = "invalid" // unknown, another client's, wrong redirect_uri or verifier, user gone
 )
 
 // Login (password grant) outcomes.
@@ -71,6 +80,10 @@ func newMetrics(keys *keys.Keys, extra []prometheus.Collector) *metrics {
 			Name: "keyturn_password_logins_total",
 			Help: "Password-grant logins by outcome: ok, invalid_credentials, throttled (429), shed (503).",
 		}, []string{"outcome"}),
+		codes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyturn_code_redemptions_total",
+			Help: "Authorization-code grants by outcome: redeemed, replayed (the session the code started was revoked), expired, invalid.",
+		}, []string{"outcome"}),
 		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyturn_client_auth_failures_total",
 			Help: "Failed client authentications by reason: missing, malformed, unknown_client, wrong_secret, no_secret, public_client_secret, busy, throttled, error.",
@@ -80,7 +93,7 @@ func newMetrics(keys *keys.Keys, extra []prometheus.Collector) *metrics {
 			Help: "Authorization codes issued for a PKCE code_challenge its client had used within 10 minutes (this instance).",
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins, m.clientAuthFailures, m.pkceReuse,
+	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins, m.codes, m.clientAuthFailures, m.pkceReuse,
 		&keyCollector{keys: keys},
 	)
 	m.registry.MustRegister(extra...)

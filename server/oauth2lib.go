@@ -14,7 +14,7 @@ import (
 )
 
 // grantType is a grant_type value of a token request (RFC 6749 §4.3.2,
-// §4.4.2, §6): the library's type, the key the token endpoint dispatches on.
+// §4.4.2, §4.1.3, §6): the library's type, the key the token endpoint dispatches on.
 type grantType = oauth2.GrantType
 
 // The grant types the token endpoint serves.
@@ -22,7 +22,14 @@ const (
 	grantPassword          grantType = oauth2.PasswordCredentials // RFC 6749 §4.3
 	grantRefreshToken      grantType = oauth2.Refreshing          // RFC 6749 §6
 	grantClientCredentials grantType = oauth2.ClientCredentials   // RFC 6749 §4.4
+	grantAuthorizationCode grantType = oauth2.AuthorizationCode   // RFC 6749 §4.1.3
 )
+
+// pkceS256 is the one PKCE code_challenge_method Keyturn accepts (RFC 7636
+// §4.2; DESIGN.md: plain is refused). Only the name is taken: the
+// library's check trims padding and compares with ==, so the verifier is
+// checked by verifyPKCE.
+const pkceS256 = oauth2.CodeChallengeS256
 
 // RFC 6749 §5.2 error codes, as the library registers them. Only the codes
 // are taken: the library's StatusCodes answer 401 for invalid_grant and

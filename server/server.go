@@ -25,6 +25,7 @@ import (
 
 // Endpoint paths (a contract: tests outside this repository use them).
 const (
+	PathAuthorize  = "/oauth2/authorize" // RFC 6749 §3.1
 	PathToken      = "/oauth2/token"
 	PathRevoke     = "/oauth2/revoke"
 	PathIntrospect = "/oauth2/introspect"
@@ -156,6 +157,8 @@ func New(o Options) (*Server, error) {
 		grantRefreshToken: refreshGrant{families: o.Store, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
+		grantAuthorizationCode: codeGrant{codes: o.Store, families: o.Store, keys: o.Keys, minter: m,
+			now: o.Now, log: log, metrics: met},
 	}
 	az, err := newAuthorizeFlow(o, cs, log, met)
 	if err != nil {

@@ -18,7 +18,9 @@ import (
 
 // tokenRequest is a token-endpoint request, parsed once: its client is
 // authenticated and allowed the grant type, and it holds every parameter
-// any grant reads (RFC 6749 §4.3.2, §4.4.2, §6; RFC 8707 §2).
+// any grant reads (RFC 6749 §4.1.3, §4.3.2, §4.4.2, §6; RFC 7636 §4.5;
+// RFC 8707 §2). A parameter sent without a value is as absent (RFC 6749
+// §3.2): "".
 type tokenRequest struct {
 	client       *clients.Client
 	grantType    grantType
@@ -28,6 +30,9 @@ type tokenRequest struct {
 	username     string     // password grant
 	password     string     // password grant
 	refreshToken string     // refresh_token grant: the presented token
+	code         string     // authorization_code grant: the code
+	codeVerifier string     // authorization_code grant: the PKCE verifier
+	redirectURI  string     // authorization_code grant: as sent
 }
 
 // tokenResponse is a successful token response (RFC 6749 §5.1).
@@ -109,6 +114,8 @@ func (h *tokenHandler) parse(w http.ResponseWriter, r *http.Request) (*tokenRequ
 		client: client, grantType: gt, addr: clientAddr(r, h.trusted),
 		username: form.Get("username"), password: form.Get("password"),
 		refreshToken: form.Get("refresh_token"),
+		code:         form.Get("code"), codeVerifier: form.Get("code_verifier"),
+		redirectURI: form.Get("redirect_uri"),
 	}
 	return req, req.target(form)
 }
@@ -211,4 +218,46 @@ func withRefresh(resp *tokenResponse, keys *keys.Keys, f storage.Family, gen uin
 	resp.RefreshToken = keys.RefreshToken(f, gen)
 	resp.RefreshExpiresIn = int64(f.ExpiresAt().Sub(now) / time.Second)
 	return resp
+}
+
+// refreshable reports whether c's sessions get refresh tokens: RFC 6749
+// §4.1.4 and §4.3.3 make the refresh token OPTIONAL, and a client without
+// the refresh_token grant gets none.
+func refreshable(c *clients.Client) bool { return c.AllowsGrant(clients.GrantRefreshToken) }
+
+// newSession is the session (family) that a user's login, by grant
+// (storage.GrantPassword or storage.GrantAuthorizationCode), starts for
+// req's client at now; authTime is when the user authenticated. It is the
+// one shape of a session, whichever grant started it: the client's idle
+// and absolute lifetimes, rotation and reuse detection as DESIGN.md §2.
+// A login by a client without the refresh_token grant is still a session
+// (the access token's sid), so that introspection ends the access token
+// with it (user disabled, deleted, new password, admin revocation); it then
+// lives exactly as long as the access token, and is swept.
+func newSession(req *tokenRequest, k *keys.Keys, userID string, scope []string, grant string, authTime, now time.Time) storage.Family {
+	c := req.client
+	idle, absolute := c.RefreshIdleTTL, c.RefreshAbsoluteTTL
+	if !refreshable(c) {
+		idle, absolute = c.AccessTokenTTL, c.AccessTokenTTL
+	}
+	return storage.Family{
+		ID: tokens.NewID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
+		Salt: tokens.NewSalt(), KeyID: k.MACKeyID(),
+		CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt:     now.Add(idle),
+		AbsoluteExpiresAt: now.Add(absolute),
+		GrantType:         grant,
+		AuthTime:          authTime,
+	}
+}
+
+// sessionResponse answers a login that started session f: an access token
+// for its user (sub is the user id, whichever grant logged in) and, for a
+// client with the refresh_token grant, the session's first refresh token.
+func (m *minter) sessionResponse(ctx context.Context, req *tokenRequest, f storage.Family, scope []string, now time.Time) (*tokenResponse, error) {
+	resp, err := m.response(ctx, req, f.UserID, scope, f.ID, now)
+	if err != nil || !refreshable(req.client) {
+		return resp, err
+	}
+	return withRefresh(resp, m.keys, f, f.Generation, now), nil
 }
