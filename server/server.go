@@ -25,7 +25,6 @@ import (
 
 // Endpoint paths (a contract: tests outside this repository use them).
 const (
-	PathAuthorize  = "/oauth2/authorize" // RFC 6749 §3.1
 	PathToken      = "/oauth2/token"
 	PathRevoke     = "/oauth2/revoke"
 	PathIntrospect = "/oauth2/introspect"
