@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
@@ -8,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
@@ -522,4 +526,80 @@ func TestCodeResources(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGolangOAuth2AuthorizationCode drives the whole flow with
+// golang.org/x/oauth2, a real client library: AuthCodeURL with an S256
+// challenge, the pages (as a browser), Exchange with the verifier, then a
+// TokenSource that refreshes; for a confidential and a public client.
+func TestGolangOAuth2AuthorizationCode(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newCodeServer(t, b)
+			ctx := context.WithValue(t.Context(), oauth2.HTTPClient, ts.Client())
+			for _, cfg := range []*oauth2.Config{
+				{ClientID: "web-a", ClientSecret: webASecret, RedirectURL: "https://rp.test/cb2?tenant=7",
+					Scopes: []string{"read", "write"}},
+				{ClientID: "spa-a", Scopes: []string{"read"}}, // one redirect URI: redirect_uri left out
+			} {
+				cfg.Endpoint = oauth2.Endpoint{AuthURL: testIssuer + server.PathAuthorize, TokenURL: ts.URL + server.PathToken}
+				verifier := oauth2.GenerateVerifier()
+				state := rand.Text()
+				browser := servertest.NewBrowser(t, testIssuer, ts.URL)
+				page := browser.Get(cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)))
+				if page.Kind != "login" {
+					t.Fatalf("%s: authorization endpoint: %d %q", cfg.ClientID, page.Status, page.Kind)
+				}
+				if page = browser.Login(page, "ada", userPass); page.Kind == "consent" {
+					page = browser.Allow(page)
+				}
+				back := page.Location
+				q := back.Query()
+				if back == nil || q.Get("state") != state || q.Get("iss") != testIssuer || q.Get("code") == "" {
+					t.Fatalf("%s: redirect %v", cfg.ClientID, back)
+				}
+				tok, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+				if err != nil {
+					t.Fatalf("%s: exchange: %v", cfg.ClientID, err)
+				}
+				c := ts.verifyAccessToken(tok.AccessToken)
+				if c.ClientID != cfg.ClientID || c.Subject != "user-ada" || c.Scope != strings.Join(cfg.Scopes, " ") || tok.RefreshToken == "" {
+					t.Fatalf("%s: token %+v claims %+v", cfg.ClientID, tok, c)
+				}
+				// The code is spent: exchanging it again fails and ends the session.
+				if _, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+					t.Fatalf("%s: code exchanged twice", cfg.ClientID)
+				}
+				if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+					t.Fatalf("%s: session of a replayed code still refreshes", cfg.ClientID)
+				}
+
+				// A second flow in the same browser: no login, no consent.
+				verifier = oauth2.GenerateVerifier()
+				back = browser.Flow(mustQuery(t, cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))), "", "")
+				tok, err = cfg.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+				if err != nil {
+					t.Fatalf("%s: exchange: %v", cfg.ClientID, err)
+				}
+				tok.Expiry = time.Now().Add(-time.Minute) // let x/oauth2 see it expired
+				fresh, err := cfg.TokenSource(ctx, tok).Token()
+				if err != nil {
+					t.Fatalf("%s: refresh: %v", cfg.ClientID, err)
+				}
+				if fresh.RefreshToken == tok.RefreshToken || ts.verifyAccessToken(fresh.AccessToken).SessionID != ts.verifyAccessToken(tok.AccessToken).SessionID {
+					t.Fatalf("%s: TokenSource did not rotate within the session", cfg.ClientID)
+				}
+			}
+		})
+	}
+}
+
+// mustQuery is the query of an absolute URL.
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }

@@ -10,6 +10,7 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -18,11 +19,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/server/servertest"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/sqlstore/sqlstoretest"
 )
@@ -31,8 +34,9 @@ import (
 var fuzzMAC = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, 32))
 
 // fuzzServer is a real server over a fresh store: client "web"
-// (confidential, password and refresh_token, may introspect), client "svc"
-// (client_credentials only) and user "ada". The fuzz targets run every
+// (confidential, password, refresh_token and authorization_code, may
+// introspect), client "svc" (client_credentials only), client "app"
+// (public) and user "ada". The fuzz targets run every
 // input against one on SQLite and one on PostgreSQL (newFuzzServers).
 type fuzzServer struct {
 	name  string // the database: SQLite or Postgres
@@ -41,6 +45,8 @@ type fuzzServer struct {
 }
 
 const (
+	fuzzRedirect  = "https://web.example.com/cb"
+	fuzzVerifier  = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" // RFC 7636 Appendix B
 	fuzzWebSecret = "web:s+c/r%t"
 	fuzzSvcSecret = "svc-secret"
 	fuzzPassword  = "correct horse"
@@ -82,16 +88,41 @@ func newFuzzServer(f *testing.F, name string, store storage.Store) *fuzzServer {
 	srv, _ := servertest.New(f, store, servertest.Setup{
 		Issuer: "https://auth.example.com", Now: clock.Now, KeySeed: 9,
 		Clients: []clients.Spec{
-			{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
-				Scopes: []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,
+			{ID: "web", SecretHash: hash(fuzzWebSecret), GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantAuthorizationCode},
+				RedirectURIs: []string{fuzzRedirect},
+				Scopes:       []string{"read", "write"}, DefaultScopes: []string{"read"}, Introspect: true,
 				Audience: []string{"https://api.example.com"}, Resources: []string{"https://api.example.com", "https://auth.example.com"}},
 			{ID: "svc", SecretHash: hash(fuzzSvcSecret), GrantTypes: []string{clients.GrantClientCredentials},
 				Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
-			{ID: "app", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken},
-				Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
+			{ID: "app", Public: true, GrantTypes: []string{clients.GrantPassword, clients.GrantRefreshToken, clients.GrantAuthorizationCode},
+				RedirectURIs: []string{"http://127.0.0.1/cb"}, Scopes: []string{"read"}, DefaultScopes: []string{"read"}},
 		},
 	})
 	return &fuzzServer{name: name, srv: srv, store: store}
+}
+
+// code stores an authorization code of ada for client, with the challenge
+// of fuzzVerifier, as the authorization endpoint does, and returns it.
+func (fs *fuzzServer) code(f *testing.F, client string) string {
+	f.Helper()
+	now := servertest.Start
+	bs := storage.BrowserSession{ID: base64.RawURLEncoding.EncodeToString(tokens.HashSecret(tokens.NewSecret())),
+		UserID: "user-ada", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := fs.store.CreateBrowserSession(f.Context(), bs); err != nil {
+		f.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(fuzzVerifier))
+	redirect := map[string]string{"web": fuzzRedirect, "app": "http://127.0.0.1:8080/cb"}[client]
+	code := tokens.NewSecret()
+	err := fs.store.CreateCode(f.Context(), storage.AuthCode{
+		Hash: tokens.HashSecret(code), ClientID: client, UserID: "user-ada", RedirectURI: redirect,
+		CodeChallenge: base64.RawURLEncoding.EncodeToString(sum[:]), Scope: "read", BrowserSessionID: bs.ID,
+		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Minute),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return code
 }
 
 // accessTokenID is the jti of an access token this server just issued (its
@@ -190,6 +221,14 @@ func FuzzTokenForm(f *testing.F) {
 			rt := fs.login(f).RefreshToken
 			f.Add(form, web, "grant_type=refresh_token&refresh_token="+url.QueryEscape(rt))
 			f.Add(form, web, "grant_type=refresh_token&refresh_token="+url.QueryEscape(rt)+"%00")
+			code := url.Values{"grant_type": {"authorization_code"}, "code": {fs.code(f, "web")},
+				"code_verifier": {fuzzVerifier}, "redirect_uri": {fuzzRedirect}}
+			f.Add(form, web, code.Encode())
+			f.Add(form, web, code.Encode()+"&resource=https%3A%2F%2Fevil")
+			f.Add(form, web, code.Encode()+"%00")
+			code.Set("code", fs.code(f, "app"))
+			code.Set("redirect_uri", "http://127.0.0.1:8080/cb")
+			f.Add(form, "", code.Encode()+"&client_id=app")
 		}
 	}
 	for _, s := range []struct{ ctype, auth, body string }{
@@ -227,6 +266,10 @@ func FuzzTokenForm(f *testing.F) {
 		{form, web, "grant_type=password&username=&password="},
 		{form, web, "grant_type=refresh_token&refresh_token=&scope=%20%20"},
 		{form, web, "&&&==&=&grant_type"},
+		{form, web, "grant_type=authorization_code&code=x&code_verifier=" + fuzzVerifier},
+		{form, web, "grant_type=authorization_code&code=&code_verifier=&redirect_uri="},
+		{form, web, "grant_type=authorization_code&code=x%00&code_verifier=%c3%a9&redirect_uri=%ff"},
+		{form, "", "grant_type=authorization_code&code=x&client_id=app&code_verifier=" + fuzzVerifier + "~"},
 	} {
 		f.Add(s.ctype, s.auth, s.body)
 	}
