@@ -29,7 +29,6 @@ const (
 	demoAppID        = "demo-app"
 	demoAppName      = "Demo App"
 	pathDemoCallback = "/demo/callback"
-	demoStylePath    = "/assets/style.css" // TODO: server.PathStyle once merged
 )
 
 // demoAppSpec is demo-app's registration. Its redirect URIs carry no port,
@@ -196,7 +195,7 @@ func (d *demoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return q.Get(name)
 	}
 	p := demoCallback{
-		Style: demoStylePath,
+		Style: server.PathStyle, // on this page's origin, which need not be the issuer's
 		Error: one("error"), ErrorDescription: one("error_description"),
 		Code: one("code"), State: one("state"), Issuer: one("iss"),
 	}
@@ -232,17 +231,18 @@ func (d *demoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	demoCallbackPage.Execute(w, p)
 }
 
-// setDemoPageHeaders sets the headers of every page (RFC 9700 §4.16: no
-// framing; RFC 6749 §10.12 and §4.2.4: no cache, no referrer that would
-// carry the code elsewhere; no script at all).
+// setDemoPageHeaders sets the headers every page of the server carries
+// (TestServeDemoBrowserFlow holds them equal): never cached, never framed
+// (RFC 9700 §4.16), no referrer that would carry the code elsewhere (RFC
+// 9700 §4.2.4), no script, no sniffing.
 func setDemoPageHeaders(h http.Header) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 // withDemoCallback serves the callback page at its path and everything

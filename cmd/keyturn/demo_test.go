@@ -6,13 +6,13 @@ import (
 	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/servertest"
 )
 
 // TestServeDemoBrowserFlow follows what serve --demo prints for demo-app
@@ -42,38 +42,36 @@ func TestServeDemoBrowserFlow(t *testing.T) {
 			t.Errorf("printed URL: state %q, code_challenge %q", q.Get("state"), q.Get("code_challenge"))
 		}
 
-		b := newBrowser(t)
-		page := b.get(authURL.String())
-		page = b.submit(page, func(f *form) {
-			f.fill("password", d.password)
-			f.fillText(d.username)
-		})
-		if !strings.Contains(page.body, demoAppName) {
-			t.Fatalf("consent page does not name %q:\n%s", demoAppName, page.body)
+		// The browser signs in, allows, and is sent back to the callback page.
+		b := servertest.NewBrowser(t, "http://"+addr, "http://"+addr)
+		login := b.Get(authURL.String())
+		consent := b.Login(login, d.username, d.password)
+		if !strings.Contains(consent.Body, demoAppName) {
+			t.Fatalf("consent page does not name %q:\n%s", demoAppName, consent.Body)
 		}
-		page = b.submit(page, func(f *form) { f.press("allow") })
-		if page.url.Path != pathDemoCallback || page.url.Host != addr {
-			t.Fatalf("landed on %s, want %s", page.url, callback)
+		back := b.Allow(consent)
+		if back.Location == nil || !strings.HasPrefix(back.Location.String(), callback+"?") {
+			t.Fatalf("after Allow: %d, Location %v, want %s", back.Status, back.Location, callback)
 		}
-		for k, v := range map[string]string{
-			"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-		} {
-			if got := page.header.Get(k); got != v {
-				t.Errorf("callback page %s: %q, want %q", k, got, v)
+		page := b.Get(back.Location.String())
+		if page.Status != http.StatusOK {
+			t.Fatalf("callback page: %d\n%s", page.Status, page.Body)
+		}
+		// The callback page has the pages' headers.
+		for _, k := range []string{"Content-Type", "Cache-Control", "Pragma", "Content-Security-Policy", "X-Frame-Options", "Referrer-Policy", "X-Content-Type-Options"} {
+			if got, want := page.Header.Get(k), login.Header.Get(k); got != want || want == "" {
+				t.Errorf("callback page %s: %q, login page's %q", k, got, want)
 			}
 		}
-		if !strings.Contains(page.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
-			t.Errorf("callback page CSP: %q", page.header.Get("Content-Security-Policy"))
-		}
-		if p := elementText(page.body, "problems"); p != "" {
+		if p := elementText(page.Body, "problems"); p != "" {
 			t.Fatalf("callback page finds problems: %s", p)
 		}
-		exchange := parseCurl(t, elementText(page.body, "exchange"))
+		exchange := parseCurl(t, elementText(page.Body, "exchange"))
 		tok, status := exchange.do(t)
 		if status != http.StatusOK || tok["refresh_token"] == nil || tok["access_token"] == nil || tok["scope"] != "read write" {
 			t.Fatalf("the page's exchange: %d %v", status, tok)
 		}
-		refresh := parseCurl(t, elementText(page.body, "refresh"))
+		refresh := parseCurl(t, elementText(page.Body, "refresh"))
 		refresh.form.Set("refresh_token", tok["refresh_token"].(string))
 		if tok, status := refresh.do(t); status != http.StatusOK || tok["refresh_token"] == nil {
 			t.Fatalf("the page's refresh: %d %v", status, tok)
@@ -118,10 +116,18 @@ func TestServeDemoCallbackPage(t *testing.T) {
 	state := d.authorizeURL().Query().Get("state")
 	const code = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
 	iss := "http://127.0.0.1:8080" // newCLI's issuer
-	b := newBrowser(t)
 	get := func(q url.Values) page {
 		t.Helper()
-		return b.get("http://" + d.addr + pathDemoCallback + "?" + q.Encode())
+		resp, err := http.Get("http://" + d.addr + pathDemoCallback + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page{status: resp.StatusCode, body: string(body)}
 	}
 	p := get(url.Values{"code": {code}, "state": {state}, "iss": {iss}})
 	if elementText(p.body, "problems") != "" || !strings.Contains(elementText(p.body, "exchange"), "-d code="+code+" ") {
@@ -174,6 +180,12 @@ func TestServeDemoCallbackPage(t *testing.T) {
 	s.stop()
 }
 
+// page is a page's status and body.
+type page struct {
+	status int
+	body   string
+}
+
 // authorizeURL is the authorization URL the demo printed.
 func (d *demo) authorizeURL() *url.URL {
 	d.t.Helper()
@@ -193,158 +205,6 @@ func sessionOf(t *testing.T, tok map[string]any) string {
 	t.Helper()
 	fam, _ := refreshParts(t, tok["refresh_token"].(string))
 	return fam
-}
-
-// browser is an HTTP client with a cookie jar that follows redirects.
-type browser struct {
-	t      *testing.T
-	client *http.Client
-}
-
-func newBrowser(t *testing.T) *browser {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{t: t, client: &http.Client{Jar: jar}}
-}
-
-// page is an HTML page a browser got.
-type page struct {
-	url    *url.URL
-	status int
-	header http.Header
-	body   string
-}
-
-func (b *browser) get(u string) page {
-	b.t.Helper()
-	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return page{url: resp.Request.URL, status: resp.StatusCode, header: resp.Header, body: string(body)}
-}
-
-// form is the one form of a page, with the values a browser would send.
-type form struct {
-	t       *testing.T
-	action  *url.URL
-	values  url.Values
-	fields  []field
-	buttons []field
-	pressed *field
-}
-
-type field struct{ name, value, typ string }
-
-var (
-	formTag  = regexp.MustCompile(`(?is)<form\b([^>]*)>(.*?)</form>`)
-	inputTag = regexp.MustCompile(`(?is)<(input|button)\b([^>]*)>`)
-	attr     = regexp.MustCompile(`(?is)([a-z-]+)\s*=\s*"([^"]*)"`)
-)
-
-func attrs(s string) map[string]string {
-	m := map[string]string{}
-	for _, a := range attr.FindAllStringSubmatch(s, -1) {
-		m[strings.ToLower(a[1])] = html.UnescapeString(a[2])
-	}
-	return m
-}
-
-// submit fills the page's form with fill and posts it, as a browser does.
-func (b *browser) submit(p page, fill func(*form)) page {
-	b.t.Helper()
-	m := formTag.FindStringSubmatch(p.body)
-	if m == nil {
-		b.t.Fatalf("no form on %s (%d):\n%s", p.url, p.status, p.body)
-	}
-	fa := attrs(m[1])
-	if !strings.EqualFold(fa["method"], "post") {
-		b.t.Fatalf("form method %q on %s", fa["method"], p.url)
-	}
-	action, err := p.url.Parse(fa["action"])
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	f := &form{t: b.t, action: action, values: url.Values{}}
-	for _, in := range inputTag.FindAllStringSubmatch(m[2], -1) {
-		a := attrs(in[2])
-		fd := field{name: a["name"], value: a["value"], typ: strings.ToLower(a["type"])}
-		if fd.name == "" {
-			continue
-		}
-		if strings.EqualFold(in[1], "button") || fd.typ == "submit" {
-			f.buttons = append(f.buttons, fd)
-			continue
-		}
-		f.fields = append(f.fields, fd)
-		if fd.typ == "hidden" {
-			f.values.Set(fd.name, fd.value)
-		}
-	}
-	fill(f)
-	if f.pressed != nil {
-		f.values.Set(f.pressed.name, f.pressed.value)
-	} else if len(f.buttons) == 1 {
-		f.values.Set(f.buttons[0].name, f.buttons[0].value)
-	}
-	req, err := http.NewRequestWithContext(b.t.Context(), http.MethodPost, action.String(), strings.NewReader(f.values.Encode()))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-// fill sets the field of type typ.
-func (f *form) fill(typ, value string) {
-	f.t.Helper()
-	for _, fd := range f.fields {
-		if fd.typ == typ {
-			f.values.Set(fd.name, value)
-			return
-		}
-	}
-	f.t.Fatalf("no %s field in the form: %+v", typ, f.fields)
-}
-
-// fillText sets the form's text field (the username).
-func (f *form) fillText(value string) {
-	f.t.Helper()
-	for _, fd := range f.fields {
-		if fd.typ == "" || fd.typ == "text" || fd.typ == "email" {
-			f.values.Set(fd.name, value)
-			return
-		}
-	}
-	f.t.Fatalf("no text field in the form: %+v", f.fields)
-}
-
-// press chooses the submit button whose value contains what.
-func (f *form) press(what string) {
-	f.t.Helper()
-	for i, b := range f.buttons {
-		if strings.Contains(strings.ToLower(b.value), what) {
-			f.pressed = &f.buttons[i]
-			return
-		}
-	}
-	f.t.Fatalf("no %q button in the form: %+v", what, f.buttons)
 }
 
 // elementText is the text of the element with the given id, its tags
