@@ -188,22 +188,17 @@ func (d *demoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	p := demoCallback{Style: server.PathStyle} // on this page's origin, which need not be the issuer's
+	// one is the parameter's value; a repeated one is a problem, and none.
 	one := func(name string) string {
 		if len(q[name]) > 1 {
+			p.Problems = append(p.Problems, name+" is repeated")
 			return ""
 		}
 		return q.Get(name)
 	}
-	p := demoCallback{
-		Style: server.PathStyle, // on this page's origin, which need not be the issuer's
-		Error: one("error"), ErrorDescription: one("error_description"),
-		Code: one("code"), State: one("state"), Issuer: one("iss"),
-	}
-	for _, name := range []string{"code", "state", "iss", "error", "error_description"} {
-		if len(q[name]) > 1 {
-			p.Problems = append(p.Problems, fmt.Sprintf("%s is repeated", name))
-		}
-	}
+	p.Error, p.ErrorDescription = one("error"), one("error_description")
+	p.Code, p.State, p.Issuer = one("code"), one("state"), one("iss")
 	// RFC 6749 §10.12: the state must be the one the app sent.
 	if subtle.ConstantTimeCompare([]byte(p.State), []byte(d.state)) != 1 {
 		p.Problems = append(p.Problems, "the state is not the one in the printed URL: a response this app did not ask for (RFC 6749 §10.12)")

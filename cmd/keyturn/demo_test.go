@@ -149,6 +149,9 @@ func TestServeDemoCallbackPage(t *testing.T) {
 		if p.status != http.StatusOK || strings.Contains(p.body, `id="exchange"`) {
 			t.Errorf("%s: %d, offers the exchange:\n%s", name, p.status, p.body)
 		}
+		if strings.HasPrefix(name, "repeated") && !strings.Contains(elementText(p.body, "problems"), "is repeated") {
+			t.Errorf("%s: problems %q", name, elementText(p.body, "problems"))
+		}
 	}
 	p = get(url.Values{"error": {"access_denied"}, "error_description": {"<script>alert(1)</script>"}, "state": {state}, "iss": {iss}})
 	if got := elementText(p.body, "error"); got != "access_denied" || strings.Contains(p.body, "<script>") {
