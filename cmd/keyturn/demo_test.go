@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/server/servertest"
 )
@@ -268,4 +271,57 @@ func (r tokenRequest) do(t *testing.T) (map[string]any, int) {
 		t.Fatalf("%s: %d, not JSON: %v", r.url, resp.StatusCode, err)
 	}
 	return body, resp.StatusCode
+}
+
+// TestDemoAppRedirect: demo-app's redirect URI is the callback page on the
+// port served, on a loopback address a browser on this machine reaches,
+// and one its registration matches (RFC 8252 §7.3); where a browser could
+// not get there, there is none and the demo says why.
+func TestDemoAppRedirect(t *testing.T) {
+	reg, err := clients.New([]clients.Spec{demoAppSpec()}, config.Default().ClientDefaults(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _ := reg.Get(demoAppID)
+	for _, tc := range []struct {
+		issuer, addr string
+		tls          bool
+		want         string // "": a note instead
+	}{
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", false, "http://127.0.0.1:8080/demo/callback"},
+		{"http://127.0.0.1:8080/", "127.0.0.1:41234", false, "http://127.0.0.1:41234/demo/callback"},
+		{"http://localhost:8080", "127.0.0.1:8080", false, "http://127.0.0.1:8080/demo/callback"},
+		{"http://[::1]:8080", "[::1]:8080", false, "http://[::1]:8080/demo/callback"},
+		{"http://127.0.0.1:8080", "0.0.0.0:8080", false, "http://127.0.0.1:8080/demo/callback"},
+		{"http://127.0.0.1:8080", "[::]:8080", false, "http://127.0.0.1:8080/demo/callback"},
+		{"https://auth.example.com", "127.0.0.1:8080", false, ""},
+		{"http://127.0.0.1.evil.example:8080", "127.0.0.1:8080", false, ""},
+		{"https://127.0.0.1:8443", "127.0.0.1:8443", true, ""},
+		{"http://127.0.0.1:8080", "10.0.0.5:8080", false, ""},
+	} {
+		d, err := newDemoApp(tc.issuer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.bind(addr, tc.tls)
+		if d.redirectURI != tc.want {
+			t.Errorf("%s on %s (tls %v): redirect URI %q, want %q", tc.issuer, tc.addr, tc.tls, d.redirectURI, tc.want)
+		}
+		if tc.want == "" {
+			if text := d.instructions("demo"); d.note == "" || !strings.Contains(text, d.note) || strings.Contains(text, server.PathAuthorize) {
+				t.Errorf("%s on %s: instructions without a URL should say why:\n%s", tc.issuer, tc.addr, text)
+			}
+			continue
+		}
+		if !app.MatchRedirect(d.redirectURI) {
+			t.Errorf("demo-app's registration does not match %s", d.redirectURI)
+		}
+		if !strings.Contains(d.instructions("demo"), d.authorizeURL()) {
+			t.Errorf("instructions lack the URL:\n%s", d.instructions("demo"))
+		}
+	}
 }
