@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -149,8 +150,9 @@ func (ts *testServer) redeem(code string) reply {
 	return ts.token(webA, codeForm(code, v1, "https://rp.test/cb"))
 }
 
-// publicForm is form with client_id, as a public client sends it.
+// publicForm is a copy of form with client_id, as a public client sends it.
 func publicForm(client string, form url.Values) url.Values {
+	form = maps.Clone(form)
 	form.Set("client_id", client)
 	return form
 }
@@ -417,7 +419,7 @@ func TestCodeVerifierSyntax(t *testing.T) {
 				wantError(t, ts.token(webA, codeForm(code, v, "https://rp.test/cb")), 400, "invalid_grant")
 			}
 			wantTokens(t, ts.token(webA, codeForm(code, good, "https://rp.test/cb")))
-			long := strings.Repeat("-._~Az9", 18)[:128]
+			long := strings.Repeat("-._~Az9", 19)[:128]
 			code = ts.issueCode(authCode{challenge: s256(long)})
 			wantTokens(t, ts.token(webA, codeForm(code, long, "https://rp.test/cb")))
 		})
