@@ -23,11 +23,8 @@ import (
 
 // The authorization-code clients of the tests (the web-a, web-b, spa-a and
 // native-a fixtures of the protocol checklist), beside testClients.
-const (
-	webASecret = "web-a-s3cret"
-	webBSecret = "web-b-s3cret"
-	webCSecret = "web-c-s3cret"
-)
+// (webASecret and webBSecret are the authorization endpoint's fixtures.)
+const webCSecret = "web-c-s3cret"
 
 var (
 	webA = basic("web-a", webASecret)
@@ -61,10 +58,9 @@ func newCodeServer(t *testing.T, b backend) *testServer {
 	})
 }
 
-// PKCE pairs: V1/C1 is RFC 7636 Appendix B; V2/C2 the OAuth 2.1 example.
+// PKCE pairs: V1/C1 (RFC 7636 Appendix B) are declared with the
+// authorization endpoint's fixtures; V2/C2 is the OAuth 2.1 example.
 const (
-	v1 = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
-	c1 = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 	v2 = "3641a2d12d66101249cdf7a79c000c1f8c05d2aafcf14bf146497bed"
 	c2 = "6fdkQaPm51l13DSukcAH3Mdx7_ntecHYd1vi3n0hMZY"
 )

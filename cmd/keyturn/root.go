@@ -96,7 +96,8 @@ func (e *env) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "keyturn",
 		Short: "Keyturn, an OAuth 2.0 authorization server",
-		Long: `Keyturn is an OAuth 2.0 authorization server: password, refresh_token and
+		Long: `Keyturn is an OAuth 2.0 authorization server: the authorization code flow
+with PKCE (login and consent pages), password, refresh_token and
 client_credentials grants, JWT access tokens, rotating refresh tokens.
 
 Configuration comes from --config FILE (default ./keyturn.yaml if present),
@@ -124,6 +125,7 @@ SQLite database under ./data.`,
 		e.cleanupCommand(),
 		e.usersCommand(),
 		e.sessionsCommand(),
+		e.consentsCommand(),
 		e.clientsCommand(),
 		e.configCommand(),
 		e.keysCommand(),

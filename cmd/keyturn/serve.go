@@ -51,13 +51,16 @@ PostgreSQL it must be given (all instances share it).
 
 --demo adds a client "demo" (in memory, for this run only) and a user "demo"
 with a new random password, and prints both with curl commands to try them.
-It refuses a database that has users of its own, and deletes the demo user
+It also adds "demo-app", a public third-party client, and prints an
+authorization URL (code flow with PKCE) to open in a browser; its redirect
+URI is a page this server serves in demo mode only, which shows the code and
+the curl that exchanges it. It refuses a database that has users of its own, and deletes the demo user
 (revoking its sessions) when it stops; a serve without --demo deletes a demo
 user left behind by a demo that did not stop.`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return e.serve(cmd.Context(), demo) }),
 	}
-	c.Flags().BoolVar(&demo, "demo", false, "add a demo client and user and print how to use them")
+	c.Flags().BoolVar(&demo, "demo", false, "add demo clients and a demo user and print how to use them")
 	return c
 }
 
@@ -109,7 +112,11 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
-	listeners, err := e.listen(ctx, a, handler, tlsConfig)
+	var public http.Handler = handler
+	if creds != nil {
+		public = withDemoCallback(handler, creds.app)
+	}
+	listeners, err := e.listen(ctx, a, handler, public, tlsConfig)
 	for _, l := range listeners {
 		defer l.ln.Close()
 	}
@@ -122,6 +129,8 @@ func (e *env) serve(ctx context.Context, demo bool) error {
 		a.log.Info("admin listening", "addr", listeners[1].ln.Addr().String())
 	}
 	if creds != nil {
+		// Before any request is served: the callback page reads it.
+		creds.app.bind(listeners[0].ln.Addr(), tlsConfig != nil)
 		printDemo(e.stdout, a.cfg.Issuer, creds)
 	}
 	// The sweeper, the reloader and the key watcher stop with ctx; the
@@ -170,12 +179,13 @@ func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *
 	}
 }
 
-// listen opens the public listener and, with admin_listen, the admin one.
+// listen opens the public listener (serving public, which is handler or
+// wraps it) and, with admin_listen, the admin one.
 // Listening before serving makes a busy port one clear error, and lets the
 // log show the actual address (listen: 127.0.0.1:0). The listeners it
 // returns are open even with an error, for the caller to close.
-func (e *env) listen(ctx context.Context, a *app, handler *server.Server, tlsConfig *tls.Config) ([]*listener, error) {
-	all := []*listener{{addr: a.cfg.Listen, handler: handler, tls: tlsConfig}}
+func (e *env) listen(ctx context.Context, a *app, handler *server.Server, public http.Handler, tlsConfig *tls.Config) ([]*listener, error) {
+	all := []*listener{{addr: a.cfg.Listen, handler: public, tls: tlsConfig}}
 	if a.cfg.AdminListen != "" {
 		all = append(all, &listener{addr: a.cfg.AdminListen, handler: handler.AdminHandler()})
 	}
@@ -296,7 +306,7 @@ func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.S
 		cfg, err := config.Load(e.configPath, e.lookupEnv)
 		var reg *clients.Registry
 		if err == nil && demo != nil {
-			cfg.Clients = append(cfg.Clients, demo.spec)
+			cfg.Clients = append(cfg.Clients, demo.specs...)
 		}
 		if err == nil {
 			reg, err = clients.NewWithSlowChecks(cfg.Clients, cfg.ClientDefaults(), e.lookupEnv, clients.SlowChecks{Limiter: hashes})
@@ -314,11 +324,13 @@ func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.S
 
 // demoCredentials are the demo client's and user's plaintext credentials.
 // They exist only in this process (and on stdout, once); the config gets
-// the secret's hash and the database the password's.
+// the secret's hash and the database the password's. app is the demo's
+// third-party client, demo-app.
 type demoCredentials struct {
 	ClientID, ClientSecret string
 	Username, Password     string
-	spec                   clients.Spec // re-added on reload
+	app                    *demoApp
+	specs                  []clients.Spec // the demo's clients, re-added on reload
 }
 
 const demoName = "demo"
@@ -328,10 +340,12 @@ const demoName = "demo"
 // "demo" is never taken for the demo's.
 const demoUserID = "keyturn-demo"
 
-// addDemoClient appends the demo client to cfg.Clients.
+// addDemoClient appends the demo's clients, demo and demo-app, to cfg.Clients.
 func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
-	if slices.ContainsFunc(cfg.Clients, func(s clients.Spec) bool { return s.ID == demoName }) {
-		return nil, usageErrorf("--demo: the config already has a client %q; remove it or run without --demo", demoName)
+	for _, id := range []string{demoName, demoAppID} {
+		if slices.ContainsFunc(cfg.Clients, func(s clients.Spec) bool { return s.ID == id }) {
+			return nil, usageErrorf("--demo: the config already has a client %q; remove it or run without --demo", id)
+		}
 	}
 	secret, hash, err := clients.Generate()
 	if err != nil {
@@ -350,8 +364,13 @@ func addDemoClient(cfg *config.Config) (*demoCredentials, error) {
 		Introspect:    true,
 		Resources:     cfg.Tokens.Audience, // it may introspect the tokens it gets
 	}
-	cfg.Clients = append(cfg.Clients, spec)
-	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password, spec: spec}, nil
+	app, err := newDemoApp(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	specs := []clients.Spec{spec, demoAppSpec()}
+	cfg.Clients = append(cfg.Clients, specs...)
+	return &demoCredentials{ClientID: demoName, ClientSecret: secret, Username: demoName, Password: password, app: app, specs: specs}, nil
 }
 
 // startDemoUser creates the demo's user, on a database with no other user:
@@ -452,6 +471,7 @@ Introspect an access token (the demo client may; RFC 7662):
 Log out (revoke the refresh token and its whole session; RFC 7009):
   curl -s -u %s -d token=REFRESH_TOKEN %s%s
 
+%s
 Metadata and signing keys:
   curl -s %s%s
   curl -s %s%s
@@ -462,6 +482,7 @@ Metadata and signing keys:
 		auth, token,
 		auth, base, server.PathIntrospect,
 		auth, base, server.PathRevoke,
+		c.app.instructions(c.Username),
 		base, server.PathMetadata,
 		base, server.PathJWKS)
 }

@@ -63,7 +63,10 @@ func (e *env) sessionsListCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "list (--user NAME | --client ID)",
 		Short: "List sessions of a user or a client, newest first",
-		Args:  noArgs,
+		Long: `List sessions of a user or a client, newest first: the client, the user, the
+grant that started the session (password or authorization_code), its times,
+its refresh generation and its state (active, expired, or revoked with why).`,
+		Args: noArgs,
 	}
 	f.register(c, false)
 	c.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -85,7 +88,7 @@ func (e *env) sessionsListCommand() *cobra.Command {
 			names := map[string]string{}
 			now := time.Now()
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "FAMILY\tCLIENT\tUSER\tCREATED\tLAST USED\tIDLE EXPIRES\tABSOLUTE EXPIRES\tGENERATION\tSTATE")
+			fmt.Fprintln(tw, "FAMILY\tCLIENT\tUSER\tGRANT\tCREATED\tLAST USED\tIDLE EXPIRES\tABSOLUTE EXPIRES\tGENERATION\tSTATE")
 			for _, fam := range fams {
 				name, ok := names[fam.UserID]
 				if !ok {
@@ -97,7 +100,7 @@ func (e *env) sessionsListCommand() *cobra.Command {
 					}
 					names[fam.UserID] = name
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", fam.ID, fam.ClientID, name,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", fam.ID, fam.ClientID, name, orDash(fam.GrantType),
 					formatTime(fam.CreatedAt), formatTime(fam.LastUsedAt), formatTime(fam.IdleExpiresAt),
 					formatTime(fam.AbsoluteExpiresAt), fam.Generation, sessionState(fam, now))
 			}
@@ -105,6 +108,14 @@ func (e *env) sessionsListCommand() *cobra.Command {
 		})
 	})
 	return c
+}
+
+// orDash is s, or "-" for an empty s.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // sessionState is active, expired, or revoked with its reason.

@@ -23,11 +23,12 @@ func TestSessions(t *testing.T) {
 			}
 			return u.ID
 		}
-		for _, f := range []struct{ id, user, client string }{
-			{"fam-ada-web", "ada", "web"}, {"fam-ada-app", "ada", "app"}, {"fam-bob-web", "bob", "web"}, {"fam-bob-app", "bob", "app"},
+		for _, f := range []struct{ id, user, client, grant string }{
+			{"fam-ada-web", "ada", "web", storage.GrantPassword}, {"fam-ada-app", "ada", "app", storage.GrantAuthorizationCode},
+			{"fam-bob-web", "bob", "web", storage.GrantPassword}, {"fam-bob-app", "bob", "app", storage.GrantAuthorizationCode},
 		} {
-			err := store.CreateFamily(ctx, storage.Family{ID: f.id, ClientID: f.client, UserID: id(f.user), Salt: []byte("s"), KeyID: "k", GrantType: storage.GrantPassword,
-				CreatedAt: now, LastUsedAt: now, AuthTime: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour)})
+			err := store.CreateFamily(ctx, storage.Family{ID: f.id, ClientID: f.client, UserID: id(f.user), Salt: []byte("s"), KeyID: "k",
+				GrantType: f.grant, AuthTime: now, CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -36,7 +37,11 @@ func TestSessions(t *testing.T) {
 			return c.want(exitOK, "", append([]string{"sessions", "list"}, args...)...).stdout
 		}
 		out := list("--user", "ada")
-		if row := listRow(t, out, "fam-ada-web"); len(row) != 9 || row[1] != "web" || row[2] != "ada" || row[8] != "active" {
+		if row := listRow(t, out, "fam-ada-web"); len(row) != 10 || row[1] != "web" || row[2] != "ada" || row[3] != "password" || row[9] != "active" {
+			t.Fatalf("row %q in\n%s", row, out)
+		}
+		// The grant that started each session is shown.
+		if row := listRow(t, out, "fam-ada-app"); row[3] != "authorization_code" {
 			t.Fatalf("row %q in\n%s", row, out)
 		}
 		if strings.Contains(out, "fam-bob") {
@@ -50,7 +55,7 @@ func TestSessions(t *testing.T) {
 		if !strings.Contains(r.stdout, "revoked session fam-ada-web") || !strings.Contains(r.stderr, `"reason":"admin"`) || !strings.Contains(r.stderr, `"family_id":"fam-ada-web"`) {
 			t.Fatalf("revoke --family: %+v", r)
 		}
-		if row := listRow(t, list("--user", "ada"), "fam-ada-web"); row[8] != "revoked" || row[9] != "(admin)" {
+		if row := listRow(t, list("--user", "ada"), "fam-ada-web"); row[9] != "revoked" || row[10] != "(admin)" {
 			t.Fatalf("after revoke: %q", row)
 		}
 		if r := c.want(exitOK, "", "sessions", "revoke", "--client", "app"); !strings.Contains(r.stdout, "revoked 2 sessions") {

@@ -141,7 +141,7 @@ func (c *cli) checkPassword(username, password string) {
 func listRow(t *testing.T, table, key string) []string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if len(lines) == 0 || !strings.HasPrefix(lines[0], "USERNAME") && !strings.HasPrefix(lines[0], "KID") && !strings.HasPrefix(lines[0], "FAMILY") {
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "USERNAME") && !strings.HasPrefix(lines[0], "KID") && !strings.HasPrefix(lines[0], "FAMILY") && !strings.HasPrefix(lines[0], "CLIENT") {
 		t.Fatalf("table without header:\n%s", table)
 	}
 	for _, l := range lines[1:] {
