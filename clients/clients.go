@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -184,51 +183,6 @@ func (c *Client) AllowsGrant(grantType string) bool {
 	return ok && c.grants&g != 0
 }
 
-// MatchRedirect reports whether uri, a redirect_uri parameter, is one of
-// the client's redirect URIs: the same string byte for byte (RFC 6749
-// §3.1.2.3, RFC 9700 §2.1: no normalisation, no prefix or pattern), except
-// that for a public client a registered loopback URI without a port
-// (http://127.0.0.1/..., http://[::1]/..., http://localhost/...) matches
-// the same URI with any port (RFC 8252 §7.3, §8.4).
-func (c *Client) MatchRedirect(uri string) bool {
-	for _, r := range c.RedirectURIs {
-		if uri == r || c.Public && loopbackAnyPort(r, uri) {
-			return true
-		}
-	}
-	return false
-}
-
-// loopbackHosts are the hosts of loopback redirect URIs (RFC 8252 §7.3;
-// localhost, which §8.3 does not recommend, is accepted too).
-var loopbackHosts = []string{"127.0.0.1", "[::1]", "localhost"}
-
-// loopbackAnyPort reports whether uri is the loopback redirect URI
-// registered with a port inserted after its host: "http://" host ":"
-// port rest, where registered is "http://" host rest, rest is empty or
-// starts with '/', and port is a decimal in 1..65535 without a leading
-// zero.
-func loopbackAnyPort(registered, uri string) bool {
-	for _, h := range loopbackHosts {
-		prefix := "http://" + h
-		rest, ok := strings.CutPrefix(registered, prefix)
-		if !ok || rest != "" && rest[0] != '/' {
-			continue
-		}
-		tail, ok := strings.CutPrefix(uri, prefix+":")
-		if !ok {
-			return false
-		}
-		n := 0
-		for n < len(tail) && n < 5 && tail[n] >= '0' && tail[n] <= '9' {
-			n++
-		}
-		port, err := strconv.Atoi(tail[:n])
-		return n > 0 && tail[0] != '0' && err == nil && port <= 65535 && tail[n:] == rest
-	}
-	return false
-}
-
 // ServesAudience reports whether an introspecting client serves aud.
 func (c *Client) ServesAudience(aud string) bool { return slices.Contains(c.Resources, aud) }
 
@@ -244,6 +198,7 @@ var grantBits = map[string]grantSet{
 	GrantPassword:          1 << 0,
 	GrantRefreshToken:      1 << 1,
 	GrantClientCredentials: 1 << 2,
+	GrantAuthorizationCode: 1 << 3,
 }
 
 // Registry holds the clients declared in the config file. It is read-only
@@ -348,6 +303,9 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 		ID:                 s.ID,
 		Public:             s.Public,
 		Introspect:         s.Introspect,
+		Name:               s.Name,
+		RedirectURIs:       slices.Clone(s.RedirectURIs),
+		FirstParty:         s.FirstParty,
 		Scopes:             slices.Clone(s.Scopes),
 		DefaultScopes:      slices.Clone(s.DefaultScopes),
 		Audience:           slices.Clone(s.Audience),
@@ -357,6 +315,9 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 		RefreshAbsoluteTTL: inherit(s.RefreshAbsoluteTTL, d.RefreshAbsoluteTTL),
 		RefreshReuseGrace:  inherit(s.RefreshReuseGrace, d.RefreshReuseGrace),
 		scopes:             make(map[string]struct{}, len(s.Scopes)),
+	}
+	if c.Name == "" {
+		c.Name = c.ID
 	}
 	if len(c.Audience) == 0 {
 		c.Audience = slices.Clone(d.Audience)
@@ -581,6 +542,7 @@ func validate(specs []Spec) []error {
 		}
 		validateGrants(add, at, s)
 		validateSecrets(add, at, s)
+		validateBrowser(add, at, s)
 		validateLists(add, at, s)
 		for _, err := range checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace) {
 			add("%w", err)
@@ -593,7 +555,7 @@ func validate(specs []Spec) []error {
 func validateGrants(add func(string, ...any), at string, s Spec) {
 	// A resource server that only introspects needs no grant.
 	if len(s.GrantTypes) == 0 && !s.Introspect {
-		add("%s.grant_types: at least one of password, refresh_token, client_credentials is required", at)
+		add("%s.grant_types: at least one of %s is required", at, grantNames)
 	}
 	grants := make(map[string]int, len(s.GrantTypes))
 	for j, g := range s.GrantTypes {
@@ -604,18 +566,22 @@ func validateGrants(add func(string, ...any), at string, s Spec) {
 		}
 		grants[g] = j
 		if _, ok := grantBits[g]; !ok {
-			add("%s: unknown grant type %q (want password, refresh_token or client_credentials)", gat, g)
+			add("%s: unknown grant type %q (want one of %s)", gat, g, grantNames)
 		}
 		if g == GrantClientCredentials && s.Public {
 			add("%s: client_credentials needs a confidential client (RFC 6749 §4.4)", gat)
 		}
 	}
-	if _, refresh := grants[GrantRefreshToken]; refresh {
-		if _, password := grants[GrantPassword]; !password {
-			add("%s.grant_types: refresh_token requires password: only password logins issue refresh tokens", at)
-		}
+	_, refresh := grants[GrantRefreshToken]
+	_, password := grants[GrantPassword]
+	_, code := grants[GrantAuthorizationCode]
+	if refresh && !password && !code {
+		add("%s.grant_types: refresh_token requires password or authorization_code: only a login starts a session that refresh tokens continue", at)
 	}
 }
+
+// grantNames lists the grant types a client may name, for error messages.
+const grantNames = "authorization_code, password, refresh_token, client_credentials"
 
 // validateSecrets checks that a public client has no secret and a
 // confidential one has at least one, each well formed and none repeated.

@@ -132,7 +132,7 @@ func TestValidate(t *testing.T) {
 			[]string{"clients[0].grant_types[1]: duplicate of grant_types[0]"}},
 		{"refresh without password", []Spec{with(app("web"), func(s *Spec) {
 			s.GrantTypes = []string{GrantClientCredentials, GrantRefreshToken}
-		})}, []string{"clients[0].grant_types: refresh_token requires password"}},
+		})}, []string{"clients[0].grant_types: refresh_token requires password or authorization_code"}},
 
 		{"public with secret_hash", []Spec{with(app("spa"), func(s *Spec) { s.Public = true })},
 			[]string{"clients[0].secret_hash: a public client has no secret"}},

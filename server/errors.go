@@ -152,3 +152,68 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// writePageError answers err on an HTML page (the authorization endpoint's
+// side of writeError): an *Error with its status and description (a
+// request that cannot be answered by redirect, 400; a CSRF failure, 403),
+// a login throttle's refusal as 429 and the hashing budget's shed as 503,
+// both with Retry-After, a database outage as 503, anything else as a bare
+// 500 with the cause in the log only.
+func writePageError(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *pages, err error) {
+	title, hint := "Something went wrong", ""
+	oe, isOAuth := asError(err)
+	switch {
+	case isOAuth && oe.status == http.StatusTooManyRequests:
+		title, oe = "Too many attempts", withRetryAfter(oauthError(oe.status, oe.Code,
+			"Too many failed sign-in attempts. Wait a little and try again."), retryAfterOf(oe))
+	case isOAuth && oe.status == http.StatusServiceUnavailable:
+		title, oe = "Busy", withRetryAfter(oauthError(oe.status, oe.Code,
+			"The service is busy. Try again in a moment."), retryAfterOf(oe))
+	case isOAuth && oe.status == http.StatusForbidden:
+		title = "Request refused"
+	case isOAuth:
+		title, hint = "This request cannot be completed", "Tell the application's developers: its authorization request is invalid."
+	case errors.Is(err, storage.ErrUnavailable):
+		log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
+		title, oe = "Busy", errTemporarilyUnavailable("The service is temporarily unavailable. Try again in a moment.", time.Second)
+	default:
+		log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
+		oe = oauthError(http.StatusInternalServerError, codeServerError, "The server could not complete the request.")
+	}
+	infoFrom(r.Context()).errorCode = oe.Code
+	for k, v := range oe.header {
+		w.Header()[k] = v
+	}
+	p.errorPage(w, r, oe.status, title, oe.Description, hint)
+}
+
+// retryAfterOf is the Retry-After an error carries (one second if none).
+func retryAfterOf(e *Error) time.Duration {
+	n, err := strconv.Atoi(e.header.Get("Retry-After"))
+	if err != nil || n < 1 {
+		return time.Second
+	}
+	return time.Duration(n) * time.Second
+}
+
+// authorizationError is err as the error an authorization response
+// carries to the client by redirect (RFC 6749 §4.1.2.1): an *Error as it
+// is; a database outage or a throttle's refusal as temporarily_unavailable;
+// anything else as server_error, the cause logged: a 5xx cannot be sent by
+// redirect, so these codes stand in for it.
+func authorizationError(r *http.Request, log *slog.Logger, err error) *Error {
+	oe, isOAuth := asError(err)
+	switch {
+	case isOAuth && (oe.status == http.StatusTooManyRequests || oe.status == http.StatusServiceUnavailable):
+		oe = oauthError(400, codeTemporarilyUnavailable, "retry later")
+	case isOAuth:
+	case errors.Is(err, storage.ErrUnavailable):
+		log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
+		oe = oauthError(400, codeTemporarilyUnavailable, "the service is temporarily unavailable; retry later")
+	default:
+		log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
+		oe = oauthError(400, codeServerError, "the server could not complete the request")
+	}
+	infoFrom(r.Context()).errorCode = oe.Code
+	return oe
+}

@@ -56,6 +56,7 @@ func (g passwordGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResp
 		ID: tokens.NewID(), ClientID: c.ID, UserID: userID, Scope: strings.Join(scope, " "),
 		Salt: tokens.NewSalt(), KeyID: g.keys.MACKeyID(),
 		CreatedAt: now, LastUsedAt: now,
+		GrantType: storage.GrantPassword, AuthTime: now,
 		IdleExpiresAt:     now.Add(idle),
 		AbsoluteExpiresAt: now.Add(absolute),
 		// A password change since the check ends the user's sessions

@@ -24,6 +24,9 @@ type metrics struct {
 	// clientAuthFailures counts failed client authentications by reason
 	// (the auth* constants in request.go).
 	clientAuthFailures *prometheus.CounterVec
+	// pkceReuse counts PKCE challenges a client used again within ten
+	// minutes (RFC 9700 §2.1.1); the log names the client.
+	pkceReuse prometheus.Counter
 }
 
 // Refresh outcomes.
@@ -72,8 +75,12 @@ func newMetrics(keys *keys.Keys, extra []prometheus.Collector) *metrics {
 			Name: "keyturn_client_auth_failures_total",
 			Help: "Failed client authentications by reason: missing, malformed, unknown_client, wrong_secret, no_secret, public_client_secret, busy, throttled, error.",
 		}, []string{"reason"}),
+		pkceReuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyturn_pkce_challenge_reuse_total",
+			Help: "Authorization codes issued for a PKCE code_challenge its client had used within 10 minutes (this instance).",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins, m.clientAuthFailures,
+	m.registry.MustRegister(m.requests, m.inFlight, m.duration, m.refresh, m.logins, m.clientAuthFailures, m.pkceReuse,
 		&keyCollector{keys: keys},
 	)
 	m.registry.MustRegister(extra...)

@@ -33,6 +33,15 @@ const (
 	PathMetrics    = "/metrics" // Prometheus exposition
 	PathHealth     = "/healthz" // the process is alive
 	PathReady      = "/readyz"  // and can serve: database, schema, signing key
+	// PathAuthorize is the authorization endpoint (RFC 6749 §3.1); its
+	// pages post their forms to PathLogin and PathConsent.
+	PathAuthorize = "/oauth2/authorize"
+	PathLogin     = PathAuthorize + "/login"
+	PathConsent   = PathAuthorize + "/consent"
+	// PathStyle and PathLogo are the pages' stylesheet and optional logo,
+	// served from Keyturn's own origin (RFC 9700 §4.2.4).
+	PathStyle = "/assets/style.css"
+	PathLogo  = "/assets/logo"
 )
 
 // Options are the server's dependencies and settings.
@@ -62,6 +71,8 @@ type Options struct {
 	// database pool's statistics), so that the server imports no database
 	// package (DESIGN.md §9).
 	Collectors []prometheus.Collector
+	// Authorize configures the authorization endpoint and its pages.
+	Authorize AuthorizeOptions
 	// SeparateAdmin leaves /metrics, /healthz and /readyz off the public
 	// handler; serve them from AdminHandler on a listener of their own.
 	SeparateAdmin bool
@@ -75,6 +86,34 @@ type LoginOptions struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a request's source address.
 	TrustedProxies []netip.Prefix
+}
+
+// AuthorizeOptions configure the authorization endpoint and its pages.
+type AuthorizeOptions struct {
+	CodeTTL           time.Duration // authorization code lifetime; default 60s
+	BrowserSessionTTL time.Duration // browser login session absolute lifetime; default 12h
+	ProductName       string        // shown on the pages; default "Keyturn"
+	Logo              []byte        // optional PNG/JPEG/GIF/WebP, served from Keyturn's origin
+}
+
+// Defaults of AuthorizeOptions.
+const (
+	DefaultCodeTTL           = time.Minute
+	DefaultBrowserSessionTTL = 12 * time.Hour
+	DefaultProductName       = "Keyturn"
+)
+
+func (o AuthorizeOptions) withDefaults() AuthorizeOptions {
+	if o.CodeTTL <= 0 {
+		o.CodeTTL = DefaultCodeTTL
+	}
+	if o.BrowserSessionTTL <= 0 {
+		o.BrowserSessionTTL = DefaultBrowserSessionTTL
+	}
+	if o.ProductName == "" {
+		o.ProductName = DefaultProductName
+	}
+	return o
 }
 
 // Server is the authorization server's HTTP surface.
@@ -118,12 +157,20 @@ func New(o Options) (*Server, error) {
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
 	}
+	az, err := newAuthorizeFlow(o, cs, log, met)
+	if err != nil {
+		return nil, err
+	}
 	ops := tokenOpEndpoint{clients: cs, guard: guard, keys: o.Keys, now: o.Now, log: log}
 	d := routeDeps{
 		token:      &tokenHandler{clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies},
 		revoke:     &revokeHandler{tokenOpEndpoint: ops, families: o.Store, denylist: o.Store},
 		introspect: &introspectHandler{tokenOpEndpoint: ops, denylist: o.Store},
 		metadata:   &metadataHandler{clients: cs},
+		authorize:  authorizeHandler{az},
+		login:      loginHandler{authorizeFlow: az, users: users, trusted: o.Login.TrustedProxies},
+		consent:    consentHandler{az},
+		logo:       http.HandlerFunc(az.pages.serveLogo),
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
 		metrics:    met,
@@ -162,6 +209,10 @@ type routeDeps struct {
 	revoke     http.Handler
 	introspect http.Handler
 	metadata   http.Handler
+	authorize  http.Handler // GET and POST
+	login      http.Handler // the login page's form
+	consent    http.Handler // the consent page's form
+	logo       http.Handler
 	jwks       http.Handler
 	ready      http.Handler
 	metrics    *metrics
@@ -182,6 +233,13 @@ func routes(d routeDeps, admin http.Handler) http.Handler {
 	r.Handle(PathRevoke, in("revoke", withTimeout(d.timeout, d.revoke)))
 	r.Handle(PathIntrospect, in("introspect", withTimeout(d.timeout, d.introspect)))
 	r.Handle(PathMetadata, in("metadata", d.metadata)).Methods(http.MethodGet, http.MethodHead)
+	// The authorization endpoint and its pages (RFC 6749 §3.1). No CORS
+	// here (RFC 9700 §2.6): nothing sets Access-Control-* headers.
+	r.Handle(PathAuthorize, in("authorize", withTimeout(d.timeout, d.authorize))).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogin, in("authorize", withTimeout(d.timeout, d.login))).Methods(http.MethodPost)
+	r.Handle(PathConsent, in("authorize", withTimeout(d.timeout, d.consent))).Methods(http.MethodPost)
+	r.Handle(PathStyle, in("assets", http.HandlerFunc(serveStyle))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathLogo, in("assets", d.logo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathJWKS, in("jwks", withTimeout(d.timeout, d.jwks))).Methods(http.MethodGet, http.MethodHead)
 	if admin != nil {
 		for _, p := range []string{PathMetrics, PathHealth, PathReady} {

@@ -102,6 +102,7 @@ type Keys struct {
 	sealKey  []byte // AES-256-GCM key for private signing keys at rest
 	macKey   []byte // HMAC-SHA256 key for refresh tokens
 	macKeyID string
+	formKey  []byte // HMAC-SHA256 key for the pages' CSRF tokens
 
 	mu          sync.Mutex
 	loaded      []*signingKey // in activation order (sortKeys)
@@ -191,9 +192,13 @@ func New(ctx context.Context, store storage.SigningKeys, secret []byte, opts Opt
 	if err != nil {
 		return nil, fmt.Errorf("keys: derive: %w", err)
 	}
+	form, err := hkdf.Key(sha256.New, secret, nil, "keyturn form csrf v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("keys: derive: %w", err)
+	}
 	id := sha256.Sum256(mac)
 	k := &Keys{
-		store: store, opts: opts, sealKey: seal, macKey: mac,
+		store: store, opts: opts, sealKey: seal, macKey: mac, formKey: form,
 		// The MAC key's ID is a hash of the key: it names which secret a
 		// family was minted under without revealing anything of it.
 		macKeyID: base64.RawURLEncoding.EncodeToString(id[:6]),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -47,6 +48,22 @@ func (k *Keys) VerifyRefresh(f storage.Family, t tokens.Refresh) bool {
 	default: // ktr1: delete with it.
 		return f.KeyID == k.macKeyID && hmac.Equal(t.MAC, tokens.RefreshMAC(k.macKey, f.ID, t.Generation, f.Salt))
 	}
+}
+
+// FormToken is the CSRF token of a page's form (RFC 6749 §10.12):
+// HMAC-SHA256, under a key derived from the master secret, of the form's
+// purpose and the browser it was given to (binding: a value only that
+// browser's cookies lead to), each length-prefixed so that no two inputs
+// run together. Any instance recomputes it; nothing is stored.
+func (k *Keys) FormToken(purpose, binding string) []byte {
+	m := hmac.New(sha256.New, k.formKey)
+	for _, s := range []string{purpose, binding} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	return m.Sum(nil)
 }
 
 // MACKeyID names the refresh MAC key new families are minted under.

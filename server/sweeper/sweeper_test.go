@@ -82,6 +82,7 @@ func seed(t *testing.T, store *sqlstore.Store, now time.Time) {
 	fam := func(id string, absolute, idle, revoked time.Time) {
 		f := storage.Family{ID: id, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
 			CreatedAt: now.Add(-800 * time.Hour), LastUsedAt: now.Add(-800 * time.Hour),
+			GrantType: storage.GrantPassword, AuthTime: now.Add(-800 * time.Hour),
 			IdleExpiresAt: idle, AbsoluteExpiresAt: absolute}
 		if err := store.CreateFamily(ctx, f); err != nil {
 			t.Fatal(err)

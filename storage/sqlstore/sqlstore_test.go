@@ -263,7 +263,7 @@ func TestSQLiteOneWriterConnection(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			f := storage.Family{ID: fmt.Sprintf("f%d", i), UserID: "u", IdleExpiresAt: time.Unix(1e9, 0), AbsoluteExpiresAt: time.Unix(1e9, 0)}
+			f := storage.Family{ID: fmt.Sprintf("f%d", i), UserID: "u", GrantType: storage.GrantPassword, AuthTime: time.Unix(1e9, 0), IdleExpiresAt: time.Unix(1e9, 0), AbsoluteExpiresAt: time.Unix(1e9, 0)}
 			if err := s.CreateFamily(ctx, f); err != nil {
 				t.Error(err)
 			}
@@ -285,7 +285,7 @@ func TestTimesStoredAsMicroseconds(t *testing.T) {
 		if err := s.CreateUser(t.Context(), storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
 			t.Fatal(err)
 		}
-		f := storage.Family{ID: "f", UserID: "u", CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at, AbsoluteExpiresAt: at}
+		f := storage.Family{ID: "f", UserID: "u", GrantType: storage.GrantPassword, AuthTime: at, CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at, AbsoluteExpiresAt: at}
 		if err := s.CreateFamily(t.Context(), f); err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +317,7 @@ func TestNewColumnDoesNotBreakRunningStore(t *testing.T) {
 		if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
 			t.Fatal(err)
 		}
-		f := storage.Family{ID: "f", UserID: "u", CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at.Add(time.Hour), AbsoluteExpiresAt: at.Add(time.Hour)}
+		f := storage.Family{ID: "f", UserID: "u", GrantType: storage.GrantPassword, AuthTime: at, CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at.Add(time.Hour), AbsoluteExpiresAt: at.Add(time.Hour)}
 		if err := s.CreateFamily(ctx, f); err != nil {
 			t.Fatal(err)
 		}

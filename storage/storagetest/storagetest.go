@@ -98,6 +98,8 @@ func family(id, userID, clientID string) storage.Family {
 		LastUsedAt:        base,
 		IdleExpiresAt:     base.Add(idleTTL),
 		AbsoluteExpiresAt: base.Add(absoluteTTL),
+		GrantType:         storage.GrantPassword,
+		AuthTime:          base,
 	}
 }
 
