@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -36,7 +37,23 @@ var (
 	// ErrCodeExpired: RedeemCode found the authorization code unused but
 	// past its expiry.
 	ErrCodeExpired = errors.New("authorization code expired")
+	// ErrInvalidText: a string to be stored holds a NUL byte, which
+	// PostgreSQL cannot store in text; every implementation refuses it
+	// alike, before any database is asked (CheckText).
+	ErrInvalidText = errors.New("text contains a NUL byte")
 )
+
+// CheckText returns ErrInvalidText if any of ss holds a NUL byte. The
+// stores call it on every string they are asked to store, so that a value
+// PostgreSQL refuses is refused by SQLite and memstore too.
+func CheckText(ss ...string) error {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return ErrInvalidText
+		}
+	}
+	return nil
+}
 
 // Revocation reasons recorded on a family.
 const (
@@ -98,17 +115,23 @@ type Family struct {
 }
 
 // CheckNew reports what makes f unfit to be created, before any database
-// is asked: a generation past what the databases store (int64). In a
-// batch (CreateFamilies, batch true) it must also carry no PasswordHash:
-// a password-checked session is created alone, by CreateFamily.
+// is asked: a generation past what the databases store (int64), a
+// GrantType that is not GrantPassword or GrantAuthorizationCode, a zero
+// AuthTime, or a NUL byte in a string (ErrInvalidText). In a batch
+// (CreateFamilies, batch true) it must also carry no PasswordHash: a
+// password-checked session is created alone, by CreateFamily.
 func (f Family) CheckNew(batch bool) error {
 	switch {
 	case f.Generation > math.MaxInt64:
 		return fmt.Errorf("generation %d out of range", f.Generation)
+	case f.GrantType != GrantPassword && f.GrantType != GrantAuthorizationCode:
+		return fmt.Errorf("grant type %q: want %q or %q", f.GrantType, GrantPassword, GrantAuthorizationCode)
+	case f.AuthTime.IsZero():
+		return errors.New("no auth time")
 	case batch && f.PasswordHash != "":
 		return errors.New("a password-checked session is created alone (CreateFamily)")
 	}
-	return nil
+	return CheckText(f.ID, f.ClientID, f.UserID, f.Scope, f.KeyID, f.RevokeReason, f.PasswordHash)
 }
 
 // Revoked reports whether the family has been revoked.

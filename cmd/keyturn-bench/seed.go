@@ -110,6 +110,7 @@ func seedSessions(ctx context.Context, c settings) (seedResult, error) {
 						ID: tokens.NewID(), ClientID: cl.ID, UserID: userIDs[i%len(userIDs)], Scope: scope,
 						Salt: tokens.NewSalt(), KeyID: ks.MACKeyID(),
 						CreatedAt: now, LastUsedAt: now,
+						GrantType: storage.GrantPassword, AuthTime: now,
 						IdleExpiresAt:     now.Add(cl.RefreshIdleTTL),
 						AbsoluteExpiresAt: now.Add(cl.RefreshAbsoluteTTL),
 					})

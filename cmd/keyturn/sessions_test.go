@@ -26,8 +26,8 @@ func TestSessions(t *testing.T) {
 		for _, f := range []struct{ id, user, client string }{
 			{"fam-ada-web", "ada", "web"}, {"fam-ada-app", "ada", "app"}, {"fam-bob-web", "bob", "web"}, {"fam-bob-app", "bob", "app"},
 		} {
-			err := store.CreateFamily(ctx, storage.Family{ID: f.id, ClientID: f.client, UserID: id(f.user), Salt: []byte("s"), KeyID: "k",
-				CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour)})
+			err := store.CreateFamily(ctx, storage.Family{ID: f.id, ClientID: f.client, UserID: id(f.user), Salt: []byte("s"), KeyID: "k", GrantType: storage.GrantPassword,
+				CreatedAt: now, LastUsedAt: now, AuthTime: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,13 +20,16 @@ import (
 
 // Store is the in-memory storage.Store. The zero value is not ready: use New.
 type Store struct {
-	mu        sync.Mutex
-	families  map[string]storage.Family
-	users     map[string]storage.User // by ID
-	denials   map[string]time.Time    // jti → expiry
-	keys      map[string]storage.SigningKey
-	throttles map[string]throttle
-	addresses map[string]map[string]time.Time // user key → address → last seen
+	mu              sync.Mutex
+	families        map[string]storage.Family
+	users           map[string]storage.User // by ID
+	denials         map[string]time.Time    // jti → expiry
+	keys            map[string]storage.SigningKey
+	throttles       map[string]throttle
+	addresses       map[string]map[string]time.Time // user key → address → last seen
+	codes           map[string]storage.AuthCode     // by string(Hash)
+	browserSessions map[string]storage.BrowserSession
+	consents        map[consentKey]storage.Consent
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -37,6 +40,8 @@ func New() *Store {
 		families: map[string]storage.Family{}, users: map[string]storage.User{},
 		denials: map[string]time.Time{}, keys: map[string]storage.SigningKey{},
 		throttles: map[string]throttle{}, addresses: map[string]map[string]time.Time{},
+		codes: map[string]storage.AuthCode{}, browserSessions: map[string]storage.BrowserSession{},
+		consents: map[consentKey]storage.Consent{},
 	}
 }
 
@@ -131,6 +136,7 @@ func normFamily(f storage.Family) storage.Family {
 	f.CreatedAt, f.LastUsedAt = at(f.CreatedAt), at(f.LastUsedAt)
 	f.IdleExpiresAt, f.AbsoluteExpiresAt = at(f.IdleExpiresAt), at(f.AbsoluteExpiresAt)
 	f.RotatedAt, f.RevokedAt = at(f.RotatedAt), at(f.RevokedAt)
+	f.AuthTime = at(f.AuthTime)
 	return f
 }
 

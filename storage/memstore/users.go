@@ -61,7 +61,7 @@ func (s *Store) ListUsers(context.Context) ([]storage.User, error) {
 }
 
 // updateUser applies change to the user named username and, if reason is
-// not empty, revokes the user's live families with it.
+// not empty, ends the user's sessions with it (endSessions).
 func (s *Store) updateUser(op, username string, now time.Time, reason string, change func(*storage.User)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,8 +75,17 @@ func (s *Store) updateUser(op, username string, now time.Time, reason string, ch
 	if reason == "" {
 		return nil
 	}
-	_, err := s.revokeLive(storage.FamilyFilter{UserID: u.ID}, reason, now)
-	return err
+	return s.endSessions(u.ID, reason, now)
+}
+
+// endSessions revokes the user's live families with reason and live
+// browser sessions, and deletes their unused codes; s.mu is held.
+func (s *Store) endSessions(userID, reason string, now time.Time) error {
+	if _, err := s.revokeLive(storage.FamilyFilter{UserID: userID}, reason, now); err != nil {
+		return err
+	}
+	s.endBrowserLogins(userID, now)
+	return nil
 }
 
 // SetUserDisabled implements storage.Users.
@@ -106,6 +115,10 @@ func (s *Store) DeleteUser(_ context.Context, username string, now time.Time) er
 		return errorf("delete user", storage.ErrNotFound)
 	}
 	delete(s.users, u.ID)
-	_, err := s.revokeLive(storage.FamilyFilter{UserID: u.ID}, storage.ReasonUserDeleted, now)
-	return err
+	for k := range s.consents {
+		if k.userID == u.ID {
+			delete(s.consents, k)
+		}
+	}
+	return s.endSessions(u.ID, storage.ReasonUserDeleted, now)
 }

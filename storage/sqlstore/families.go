@@ -29,31 +29,39 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family) error {
 		return fmt.Errorf("create family: %w", err)
 	}
 	row := toFamilyRow(f)
-	lock := ""
-	if s.dialect == migrations.Postgres {
-		lock = " FOR SHARE"
-	}
 	err := s.write(ctx, func(db *gorm.DB) error {
 		return db.Transaction(func(tx *gorm.DB) error {
-			// The user's row is locked (PostgreSQL) or the write is the
-			// only one (SQLite): a SetUserDisabled, DeleteUser or
-			// SetUserPassword either committed before this check, which
-			// then fails, or waits for the insert and revokes the family.
-			q, args := "SELECT id FROM users WHERE id = ? AND NOT disabled", []any{f.UserID}
-			if f.PasswordHash != "" {
-				q, args = q+" AND password_hash = ?", append(args, f.PasswordHash)
-			}
-			var ids []string
-			if err := tx.Raw(q+lock, args...).Scan(&ids).Error; err != nil {
+			if err := s.lockUser(tx, f.UserID, f.PasswordHash); err != nil {
 				return err
-			}
-			if len(ids) == 0 {
-				return storage.ErrNotFound
 			}
 			return tx.Create(&row).Error
 		})
 	})
 	return mapErr("create family", err)
+}
+
+// lockUser checks, in transaction tx, that userID names an enabled user
+// (whose password hash is passwordHash, unless that is empty), or returns
+// ErrNotFound. It holds a share lock on the user's row until tx ends
+// (PostgreSQL; SQLite's writes are serialised), so a SetUserDisabled,
+// DeleteUser or SetUserPassword either committed before this check, which
+// then fails, or waits for tx and then revokes what tx created.
+func (s *Store) lockUser(tx *gorm.DB, userID, passwordHash string) error {
+	q, args := "SELECT id FROM users WHERE id = ? AND NOT disabled", []any{userID}
+	if passwordHash != "" {
+		q, args = q+" AND password_hash = ?", append(args, passwordHash)
+	}
+	if s.dialect == migrations.Postgres {
+		q += " FOR SHARE"
+	}
+	var ids []string
+	if err := tx.Raw(q, args...).Scan(&ids).Error; err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 // familiesPerInsert bounds the rows of one multi-row INSERT: at 14

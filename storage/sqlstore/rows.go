@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/keyturn/keyturn/storage"
@@ -55,6 +57,10 @@ type familyRow struct {
 	RotatedAtUS         *int64 `gorm:"column:rotated_at"`
 	RevokedAtUS         *int64 `gorm:"column:revoked_at"`
 	RevokeReason        string `gorm:"column:revoke_reason"`
+	GrantType           string `gorm:"column:grant_type"`
+	// AuthTimeUS NULL: a session from before migration 0005 (or an
+	// instance of the release before it), whose auth time is CreatedAt.
+	AuthTimeUS *int64 `gorm:"column:auth_time"`
 }
 
 func (familyRow) TableName() string { return "families" }
@@ -62,13 +68,13 @@ func (familyRow) TableName() string { return "families" }
 // familyColumns lists familyRow's columns, for RETURNING.
 const familyColumns = "id, client_id, user_id, scope, generation, salt, key_id, " +
 	"created_at, last_used_at, idle_expires_at, absolute_expires_at, " +
-	"rotated_at, revoked_at, revoke_reason"
+	"rotated_at, revoked_at, revoke_reason, grant_type, auth_time"
 
 // dest is r's fields in familyColumns order, for rows.Scan.
 func (r *familyRow) dest() []any {
 	return []any{&r.ID, &r.ClientID, &r.UserID, &r.Scope, &r.Generation, &r.Salt, &r.KeyID,
 		&r.CreatedAtUS, &r.LastUsedAtUS, &r.IdleExpiresAtUS, &r.AbsoluteExpiresAtUS,
-		&r.RotatedAtUS, &r.RevokedAtUS, &r.RevokeReason}
+		&r.RotatedAtUS, &r.RevokedAtUS, &r.RevokeReason, &r.GrantType, &r.AuthTimeUS}
 }
 
 // toFamilyRow assumes f.Generation fits in an int64 (checked by callers).
@@ -88,11 +94,13 @@ func toFamilyRow(f storage.Family) familyRow {
 		RotatedAtUS:         nullMicros(f.RotatedAt),
 		RevokedAtUS:         nullMicros(f.RevokedAt),
 		RevokeReason:        f.RevokeReason,
+		GrantType:           f.GrantType,
+		AuthTimeUS:          nullMicros(f.AuthTime), // never zero (CheckNew)
 	}
 }
 
 func (r familyRow) family() storage.Family {
-	return storage.Family{
+	f := storage.Family{
 		ID:                r.ID,
 		ClientID:          r.ClientID,
 		UserID:            r.UserID,
@@ -107,7 +115,13 @@ func (r familyRow) family() storage.Family {
 		RotatedAt:         fromNullMicros(r.RotatedAtUS),
 		RevokedAt:         fromNullMicros(r.RevokedAtUS),
 		RevokeReason:      r.RevokeReason,
+		GrantType:         r.GrantType,
+		AuthTime:          fromMicros(r.CreatedAtUS),
 	}
+	if r.AuthTimeUS != nil {
+		f.AuthTime = fromMicros(*r.AuthTimeUS)
+	}
+	return f
 }
 
 type userRow struct {
@@ -198,4 +212,122 @@ func (r throttleRow) throttle() storage.Throttle {
 		t.PendingSince = fromMicros(r.PendingSinceUS)
 	}
 	return t
+}
+
+type codeRow struct {
+	Hash             []byte `gorm:"column:hash;primaryKey"`
+	ClientID         string `gorm:"column:client_id"`
+	UserID           string `gorm:"column:user_id"`
+	RedirectURI      string `gorm:"column:redirect_uri"`
+	CodeChallenge    string `gorm:"column:code_challenge"`
+	Scope            string `gorm:"column:scope"`
+	Resources        string `gorm:"column:resources"` // JSON array of strings
+	Nonce            string `gorm:"column:nonce"`
+	BrowserSessionID string `gorm:"column:browser_session_id"`
+	AuthTimeUS       int64  `gorm:"column:auth_time"`
+	CreatedAtUS      int64  `gorm:"column:created_at"`
+	ExpiresAtUS      int64  `gorm:"column:expires_at"`
+	UsedAtUS         *int64 `gorm:"column:used_at"`
+	FamilyID         string `gorm:"column:family_id"`
+}
+
+func (codeRow) TableName() string { return "auth_codes" }
+
+// codeColumns lists codeRow's columns, for SELECT and RETURNING.
+const codeColumns = "hash, client_id, user_id, redirect_uri, code_challenge, scope, resources, nonce, " +
+	"browser_session_id, auth_time, created_at, expires_at, used_at, family_id"
+
+// dest is r's fields in codeColumns order, for rows.Scan.
+func (r *codeRow) dest() []any {
+	return []any{&r.Hash, &r.ClientID, &r.UserID, &r.RedirectURI, &r.CodeChallenge, &r.Scope, &r.Resources, &r.Nonce,
+		&r.BrowserSessionID, &r.AuthTimeUS, &r.CreatedAtUS, &r.ExpiresAtUS, &r.UsedAtUS, &r.FamilyID}
+}
+
+func toCodeRow(c storage.AuthCode) (codeRow, error) {
+	resources, err := json.Marshal(nonNilStrings(c.Resources))
+	if err != nil {
+		return codeRow{}, err
+	}
+	return codeRow{
+		Hash:             nonNil(c.Hash),
+		ClientID:         c.ClientID,
+		UserID:           c.UserID,
+		RedirectURI:      c.RedirectURI,
+		CodeChallenge:    c.CodeChallenge,
+		Scope:            c.Scope,
+		Resources:        string(resources),
+		Nonce:            c.Nonce,
+		BrowserSessionID: c.BrowserSessionID,
+		AuthTimeUS:       micros(c.AuthTime),
+		CreatedAtUS:      micros(c.CreatedAt),
+		ExpiresAtUS:      micros(c.ExpiresAt),
+		UsedAtUS:         nullMicros(c.UsedAt),
+		FamilyID:         c.FamilyID,
+	}, nil
+}
+
+func (r codeRow) code() (storage.AuthCode, error) {
+	var resources []string
+	if err := json.Unmarshal([]byte(r.Resources), &resources); err != nil {
+		return storage.AuthCode{}, fmt.Errorf("code resources: %w", err)
+	}
+	if len(resources) == 0 {
+		resources = nil
+	}
+	return storage.AuthCode{
+		Hash:             r.Hash,
+		ClientID:         r.ClientID,
+		UserID:           r.UserID,
+		RedirectURI:      r.RedirectURI,
+		CodeChallenge:    r.CodeChallenge,
+		Scope:            r.Scope,
+		Resources:        resources,
+		Nonce:            r.Nonce,
+		BrowserSessionID: r.BrowserSessionID,
+		AuthTime:         fromMicros(r.AuthTimeUS),
+		CreatedAt:        fromMicros(r.CreatedAtUS),
+		ExpiresAt:        fromMicros(r.ExpiresAtUS),
+		UsedAt:           fromNullMicros(r.UsedAtUS),
+		FamilyID:         r.FamilyID,
+	}, nil
+}
+
+func nonNilStrings(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+type browserSessionRow struct {
+	ID          string `gorm:"column:id;primaryKey"`
+	UserID      string `gorm:"column:user_id"`
+	AuthTimeUS  int64  `gorm:"column:auth_time"`
+	CreatedAtUS int64  `gorm:"column:created_at"`
+	ExpiresAtUS int64  `gorm:"column:expires_at"`
+	RevokedAtUS *int64 `gorm:"column:revoked_at"`
+}
+
+func (browserSessionRow) TableName() string { return "browser_sessions" }
+
+func toBrowserSessionRow(b storage.BrowserSession) browserSessionRow {
+	return browserSessionRow{
+		ID:          b.ID,
+		UserID:      b.UserID,
+		AuthTimeUS:  micros(b.AuthTime),
+		CreatedAtUS: micros(b.CreatedAt),
+		ExpiresAtUS: micros(b.ExpiresAt),
+		RevokedAtUS: nullMicros(b.RevokedAt),
+	}
+}
+
+func (r browserSessionRow) browserSession() storage.BrowserSession {
+	return storage.BrowserSession{
+		ID:        r.ID,
+		UserID:    r.UserID,
+		AuthTime:  fromMicros(r.AuthTimeUS),
+		CreatedAt: fromMicros(r.CreatedAtUS),
+		ExpiresAt: fromMicros(r.ExpiresAtUS),
+		RevokedAt: fromNullMicros(r.RevokedAtUS),
+	}
 }

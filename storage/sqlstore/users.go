@@ -40,8 +40,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 }
 
 // SetUserDisabled enables or disables a user. Disabling also revokes the
-// user's live families (ReasonUserDisabled) in the same transaction;
-// enabling does not bring them back. ErrNotFound for an unknown username.
+// user's live families (ReasonUserDisabled) and browser sessions, and
+// deletes their unused codes, in the same transaction; enabling does not
+// bring them back. ErrNotFound for an unknown username.
 func (s *Store) SetUserDisabled(ctx context.Context, username string, disabled bool, now time.Time) error {
 	err := s.write(ctx, func(db *gorm.DB) error {
 		return db.Transaction(func(tx *gorm.DB) error {
@@ -51,16 +52,16 @@ func (s *Store) SetUserDisabled(ctx context.Context, username string, disabled b
 			if err != nil || !disabled {
 				return err
 			}
-			_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDisabled, now)
-			return err
+			return endSessions(tx, id, storage.ReasonUserDisabled, now)
 		})
 	})
 	return mapErr("set user disabled", err)
 }
 
 // SetUserPassword replaces a user's password hash and, unless
-// keepSessions, revokes the user's live families (ReasonPasswordChanged) in
-// the same transaction. ErrNotFound for an unknown username.
+// keepSessions, revokes the user's live families (ReasonPasswordChanged)
+// and browser sessions and deletes their unused codes, in the same
+// transaction. ErrNotFound for an unknown username.
 func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash string, keepSessions bool, now time.Time) error {
 	err := s.write(ctx, func(db *gorm.DB) error {
 		return db.Transaction(func(tx *gorm.DB) error {
@@ -70,15 +71,15 @@ func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash stri
 			if err != nil || keepSessions {
 				return err
 			}
-			_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonPasswordChanged, now)
-			return err
+			return endSessions(tx, id, storage.ReasonPasswordChanged, now)
 		})
 	})
 	return mapErr("set user password", err)
 }
 
-// DeleteUser deletes the user and revokes their live families
-// (ReasonUserDeleted) in the same transaction. The families stay, revoked,
+// DeleteUser deletes the user, revokes their live families
+// (ReasonUserDeleted) and browser sessions, and deletes their unused codes
+// and their consents, in the same transaction. The families stay, revoked,
 // until DeleteFamilies sweeps them. ErrNotFound for an unknown username.
 func (s *Store) DeleteUser(ctx context.Context, username string, now time.Time) error {
 	err := s.write(ctx, func(db *gorm.DB) error {
@@ -87,11 +88,23 @@ func (s *Store) DeleteUser(ctx context.Context, username string, now time.Time) 
 			if err != nil {
 				return err
 			}
-			_, err = revokeLiveFamilies(tx, storage.FamilyFilter{UserID: id}, storage.ReasonUserDeleted, now)
-			return err
+			if err := endSessions(tx, id, storage.ReasonUserDeleted, now); err != nil {
+				return err
+			}
+			return tx.Exec("DELETE FROM consents WHERE user_id = ?", id).Error
 		})
 	})
 	return mapErr("delete user", err)
+}
+
+// endSessions ends everything the user userID is signed in with, in tx:
+// it revokes the user's live families with reason and live browser
+// sessions, and deletes their unused codes.
+func endSessions(tx *gorm.DB, userID, reason string, now time.Time) error {
+	if _, err := revokeLiveFamilies(tx, storage.FamilyFilter{UserID: userID}, reason, now); err != nil {
+		return err
+	}
+	return endBrowserLogins(tx, userID, now)
 }
 
 // userIDReturning runs an UPDATE or DELETE … RETURNING id on users and

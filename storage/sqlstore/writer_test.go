@@ -166,7 +166,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	for i := range errs {
 		wg.Go(func() {
 			// Every family ID twice: one insert of each pair must fail.
-			f := storage.Family{ID: fmt.Sprintf("f%d", i/2), UserID: "u", IdleExpiresAt: exp, AbsoluteExpiresAt: exp}
+			f := storage.Family{ID: fmt.Sprintf("f%d", i/2), UserID: "u", GrantType: storage.GrantPassword, AuthTime: exp, IdleExpiresAt: exp, AbsoluteExpiresAt: exp}
 			errs[i] = s.CreateFamily(ctx, f)
 		})
 	}

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"DeleteKnownAddresses", testDeleteKnownAddresses},
 		{"Ping", testPing},
 	}
+	tests = append(tests, authCodeTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}
@@ -98,6 +99,8 @@ func family(id, userID, clientID string) storage.Family {
 		LastUsedAt:        base,
 		IdleExpiresAt:     base.Add(idleTTL),
 		AbsoluteExpiresAt: base.Add(absoluteTTL),
+		GrantType:         storage.GrantPassword,
+		AuthTime:          base,
 	}
 }
 
@@ -141,7 +144,7 @@ func checkFamily(t *testing.T, got, want storage.Family) {
 	t.Helper()
 	if got.ID != want.ID || got.ClientID != want.ClientID || got.UserID != want.UserID ||
 		got.Scope != want.Scope || got.Generation != want.Generation || got.KeyID != want.KeyID ||
-		got.RevokeReason != want.RevokeReason {
+		got.RevokeReason != want.RevokeReason || got.GrantType != want.GrantType || got.PasswordHash != "" {
 		t.Errorf("family = %+v\nwant     %+v", got, want)
 	}
 	if !bytes.Equal(got.Salt, want.Salt) {
@@ -153,6 +156,7 @@ func checkFamily(t *testing.T, got, want storage.Family) {
 	checkTime(t, "AbsoluteExpiresAt", got.AbsoluteExpiresAt, want.AbsoluteExpiresAt)
 	checkTime(t, "RotatedAt", got.RotatedAt, want.RotatedAt)
 	checkTime(t, "RevokedAt", got.RevokedAt, want.RevokedAt)
+	checkTime(t, "AuthTime", got.AuthTime, want.AuthTime)
 }
 
 func wantErr(t *testing.T, op string, err, want error) {

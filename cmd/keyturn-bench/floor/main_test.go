@@ -43,6 +43,7 @@ func TestFloorRefreshPostgres(t *testing.T) {
 	fam := storage.Family{
 		ID: tokens.NewID(), ClientID: "bench", UserID: "user-1", Scope: "read write",
 		Salt: tokens.NewSalt(), KeyID: k.MACKeyID(), CreatedAt: clock, LastUsedAt: clock,
+		GrantType: storage.GrantPassword, AuthTime: clock,
 		IdleExpiresAt: clock.Add(time.Hour), AbsoluteExpiresAt: clock.Add(24 * time.Hour),
 	}
 	if err := store.CreateFamily(ctx, fam); err != nil {
