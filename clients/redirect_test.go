@@ -358,6 +358,7 @@ func TestMatchRedirect(t *testing.T) {
 		{"native-p", "http://127.0.0.1:8080/cb", true},
 		{"native-p", "http://127.0.0.1:8081/cb", false},
 		{"native-p", "http://127.0.0.1/cb", false},
+		{"native-p", "http://127.0.0.1:1234:8080/cb", false},
 	}
 	for _, tt := range tests {
 		c, _ := r.Get(tt.client)
