@@ -190,8 +190,8 @@ func (req *authzRequest) parseRest() {
 		case name == "state":
 			req.state = vs[0]
 		}
-		if valid {
-			p[name] = vs
+		if valid && (len(vs) == 1 || repeatable[name]) {
+			p[name] = vs // a repeated parameter is not read: its request fails
 		}
 	}
 	c := req.client
@@ -280,9 +280,12 @@ func isS256Challenge(s string) bool {
 }
 
 // needsLogin reports whether the session s (nil: none) does not do for
-// this request: no session, prompt=login, or a sign-in older than max_age.
+// this request: no session, prompt=login, or a sign-in max_age or more
+// ago (OpenID Connect Core §3.1.2.1; so max_age=0 always asks, as with a
+// clock of whole seconds it otherwise would not). The login POST does not
+// ask it again: the sign-in it just did is the fresh one.
 func (req *authzRequest) needsLogin(s *storage.BrowserSession, now time.Time) bool {
-	return s == nil || req.promptLogin || req.hasMaxAge && now.Sub(s.AuthTime) > req.maxAge
+	return s == nil || req.promptLogin || req.hasMaxAge && now.Sub(s.AuthTime) >= req.maxAge
 }
 
 // responseURL is the redirect URI with the answer's parameters and state
