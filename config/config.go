@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -19,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server/keys"
@@ -46,15 +50,17 @@ type Config struct {
 	SecretFile string `yaml:"secret_file"`
 	// Secret is the master secret from KEYTURN_SECRET; never read from the
 	// file, where it would sit next to everything else.
-	Secret   Secret         `yaml:"-"`
-	Database Database       `yaml:"database"`
-	Tokens   Tokens         `yaml:"tokens"`
-	Keys     Keys           `yaml:"keys"`
-	Log      Log            `yaml:"log"`
-	Cleanup  Cleanup        `yaml:"cleanup"`
-	Login    Login          `yaml:"login"`
-	TLS      TLS            `yaml:"tls"`
-	Clients  []clients.Spec `yaml:"clients"`
+	Secret    Secret         `yaml:"-"`
+	Database  Database       `yaml:"database"`
+	Tokens    Tokens         `yaml:"tokens"`
+	Keys      Keys           `yaml:"keys"`
+	Log       Log            `yaml:"log"`
+	Cleanup   Cleanup        `yaml:"cleanup"`
+	Login     Login          `yaml:"login"`
+	TLS       TLS            `yaml:"tls"`
+	Authorize Authorize      `yaml:"authorize"`
+	Pages     Pages          `yaml:"pages"`
+	Clients   []clients.Spec `yaml:"clients"`
 }
 
 // Database says where Keyturn keeps its state.
@@ -178,6 +184,46 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
+// Authorize configures the authorization endpoint (RFC 6749 §4.1).
+type Authorize struct {
+	// CodeTTL is how long an authorization code may be redeemed: long
+	// enough for a client to exchange it at once, short enough that a
+	// leaked one is useless (RFC 6749 §4.1.2: at most 10 minutes).
+	CodeTTL time.Duration `yaml:"code_ttl"`
+	// BrowserSessionTTL is how long a browser stays logged in to Keyturn
+	// after a login on its pages, however active.
+	BrowserSessionTTL time.Duration `yaml:"browser_session_ttl"`
+}
+
+// Bounds of the authorize settings.
+const (
+	MaxCodeTTL           = 10 * time.Minute
+	MaxBrowserSessionTTL = 30 * 24 * time.Hour
+)
+
+// Pages configures the login and consent pages.
+type Pages struct {
+	// ProductName is the name the pages give the service.
+	ProductName string `yaml:"product_name"`
+	// LogoFile is an image (PNG, JPEG, GIF or WebP, at most MaxLogoSize
+	// bytes) shown on the pages; Load reads it into Logo. Keyturn serves it
+	// from its own origin, so the pages load nothing from elsewhere.
+	LogoFile string `yaml:"logo_file"`
+	// Logo is LogoFile's content, read by Load; nil without a logo.
+	Logo []byte `yaml:"-"`
+}
+
+// Bounds of the page settings.
+const (
+	MaxProductNameLen = 60
+	MaxLogoSize       = 256 << 10
+)
+
+// logoTypes are the content types a logo may have, as
+// http.DetectContentType sniffs them: images every browser shows and none
+// that can hold a script (no SVG).
+var logoTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp"}
+
 // Log configures the server's log.
 type Log struct {
 	Format string `yaml:"format"`
@@ -243,6 +289,8 @@ func defaults() Config {
 			FreeFailures:   5, BaseDelay: time.Second, MaxDelay: 15 * time.Minute, FailureWindow: time.Hour,
 			UserFailures: 50, AddressFailures: 100, KnownAddressTTL: 30 * 24 * time.Hour, KnownAddresses: 10,
 		},
+		Authorize: Authorize{CodeTTL: time.Minute, BrowserSessionTTL: 12 * time.Hour},
+		Pages:     Pages{ProductName: "Keyturn"},
 	}
 }
 
@@ -351,8 +399,16 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 
 	c.fillDerived()
+	unread := false // the logo file could not be read: said once
+	if c.Pages.LogoFile != "" {
+		var err error
+		if c.Pages.Logo, err = readLogo(c.Pages.LogoFile); err != nil {
+			errs = append(errs, problem{"pages.logo_file", err.Error()})
+			unread = true
+		}
+	}
 	for _, p := range c.problems() {
-		if undecoded[p.key] {
+		if undecoded[p.key] || unread && p.key == "pages.logo_file" {
 			continue
 		}
 		if name, ok := fromEnv[p.key]; ok && name != p.key {
@@ -427,6 +483,8 @@ func (c Config) problems() []problem {
 	c.Keys.problems(&ps)
 	c.Login.problems(&ps)
 	c.TLS.problems(&ps)
+	c.Authorize.problems(&ps)
+	c.Pages.problems(&ps)
 	c.Cleanup.problems(&ps)
 	c.Log.problems(&ps)
 	return ps
@@ -561,6 +619,56 @@ func (t TLS) problems(ps *problemList) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		ps.add("tls", "cert_file and key_file go together")
 	}
+}
+
+// problems checks the code and browser session lifetimes.
+func (a Authorize) problems(ps *problemList) {
+	if a.CodeTTL <= 0 || a.CodeTTL > MaxCodeTTL {
+		ps.add("authorize.code_ttl", "%s not in (0, %s] (RFC 6749 §4.1.2)", clients.FormatDuration(a.CodeTTL), clients.FormatDuration(MaxCodeTTL))
+	}
+	if a.BrowserSessionTTL <= 0 || a.BrowserSessionTTL > MaxBrowserSessionTTL {
+		ps.add("authorize.browser_session_ttl", "%s not in (0, %s]", clients.FormatDuration(a.BrowserSessionTTL), clients.FormatDuration(MaxBrowserSessionTTL))
+	}
+}
+
+// problems checks the product name and the logo Load read.
+func (p Pages) problems(ps *problemList) {
+	switch {
+	case p.ProductName == "" || strings.TrimSpace(p.ProductName) == "":
+		ps.add("pages.product_name", "required")
+	case !utf8.ValidString(p.ProductName):
+		ps.add("pages.product_name", "not valid UTF-8")
+	case utf8.RuneCountInString(p.ProductName) > MaxProductNameLen:
+		ps.add("pages.product_name", "%d characters, more than %d", utf8.RuneCountInString(p.ProductName), MaxProductNameLen)
+	default:
+		for _, r := range p.ProductName {
+			if !unicode.IsPrint(r) {
+				ps.add("pages.product_name", "%q has a character that is not printable (%U)", p.ProductName, r)
+				break
+			}
+		}
+	}
+	switch {
+	case p.LogoFile != "" && p.Logo == nil:
+		ps.add("pages.logo_file", "not read: Load reads it")
+	case p.Logo == nil:
+	case len(p.Logo) > MaxLogoSize:
+		ps.add("pages.logo_file", "larger than %d KiB", MaxLogoSize>>10)
+	case !slices.Contains(logoTypes, http.DetectContentType(p.Logo)):
+		ps.add("pages.logo_file", "%s is not a PNG, JPEG, GIF or WebP image", http.DetectContentType(p.Logo))
+	}
+}
+
+// readLogo reads a logo file, at most one byte more than MaxLogoSize
+// (Pages.problems refuses a larger one), so a wrong path to a huge file or
+// a device costs no memory.
+func readLogo(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxLogoSize+1)) // its errors name the path
 }
 
 // problems checks the sweeper's schedule and batch.

@@ -93,6 +93,11 @@ func TestDefault(t *testing.T) {
 		{"keys.rotation_delay", c.Keys.RotationDelay, time.Hour},
 		{"log.format", c.Log.Format, "text"},
 		{"log.level", c.Log.Level, "info"},
+		{"authorize.code_ttl", c.Authorize.CodeTTL, time.Minute},
+		{"authorize.browser_session_ttl", c.Authorize.BrowserSessionTTL, 12 * time.Hour},
+		{"pages.product_name", c.Pages.ProductName, "Keyturn"},
+		{"pages.logo_file", c.Pages.LogoFile, ""},
+		{"pages.Logo", c.Pages.Logo, []byte(nil)},
 		{"ClientDefaults", c.ClientDefaults(), clients.Defaults{
 			AccessTokenTTL:     15 * time.Minute,
 			RefreshIdleTTL:     120 * time.Hour,
@@ -195,6 +200,11 @@ login:
 tls:
   cert_file: /etc/keyturn/tls.crt
   key_file: /etc/keyturn/tls.key
+authorize:
+  code_ttl: 30s
+  browser_session_ttl: 8h
+pages:
+  product_name: Example Login
 tokens:
   access_token_ttl: 5m
   refresh_idle_ttl: 1h30m
@@ -240,7 +250,9 @@ func TestLoadFile(t *testing.T) {
 		Login: Login{MaxConcurrentHashes: 4, MaxQueuedHashes: 10, HashProcessors: "shared", FreeFailures: 3, BaseDelay: 2 * time.Second,
 			MaxDelay: 5 * time.Minute, FailureWindow: 30 * time.Minute,
 			UserFailures: 50, AddressFailures: 100, KnownAddressTTL: 30 * 24 * time.Hour, KnownAddresses: 10, TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"}},
-		TLS: TLS{CertFile: "/etc/keyturn/tls.crt", KeyFile: "/etc/keyturn/tls.key"},
+		TLS:       TLS{CertFile: "/etc/keyturn/tls.crt", KeyFile: "/etc/keyturn/tls.key"},
+		Authorize: Authorize{CodeTTL: 30 * time.Second, BrowserSessionTTL: 8 * time.Hour},
+		Pages:     Pages{ProductName: "Example Login"},
 		Tokens: Tokens{
 			AccessTokenTTL:     5 * time.Minute,
 			RefreshIdleTTL:     90 * time.Minute,
@@ -638,6 +650,28 @@ func TestValidate(t *testing.T) {
 		{"secret", func(c *Config) { c.Secret = Secret(strings.Repeat("k", 43) + "=") }, ""},
 		{"secret short", func(c *Config) { c.Secret = "hunter2" }, "KEYTURN_SECRET: too short: need at least 32 random bytes"},
 		{"clients", func(c *Config) { c.Clients = []clients.Spec{{ID: "a", Public: true}} }, "clients[0].grant_types: at least one"},
+		{"code ttl max", func(c *Config) { c.Authorize.CodeTTL = 10 * time.Minute }, ""},
+		{"code ttl zero", func(c *Config) { c.Authorize.CodeTTL = 0 }, "authorize.code_ttl: 0s not in (0, 10m]"},
+		{"code ttl negative", func(c *Config) { c.Authorize.CodeTTL = -time.Second }, "authorize.code_ttl: -1s not in (0, 10m]"},
+		{"code ttl long", func(c *Config) { c.Authorize.CodeTTL = 10*time.Minute + time.Second }, "authorize.code_ttl: 10m1s not in (0, 10m]"},
+		{"browser session max", func(c *Config) { c.Authorize.BrowserSessionTTL = 720 * time.Hour }, ""},
+		{"browser session zero", func(c *Config) { c.Authorize.BrowserSessionTTL = 0 }, "authorize.browser_session_ttl: 0s not in (0, 720h]"},
+		{"browser session long", func(c *Config) { c.Authorize.BrowserSessionTTL = 721 * time.Hour }, "authorize.browser_session_ttl: 721h not in (0, 720h]"},
+		{"product name", func(c *Config) { c.Pages.ProductName = "Société Générale — Accès" }, ""},
+		{"product name at most", func(c *Config) { c.Pages.ProductName = strings.Repeat("é", 60) }, ""},
+		{"product name empty", func(c *Config) { c.Pages.ProductName = "" }, "pages.product_name: required"},
+		{"product name blank", func(c *Config) { c.Pages.ProductName = " \t" }, "pages.product_name: required"},
+		{"product name long", func(c *Config) { c.Pages.ProductName = strings.Repeat("a", 61) }, "pages.product_name: 61 characters, more than 60"},
+		{"product name control", func(c *Config) { c.Pages.ProductName = "Key\x00turn" }, "pages.product_name: \"Key\\x00turn\" has a character that is not printable (U+0000)"},
+		{"product name newline", func(c *Config) { c.Pages.ProductName = "Key\nturn" }, "not printable (U+000A)"},
+		{"product name bidi", func(c *Config) { c.Pages.ProductName = "Key\u202eturn" }, "not printable (U+202E)"},
+		{"product name UTF-8", func(c *Config) { c.Pages.ProductName = "Key\xffturn" }, "pages.product_name: not valid UTF-8"},
+		{"logo", func(c *Config) { c.Pages.LogoFile, c.Pages.Logo = "logo.png", pngLogo(t) }, ""},
+		{"logo bytes alone", func(c *Config) { c.Pages.Logo = pngLogo(t) }, ""},
+		{"logo not read", func(c *Config) { c.Pages.LogoFile = "logo.png" }, "pages.logo_file: not read"},
+		{"logo svg", func(c *Config) { c.Pages.Logo = []byte(svgLogo) }, "pages.logo_file: text/xml; charset=utf-8 is not a PNG, JPEG, GIF or WebP image"},
+		{"logo empty", func(c *Config) { c.Pages.Logo = []byte{} }, "pages.logo_file: text/plain; charset=utf-8 is not a PNG"},
+		{"logo large", func(c *Config) { c.Pages.Logo = append(pngLogo(t), make([]byte, MaxLogoSize)...) }, "pages.logo_file: larger than 256 KiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

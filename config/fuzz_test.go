@@ -47,6 +47,12 @@ func FuzzLoad(f *testing.F) {
 		"clients:\n  - id: web\n    public: true\n    grant_types: [client_credentials]\n    access_token_ttl: 2h\n",
 		"clients:\n  - id: a\n    secret_env: A\n  - id: a\n    secret_env: A\n",
 		"clients:\n  - id: web\n    secret_env: WEB\n    grant_types: [refresh_token]\n    refresh_reuse_grace: 10s\n    scopes: [read]\n    default_scopes: [write]\n",
+		"authorize:\n  code_ttl: 11m\n  browser_session_ttl: -1s\npages:\n  product_name: \"Key\\u202eturn\"\n",
+		"pages:\n  product_name: ''\n  logo_file: /dev/zero\n",
+		"pages:\n  logo_file: [x]\n",
+		"pages:\n  logo_file: .\n",
+		"clients:\n  - id: web\n    secret_env: WEB\n    grant_types: [authorization_code, refresh_token]\n    redirect_uris: ['https://rp.test/cb', 'https://rp.test/cb#x', 'http://127.0.0.1/cb']\n    name: \"A\\tB\"\n    first_party: true\n",
+		"clients:\n  - id: app\n    public: true\n    grant_types: [authorization_code]\n    redirect_uris: ['http://[::1]/cb', 'com.example.app:/cb', 'myapp:/cb', 'https://*.x/cb']\n",
 		"\xff\xfe",
 		"issuer: \"\\x00\"\n",
 	} {
