@@ -1,6 +1,6 @@
 // Package sweeper owns the deletion of expired state: sessions, denylisted
-// access-token ids, login throttles, known addresses and signing keys past
-// their retention, swept in bounded batches through the Delete* methods of
+// access-token ids, login throttles, known addresses, signing keys,
+// authorization codes and browser login sessions past their retention, swept in bounded batches through the Delete* methods of
 // the storage roles (Store), once (`keyturn cleanup`) or on a ticker
 // (serve). It knows nothing of HTTP and holds no state between sweeps.
 package sweeper
@@ -35,9 +35,17 @@ type Options struct {
 	Now       func() time.Time
 }
 
+// CodeRetention is how long an authorization code is kept after it
+// expires, used or not: a used code names the session its redemption
+// started, so that a replay of it (RFC 6749 §4.1.2) still revokes that
+// session when it comes late; one never used is harmless, and kept alike
+// so the sweep is one condition.
+const CodeRetention = 24 * time.Hour
+
 // Result counts what one sweep deleted.
 type Result struct {
 	Families, Denials, Throttles, Keys, KnownAddresses int64
+	Codes, BrowserSessions                             int64
 }
 
 // Sweeper deletes expired state: sessions past their absolute expiry or
@@ -47,7 +55,9 @@ type Result struct {
 // sign nor verify any more: superseded longer than the longest token
 // lifetime ago (no longer published), or revoked as long ago (a revoked
 // key's private half is erased when it is revoked; its row orders the
-// keys around it until then and shows in `keyturn keys list`). Several instances may sweep at
+// keys around it until then and shows in `keyturn keys list`),
+// authorization codes CodeRetention after their expiry, and browser login
+// sessions once expired or revoked. Several instances may sweep at
 // once: each batch deletes rows by id, and a row already gone is no error.
 // Reuse detection is unaffected: a family is kept for its whole absolute
 // lifetime, so a token rotated away long ago still trips revocation.
@@ -65,6 +75,8 @@ type Store interface {
 	DeleteThrottles(ctx context.Context, before time.Time, limit int) (int64, error)
 	DeleteKnownAddresses(ctx context.Context, before time.Time, limit int) (int64, error)
 	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
+	DeleteCodes(ctx context.Context, before time.Time, limit int) (int64, error)
+	DeleteBrowserSessions(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // New returns a Sweeper; zero options get defaults.
@@ -118,9 +130,20 @@ func (c *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	}); err != nil {
 		return res, fmt.Errorf("cleanup signing keys: %w", err)
 	}
+	if res.Codes, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteCodes(ctx, now.Add(-CodeRetention), n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup authorization codes: %w", err)
+	}
+	if res.BrowserSessions, err = drain(ctx, c.opts.BatchSize, func(n int) (int64, error) {
+		return c.store.DeleteBrowserSessions(ctx, now, n)
+	}); err != nil {
+		return res, fmt.Errorf("cleanup browser sessions: %w", err)
+	}
 	c.log.InfoContext(ctx, "cleanup", "families_deleted", res.Families, "denials_deleted", res.Denials,
 		"throttles_deleted", res.Throttles, "known_addresses_deleted", res.KnownAddresses,
-		"signing_keys_deleted", res.Keys)
+		"signing_keys_deleted", res.Keys, "codes_deleted", res.Codes,
+		"browser_sessions_deleted", res.BrowserSessions)
 	return res, nil
 }
 

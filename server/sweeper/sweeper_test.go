@@ -2,6 +2,7 @@ package sweeper_test
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func TestSweepDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res != (sweeper.Result{Families: 2, Denials: 2, Throttles: 1, KnownAddresses: 1}) {
+			if res != (sweeper.Result{Families: 2, Denials: 2, Throttles: 1, KnownAddresses: 1, Codes: 2, BrowserSessions: 2}) {
 				t.Fatalf("sweep deleted %+v", res)
 			}
 			for id, want := range map[string]bool{
@@ -55,6 +56,18 @@ func TestSweepDeletesOnlyWhatIsPastRetention(t *testing.T) {
 			for user, want := range map[string]bool{"gone": false, "kept": true} {
 				if seen, err := store.AddressLastSeen(ctx, user, "addr:192.0.2.1"); err != nil || seen.IsZero() == want {
 					t.Errorf("known address of %s: %s, %v; want kept %v", user, seen, err, want)
+				}
+			}
+			// Codes: kept a day past expiry, used or not (a late replay
+			// still names its session).
+			for code, want := range map[string]bool{"code-old": false, "code-used-old": false, "code-day": true, "code-used-day": true} {
+				if _, err := store.GetCode(ctx, []byte(code)); (err == nil) != want {
+					t.Errorf("code %s kept = %v, want %v (%v)", code, err == nil, want, err)
+				}
+			}
+			for id, want := range map[string]bool{"bs-expired": false, "bs-revoked": false, "bs-live": true} {
+				if _, err := store.GetBrowserSession(ctx, id); (err == nil) != want {
+					t.Errorf("browser session %s kept = %v, want %v (%v)", id, err == nil, want, err)
 				}
 			}
 			// A second sweep finds nothing: the cutoffs are stable.
@@ -109,6 +122,33 @@ func seed(t *testing.T, store *sqlstore.Store, now time.Time) {
 		if err := store.ResolveAttempts(ctx, []storage.Resolution{{Key: key, Outcome: storage.AttemptFailed, Rule: storage.ThrottleRule{Window: time.Hour}}}, at); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for code, exp := range map[string]time.Time{
+		"code-old": now.Add(-25 * time.Hour), "code-used-old": now.Add(-25 * time.Hour),
+		"code-day": now.Add(-23 * time.Hour), "code-used-day": now.Add(-23 * time.Hour),
+	} {
+		c := storage.AuthCode{Hash: []byte(code), ClientID: "c", UserID: "u", Scope: "s",
+			AuthTime: exp.Add(-2 * time.Minute), CreatedAt: exp.Add(-time.Minute), ExpiresAt: exp}
+		if err := store.CreateCode(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(code, "used") {
+			f := storage.Family{ID: "fam-" + code, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
+				GrantType: storage.GrantAuthorizationCode, AuthTime: c.AuthTime, CreatedAt: c.CreatedAt, LastUsedAt: c.CreatedAt,
+				IdleExpiresAt: later, AbsoluteExpiresAt: later}
+			if _, err := store.RedeemCode(ctx, c.Hash, f, c.CreatedAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for id, exp := range map[string]time.Time{"bs-expired": now.Add(-time.Second), "bs-revoked": later, "bs-live": later} {
+		b := storage.BrowserSession{ID: id, UserID: "u", AuthTime: now.Add(-time.Hour), CreatedAt: now.Add(-time.Hour), ExpiresAt: exp}
+		if err := store.CreateBrowserSession(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.RevokeBrowserSession(ctx, "bs-revoked", now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
 	}
 	for user, at := range map[string]time.Time{"gone": now.Add(-31 * 24 * time.Hour), "kept": now.Add(-29 * 24 * time.Hour)} {
 		if err := store.RememberAddress(ctx, user, "addr:192.0.2.1", at, 10); err != nil {

@@ -368,3 +368,72 @@ func TestFamiliesFillfactorPostgres(t *testing.T) {
 		t.Errorf("families reloptions = %q, want fillfactor=90", opts)
 	}
 }
+
+// TestFamilyFromBeforeMigration5: a session row that names neither
+// grant_type nor auth_time (one created before migration 0005, or by an
+// instance of the release before it during a rolling upgrade) reads as a
+// password session signed in when it was created.
+func TestFamilyFromBeforeMigration5(t *testing.T) {
+	dialects(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		migrate(t, s)
+		ctx := t.Context()
+		at := time.Date(2025, 1, 1, 0, 0, 0, 1000, time.UTC)
+		if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "ada", CreatedAt: at, UpdatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		// The INSERT of the release before 0005.
+		if err := s.Gorm().Exec(`INSERT INTO families (id, client_id, user_id, scope, generation, salt, key_id,
+			created_at, last_used_at, idle_expires_at, absolute_expires_at, rotated_at, revoked_at, revoke_reason)
+			VALUES ('old', 'c', 'u', '', 0, ?, 'k', ?, ?, ?, ?, NULL, NULL, '')`,
+			[]byte("s"), at.UnixMicro(), at.UnixMicro(), at.Add(time.Hour).UnixMicro(), at.Add(time.Hour).UnixMicro()).Error; err != nil {
+			t.Fatal(err)
+		}
+		check := func(op string, f storage.Family) {
+			t.Helper()
+			if f.GrantType != storage.GrantPassword || !f.AuthTime.Equal(at) {
+				t.Errorf("%s: GrantType %q AuthTime %v, want %q %v", op, f.GrantType, f.AuthTime, storage.GrantPassword, at)
+			}
+		}
+		f, err := s.GetFamily(ctx, "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("GetFamily", f)
+		list, err := s.ListFamilies(ctx, storage.FamilyFilter{UserID: "u"})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("ListFamilies = %v, %v", list, err)
+		}
+		check("ListFamilies", list[0])
+		chk, err := s.CheckAccess(ctx, "", "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("CheckAccess", chk.Family)
+		r, err := s.RotateFamily(ctx, "old", 0, at.Add(time.Minute), at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("RotateFamily", r)
+	})
+}
+
+// TestPostgresRotationIndexesNoNewColumn: migration 0005 indexes neither
+// grant_type nor auth_time, so a rotation stays a HOT update (0004).
+func TestPostgresRotationIndexesNoNewColumn(t *testing.T) {
+	s := sqlstoretest.Postgres(t)
+	var defs []string
+	if err := s.Gorm().Raw("SELECT indexdef FROM pg_indexes WHERE tablename = 'families' AND schemaname = current_schema()").Scan(&defs).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(defs) == 0 {
+		t.Fatal("no index on families found")
+	}
+	for _, d := range defs {
+		for _, col := range []string{"grant_type", "auth_time", "generation", "idle_expires_at", "last_used_at", "rotated_at"} {
+			if strings.Contains(d, col) {
+				t.Errorf("index %q covers %s, which a rotation or migration 0005 touches", d, col)
+			}
+		}
+	}
+}
