@@ -188,7 +188,8 @@ type TLS struct {
 type Authorize struct {
 	// CodeTTL is how long an authorization code may be redeemed: long
 	// enough for a client to exchange it at once, short enough that a
-	// leaked one is useless (RFC 6749 §4.1.2: at most 10 minutes).
+	// leaked one is useless (RFC 6749 §4.1.2 recommends at most 10
+	// minutes, which is the bound).
 	CodeTTL time.Duration `yaml:"code_ttl"`
 	// BrowserSessionTTL is how long a browser stays logged in to Keyturn
 	// after a login on its pages, however active.
@@ -624,7 +625,7 @@ func (t TLS) problems(ps *problemList) {
 // problems checks the code and browser session lifetimes.
 func (a Authorize) problems(ps *problemList) {
 	if a.CodeTTL <= 0 || a.CodeTTL > MaxCodeTTL {
-		ps.add("authorize.code_ttl", "%s not in (0, %s] (RFC 6749 §4.1.2)", clients.FormatDuration(a.CodeTTL), clients.FormatDuration(MaxCodeTTL))
+		ps.add("authorize.code_ttl", "%s not in (0, %s]", clients.FormatDuration(a.CodeTTL), clients.FormatDuration(MaxCodeTTL))
 	}
 	if a.BrowserSessionTTL <= 0 || a.BrowserSessionTTL > MaxBrowserSessionTTL {
 		ps.add("authorize.browser_session_ttl", "%s not in (0, %s]", clients.FormatDuration(a.BrowserSessionTTL), clients.FormatDuration(MaxBrowserSessionTTL))
