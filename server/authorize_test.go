@@ -129,7 +129,21 @@ func TestAuthorizeCodeFlow(t *testing.T) {
 			}
 			wantCode(t, p, "https://rp.test/cb", "s2")
 			// Another client in the same browser: its consent page, no login.
-			wantPage(t, br.Authorize(az("web-b", "https://rpb.test/cb")), 200, "consent")
+			wb := br.Authorize(az("web-b", "https://rpb.test/cb"))
+			wantPage(t, wb, 200, "consent")
+			// Nothing secret reaches the log (decision D11).
+			logs := ts.logs.String()
+			for _, secret := range []string{"alice-pass", code, br.Cookie("__Host-keyturn-session").Value,
+				br.Cookie("__Host-keyturn-csrf").Value, wb.Fields.Get("csrf")} {
+				if strings.Contains(logs, secret) {
+					t.Errorf("the log holds a secret %q", secret)
+				}
+			}
+			// A disabled user's browser session ends with them.
+			if err := ts.store.SetUserDisabled(t.Context(), "alice", true, ts.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			wantPage(t, br.Authorize(az("web-a", "https://rp.test/cb")), 200, "login")
 		})
 	}
 }

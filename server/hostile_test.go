@@ -229,7 +229,7 @@ func hostileRequests(t *testing.T, b backend) {
 		{name: "PATCH introspect", call: call{method: http.MethodPatch, path: server.PathIntrospect, auth: rsAuth, form: url.Values{"token": {at}}}, status: 405, code: "invalid_request", allow: "POST"},
 
 		// Unknown paths: 404 with a JSON body.
-		{name: "authorization endpoint", call: call{method: http.MethodGet, path: "/oauth2/authorize?response_type=code"}, status: 404, code: "not_found"},
+		{name: "below the authorization endpoint", call: call{method: http.MethodGet, path: server.PathAuthorize + "/x?response_type=code"}, status: 404, code: "not_found"},
 		{name: "root", call: call{method: http.MethodGet, path: "/"}, status: 404, code: "not_found"},
 		{name: "token with a trailing slash", call: call{path: server.PathToken + "/", auth: confA, body: cc}, status: 404, code: "not_found"},
 		{name: "token below", call: call{path: server.PathToken + "/x", auth: confA, body: cc}, status: 404, code: "not_found"},
