@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/config"
+	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
@@ -198,12 +199,40 @@ func TestCleanup(t *testing.T) {
 		if err := store.ResolveAttempts(ctx, stale, now.Add(-48*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
+		c.want(exitOK, "pw\n", "users", "create", "--username", "ada", "--password-stdin")
+		ada, err := store.GetUserByUsername(ctx, "ada")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bs := range []storage.BrowserSession{
+			{ID: "expired-bs", UserID: ada.ID, AuthTime: now.Add(-2 * time.Hour), CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)},
+			{ID: "live-bs", UserID: ada.ID, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+		} {
+			if err := store.CreateBrowserSession(ctx, bs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, code := range []storage.AuthCode{
+			{Hash: tokens.HashSecret("old code"), CreatedAt: now.Add(-49 * time.Hour), ExpiresAt: now.Add(-48 * time.Hour)},
+			{Hash: tokens.HashSecret("new code"), CreatedAt: now, ExpiresAt: now.Add(time.Minute)},
+		} {
+			code.ClientID, code.UserID, code.CodeChallenge, code.BrowserSessionID, code.AuthTime = "app", ada.ID, "c", "live-bs", now
+			if err := store.CreateCode(ctx, code); err != nil {
+				t.Fatal(err)
+			}
+		}
 		r := c.want(exitOK, "", "cleanup")
-		if !strings.HasSuffix(r.stdout, "deleted 0 sessions, 1 denylist entries, 1 login throttles, 0 signing keys\n") {
+		if !strings.HasSuffix(r.stdout, "deleted 0 sessions, 1 denylist entries, 1 login throttles, 0 signing keys, 1 authorization codes, 1 browser sessions\n") {
 			t.Errorf("stdout = %q", r.stdout)
 		}
 		if chk, err := store.CheckAccess(ctx, "live-jti", ""); err != nil || !chk.Denied {
 			t.Errorf("live denial: %v, %v; want kept", chk.Denied, err)
+		}
+		if _, err := store.GetBrowserSession(ctx, "live-bs"); err != nil {
+			t.Errorf("live browser session: %v; want kept", err)
+		}
+		if _, err := store.GetCode(ctx, tokens.HashSecret("new code")); err != nil {
+			t.Errorf("live code: %v; want kept", err)
 		}
 	})
 }

@@ -15,13 +15,14 @@ import (
 func (e *env) cleanupCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cleanup",
-		Short: "Delete expired sessions, denylist entries, login throttles and signing keys once",
+		Short: "Delete expired sessions, denylist entries, login throttles, signing keys, codes and browser sessions once",
 		Long: `Delete what serve's sweeper deletes every cleanup.interval: sessions past
 their absolute expiry or revoked longer than cleanup.revoked_retention ago,
 denylisted access-token ids past their expiry, stale login throttles, and
 signing keys no longer published (superseded or revoked longer than the
-longest access-token lifetime ago). For running from cron with
-cleanup.interval: 0.`,
+longest access-token lifetime ago), authorization codes a day past their
+expiry, and browser login sessions once expired or revoked. For running
+from cron with cleanup.interval: 0.`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return e.withStore(cmd.Context(), func(ctx context.Context, a *app, store storage.Store) error {
@@ -29,8 +30,8 @@ cleanup.interval: 0.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles, %d signing keys\n",
-					res.Families, res.Denials, res.Throttles, res.Keys)
+				fmt.Fprintf(e.stdout, "deleted %d sessions, %d denylist entries, %d login throttles, %d signing keys, %d authorization codes, %d browser sessions\n",
+					res.Families, res.Denials, res.Throttles, res.Keys, res.Codes, res.BrowserSessions)
 				return nil
 			})
 		}),

@@ -172,6 +172,12 @@ func (a *app) serverOptions(store *sqlstore.Store, reg *clients.Registry, keys *
 			},
 			TrustedProxies: l.TrustedPrefixes(),
 		},
+		Authorize: server.AuthorizeOptions{
+			CodeTTL:           a.cfg.Authorize.CodeTTL,
+			BrowserSessionTTL: a.cfg.Authorize.BrowserSessionTTL,
+			ProductName:       a.cfg.Pages.ProductName,
+			Logo:              a.cfg.Pages.Logo,
+		},
 		RequestTimeout: a.cfg.Database.Timeout,
 		Ready:          schemaCurrent(store),
 		Collectors:     processCollectors(store.DB()),
