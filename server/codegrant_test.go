@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"maps"
 	"net/url"
@@ -21,9 +20,8 @@ import (
 	"github.com/keyturn/keyturn/storage"
 )
 
-// The authorization-code clients of the tests (the web-a, web-b, spa-a and
-// native-a fixtures of the protocol checklist), beside testClients.
-// (webASecret and webBSecret are the authorization endpoint's fixtures.)
+// webCSecret is the secret of web-c, a client of the code grant without
+// refresh_token.
 const webCSecret = "web-c-s3cret"
 
 var (
@@ -31,23 +29,17 @@ var (
 	webB = basic("web-b", webBSecret)
 )
 
+// codeClients are the authorization endpoint's clients (azClients), web-a
+// with two more audiences (RFC 8707 resources to choose from), and web-c.
 func codeClients() []clients.Spec {
-	code := []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}
-	return []clients.Spec{
-		{ID: "web-a", Name: "Web A", SecretHash: clients.SHA256Hash(webASecret), GrantTypes: code,
-			RedirectURIs: []string{"https://rp.test/cb", "https://rp.test/cb2?tenant=7"},
-			Scopes:       []string{"read", "write"}, DefaultScopes: []string{"read"},
-			Audience: []string{testIssuer, "https://api.example.com", "https://other.example.com"}},
-		{ID: "web-b", Name: "Web B", SecretHash: clients.SHA256Hash(webBSecret), GrantTypes: code,
-			RedirectURIs: []string{"https://rpb.test/cb"}, Scopes: []string{"read", "write"}},
-		// The code grant without refresh_token: no refresh token.
-		{ID: "web-c", SecretHash: clients.SHA256Hash(webCSecret), GrantTypes: []string{clients.GrantAuthorizationCode},
-			RedirectURIs: []string{"https://rpc.test/cb"}, Scopes: []string{"read"}},
-		{ID: "spa-a", Public: true, GrantTypes: code, RedirectURIs: []string{"https://spa.test/cb"},
-			Scopes: []string{"read", "write"}},
-		{ID: "native-a", Public: true, GrantTypes: code,
-			RedirectURIs: []string{"http://127.0.0.1/cb", "com.example.app:/oauth2redirect"}, Scopes: []string{"read"}},
+	specs := azClients()
+	for i := range specs {
+		if specs[i].ID == "web-a" {
+			specs[i].Audience = []string{testIssuer, "https://api.example.com", "https://other.example.com"}
+		}
 	}
+	return append(specs, clients.Spec{ID: "web-c", SecretHash: clients.SHA256Hash(webCSecret),
+		GrantTypes: []string{clients.GrantAuthorizationCode}, RedirectURIs: []string{"https://rpc.test/cb"}, Scopes: []string{"read"}})
 }
 
 // newCodeServer is newTestServer with the authorization-code clients too.
@@ -58,19 +50,12 @@ func newCodeServer(t *testing.T, b backend) *testServer {
 	})
 }
 
-// PKCE pairs: V1/C1 (RFC 7636 Appendix B) are declared with the
-// authorization endpoint's fixtures; V2/C2 is the OAuth 2.1 example.
+// V2/C2 is the OAuth 2.1 example PKCE pair (V1/C1, RFC 7636 Appendix B's,
+// are the authorization endpoint tests').
 const (
 	v2 = "3641a2d12d66101249cdf7a79c000c1f8c05d2aafcf14bf146497bed"
 	c2 = "6fdkQaPm51l13DSukcAH3Mdx7_ntecHYd1vi3n0hMZY"
 )
-
-// s256 is the RFC 7636 §4.2 S256 challenge of verifier, computed here
-// independently of the server.
-func s256(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
 
 // authCode is what the authorization endpoint stores with a code.
 type authCode struct {
@@ -407,16 +392,16 @@ func TestCodeVerifierSyntax(t *testing.T) {
 			ts := newCodeServer(t, b)
 			good := strings.Repeat("a", 43)
 			bad := []string{strings.Repeat("a", 42), strings.Repeat("a", 129), good + "+", good + "/", good + "=", good + " ", good + "é"}
-			code := ts.issueCode(authCode{challenge: s256(good)})
+			code := ts.issueCode(authCode{challenge: servertest.S256(good)})
 			for _, v := range bad {
 				// Its own challenge: only the syntax rule refuses it.
-				own := ts.issueCode(authCode{challenge: s256(v)})
+				own := ts.issueCode(authCode{challenge: servertest.S256(v)})
 				wantError(t, ts.token(webA, codeForm(own, v, "https://rp.test/cb")), 400, "invalid_grant")
 				wantError(t, ts.token(webA, codeForm(code, v, "https://rp.test/cb")), 400, "invalid_grant")
 			}
 			wantTokens(t, ts.token(webA, codeForm(code, good, "https://rp.test/cb")))
 			long := strings.Repeat("-._~Az9", 19)[:128]
-			code = ts.issueCode(authCode{challenge: s256(long)})
+			code = ts.issueCode(authCode{challenge: servertest.S256(long)})
 			wantTokens(t, ts.token(webA, codeForm(code, long, "https://rp.test/cb")))
 		})
 	}
@@ -426,7 +411,7 @@ func TestCodeVerifierSyntax(t *testing.T) {
 // verifier is required and must be the one whose S256 is the code's
 // challenge; RFC 7636 Appendix B's pair and the OAuth 2.1 example pass.
 func TestCodeVerifier(t *testing.T) {
-	if s256(v1) != c1 || s256(v2) != c2 {
+	if servertest.S256(v1) != c1 || servertest.S256(v2) != c2 {
 		t.Fatal("test vectors")
 	}
 	for _, b := range backends {
