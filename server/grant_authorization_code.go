@@ -50,9 +50,10 @@ func (g codeGrant) refused(outcome string) error {
 // issue checks what the request must match (client, redirect_uri,
 // verifier) first, and a mismatch is only refused: it revokes nothing and
 // leaves the code redeemable by its client until it expires, so that
-// nobody who saw a code, without its verifier, can spend or burn it. Only a request that matches in everything and
-// finds the code used is a replay, which revokes the session the code
-// started (RFC 6749 §4.1.2, §10.5).
+// nobody who saw a code, without its verifier, can spend or burn it. Only
+// a request that matches in everything and finds the code used is a
+// replay, which revokes the session the code started (RFC 6749 §4.1.2,
+// §10.5).
 func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	if req.codeVerifier == "" {
 		// RFC 7636 §4.5: required. Every code has a challenge (PKCE is
@@ -75,7 +76,8 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	}
 	now := g.now().UTC()
 	// A replay is told before expiry: a used code is a replay for as long
-	// as it is kept, not only for its 60 seconds.
+	// as it is kept (sweeper.CodeRetention past expiry), not only
+	// until it expires.
 	if code.Used() {
 		return nil, g.replayed(ctx, req, code, now)
 	}
