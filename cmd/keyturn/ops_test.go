@@ -106,7 +106,9 @@ func TestServeReloadsClientsOnSIGHUP(t *testing.T) {
 // body half sent) stops accepting but lets that refresh complete.
 func TestServeGracefulShutdown(t *testing.T) {
 	c := newCLI(t, "")
-	c.opsConfig("", "alpha")
+	// A generous drain time: on a loaded machine the in-flight refresh
+	// must not be cut off by the default's seconds.
+	c.opsConfig("shutdown_timeout: 2m\n", "alpha")
 	c.want(exitOK, "pw\n", "users", "create", "--username", "ada", "--password-stdin")
 	active := make(chan string, 16) // remote addresses of connections serving a request
 	shutdown := make(chan struct{}) // closed once Shutdown has closed the listener
