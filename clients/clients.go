@@ -148,7 +148,10 @@ type Client struct {
 	Name         string
 	RedirectURIs []string
 	FirstParty   bool
-	Scopes       []string
+	// IDTokenAlg signs the client's ID tokens (default RS256).
+	IDTokenAlg             string
+	PostLogoutRedirectURIs []string
+	Scopes                 []string
 	// DefaultScopes are granted when a request names no scope.
 	DefaultScopes []string
 	// Audience is the spec's audience, else Defaults.Audience.

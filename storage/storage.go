@@ -102,6 +102,10 @@ type Family struct {
 	// GrantType is the grant that started the session: GrantPassword or
 	// GrantAuthorizationCode. Required.
 	GrantType string
+	// BrowserSessionID is the browser login session (BrowserSession.ID)
+	// the session's authorization code was issued in; "" for a session
+	// not started in a browser (the password grant).
+	BrowserSessionID string
 	// AuthTime is when the user last authenticated for this session: the
 	// password grant's login, or the browser login session's sign-in that
 	// the authorization code was issued under (OpenID Connect auth_time).
@@ -155,6 +159,9 @@ func (f Family) Live(now time.Time) bool {
 type FamilyFilter struct {
 	UserID   string
 	ClientID string
+	// BrowserSessionID selects the sessions started by authorization codes
+	// issued in one browser login session (RP-initiated logout).
+	BrowserSessionID string
 }
 
 // User is a resource owner who logs in with the password grant.
@@ -163,8 +170,20 @@ type User struct {
 	Username     string
 	PasswordHash string // argon2id, PHC string format (storage/passhash)
 	Disabled     bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Profile is what OpenID Connect tells relying parties about the user
+	// (Core §5.1), set by an admin.
+	Profile   UserProfile
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// UserProfile holds a user's standard claims besides sub and
+// preferred_username (the username): empty means not set, and a claim
+// that is not set is left out (OpenID Connect Core §5.3.2).
+type UserProfile struct {
+	Name          string
+	Email         string
+	EmailVerified bool // meaningful only with Email
 }
 
 // SigningKey is an access-token signing key. The private key is stored
@@ -384,6 +403,9 @@ type Users interface {
 	// DeleteUser deletes the user and revokes their live families
 	// (ReasonUserDeleted) in the same transaction.
 	DeleteUser(ctx context.Context, username string, now time.Time) error
+	// SetUserProfile replaces the user's profile (User.Profile).
+	// ErrNotFound if unknown.
+	SetUserProfile(ctx context.Context, username string, p UserProfile, now time.Time) error
 }
 
 // Denylist holds revoked access tokens (RFC 7009) until they expire.
@@ -424,7 +446,9 @@ type SigningKeys interface {
 	// DeleteSigningKeys deletes up to limit keys that were revoked before
 	// revokedBefore, or were superseded before supersededBefore: some key
 	// with a later ActivateAt, not revoked before that, activated before
-	// supersededBefore.
+	// supersededBefore. A key is superseded only by a key of the same
+	// Algorithm: each algorithm is a lineage of its own (access tokens
+	// sign with one, ID tokens may use others).
 	DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error)
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -126,4 +127,20 @@ func (k *Keys) ParseAccessToken(ctx context.Context, token string) (tokens.Acces
 	}
 	k.verified.Add(sum, verifiedToken{claims: c, kid: h.KeyID})
 	return c, nil
+}
+
+// SignIDToken signs an OpenID Connect ID token (Core §2) with the current
+// signing key of algorithm alg (RS256, ES256 or EdDSA; Core §15.1 requires
+// RS256), with typ JWT and the key's kid (Core §10.1).
+func (k *Keys) SignIDToken(ctx context.Context, alg string, c tokens.IDClaims) (string, error) {
+	return "", errors.New("keys: SignIDToken: not implemented yet (oidc-keys)")
+}
+
+// ParseIDToken verifies an ID token this server issued (id_token_hint:
+// Core §3.1.2.1, RP-Initiated Logout §2): a published key of any algorithm
+// signed it and its iss is the issuer. It does not check exp: a hint may
+// have expired (the caller decides). ErrMalformed-wrapping errors for
+// anything else.
+func (k *Keys) ParseIDToken(ctx context.Context, token, issuer string) (tokens.IDClaims, error) {
+	return tokens.IDClaims{}, errors.New("keys: ParseIDToken: not implemented yet (oidc-keys)")
 }

@@ -187,6 +187,27 @@ type AccessClaims struct {
 	SessionID string `json:"sid,omitempty"`
 }
 
+// IDClaims are the claims of an OpenID Connect ID token (Core §2): who
+// signed in, for which client, and when. Profile claims are not here:
+// UserInfo returns them (Core §5.4).
+type IDClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"` // the client id, as a string (Core §2)
+	Expiry   int64  `json:"exp"`
+	IssuedAt int64  `json:"iat"`
+	// AuthTime is when the user authenticated (Core §2 auth_time).
+	AuthTime int64 `json:"auth_time"`
+	// Nonce echoes the authentication request's nonce exactly; omitted
+	// when it had none, and on refresh (Core §2, §12.2).
+	Nonce string `json:"nonce,omitempty"`
+	// AccessTokenHash is at_hash (Core §3.1.3.6): the left half of the
+	// hash of the access token issued with it, base64url.
+	AccessTokenHash string `json:"at_hash,omitempty"`
+	// SessionID is the session (family) the tokens belong to.
+	SessionID string `json:"sid,omitempty"`
+}
+
 // Audience marshals one audience as a string and several as an array
 // (RFC 7519 §4.1.3 allows both).
 type Audience []string
