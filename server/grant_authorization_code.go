@@ -105,7 +105,13 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 		return nil, fmt.Errorf("authorization code: %w", err)
 	}
 	g.metrics.codes.WithLabelValues(codeRedeemed).Inc()
-	return g.minter.sessionResponse(ctx, req, f, scope, now)
+	resp, err := g.minter.sessionResponse(ctx, req, f, scope, now)
+	if err != nil {
+		return nil, err
+	}
+	// The nonce goes into the ID token exactly as the authentication
+	// request sent it (OpenID Connect Core §2, §15.5.2).
+	return g.minter.withIDToken(ctx, req, resp, f, scope, code.Nonce, now)
 }
 
 // mismatch says why the request may not redeem code ("" if it may): RFC
