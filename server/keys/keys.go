@@ -135,7 +135,10 @@ type verifiedToken struct {
 type signingKey struct {
 	row    storage.SigningKey
 	public jose.JSONWebKey
-	signer jose.Signer
+	signer jose.Signer // typ at+jwt: access tokens
+	// idSigner signs ID tokens: typ JWT (OpenID Connect Core §2 needs no
+	// typ; JWT keeps them apart from access tokens, RFC 8725 §3.11).
+	idSigner jose.Signer
 }
 
 // signed reports whether the key ever became the signing key: it was not
@@ -450,15 +453,17 @@ func (k *Keys) open(row storage.SigningKey) (*signingKey, error) {
 	if err := json.Unmarshal(row.PublicJWK, &pub); err != nil {
 		return nil, fmt.Errorf("keys: signing key %s: public jwk: %w", row.ID, err)
 	}
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(row.Algorithm), Key: jose.JSONWebKey{Key: priv, KeyID: row.ID}},
-		// RFC 9068 §2.1: access tokens carry typ "at+jwt".
-		(&jose.SignerOptions{}).WithType("at+jwt"),
-	)
+	key := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(row.Algorithm), Key: jose.JSONWebKey{Key: priv, KeyID: row.ID}}
+	// RFC 9068 §2.1: access tokens carry typ "at+jwt".
+	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
 	if err != nil {
 		return nil, fmt.Errorf("keys: signing key %s: %w", row.ID, err)
 	}
-	return &signingKey{row: row, public: pub, signer: signer}, nil
+	idSigner, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, fmt.Errorf("keys: signing key %s: %w", row.ID, err)
+	}
+	return &signingKey{row: row, public: pub, signer: signer, idSigner: idSigner}, nil
 }
 
 // current returns the cached keys: reloaded every keyCacheTTL, and in
@@ -545,6 +550,19 @@ func (k *Keys) signer(ctx context.Context) (*signingKey, error) {
 		}
 	}
 	return nil, errors.New("keys: no signing key")
+}
+
+// signerFor returns the key of algorithm alg that signs at now, or an
+// error if none does.
+func (k *Keys) signerFor(ctx context.Context, alg string) (*signingKey, error) {
+	sk, err := k.signer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sk.row.Algorithm != alg {
+		return nil, fmt.Errorf("keys: no %s signing key", alg)
+	}
+	return sk, nil
 }
 
 // Ready returns why no key can sign now, or nil: /ready answers 503 while
