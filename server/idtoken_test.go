@@ -2,29 +2,29 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
-	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 )
 
-// The OpenID Connect clients of the tests, beside the authorization
-// endpoint's (web-a signs its ID tokens with the default, RS256): web-es
-// and web-ed ask for ES256 and EdDSA; pw-oidc is a password client that
-// may be granted openid, which still gets no ID token.
+// The ID-token clients of the tests, beside the OpenID fixtures (web-a
+// signs its ID tokens with the default, RS256): web-es and web-ed ask for
+// ES256 and EdDSA; pw-oidc is a password client that may be granted
+// openid, which still gets no ID token.
 const (
 	webESSecret  = "web-es-s3cret"
 	webEDSecret  = "web-ed-s3cret"
@@ -37,7 +37,7 @@ var (
 	pwOIDC = basic("pw-oidc", pwOIDCSecret)
 )
 
-func oidcClients() []clients.Spec {
+func idTokenClients() []clients.Spec {
 	code := []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken}
 	web := func(id, secret, alg, uri string) clients.Spec {
 		return clients.Spec{ID: id, SecretHash: clients.SHA256Hash(secret), GrantTypes: code,
@@ -53,21 +53,16 @@ func oidcClients() []clients.Spec {
 	}
 }
 
-// newOIDCServer is newAZServer with the OpenID clients too.
-func newOIDCServer(t *testing.T, b backend) *testServer {
+// newIDTokenServer is newAZServer with the OpenID fixtures and the
+// ID-token clients, and signing keys for every ID-token algorithm.
+func newIDTokenServer(t *testing.T, b backend) *testServer {
 	t.Helper()
-	store := openStore(t, b)
-	clock := newClock()
-	logs := &syncBuffer{}
-	hs, srv, opts := servertest.Serve(t, store, servertest.Setup{
-		Issuer: testIssuer, Clients: slices.Concat(testClients(), azClients(), oidcClients()), Env: testEnv,
-		Now: clock.Now, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Algorithm: keys.AlgRS256,
+	ts := newAZServer(t, b, func(o *server.Options) {
+		o.Clients = servertest.Registry(t, testIssuer, append(oidcClients(), idTokenClients()...), testEnv)
 	})
-	ts := &testServer{Server: hs, t: t, store: store, clock: clock, keys: opts.Keys, logs: logs, srv: srv}
-	ts.addUser("ada", userPass)
-	ts.addUser("alice", "alice-pass")
-	ts.addUser("bob", "b0b-pass")
+	if err := ts.keys.Ensure(t.Context(), clients.IDTokenAlgs()); err != nil {
+		t.Fatal(err)
+	}
 	return ts
 }
 
@@ -232,7 +227,7 @@ func (ts *testServer) wantIDToken(r reply, client, alg string) idToken {
 func TestIDTokenOnlyWithOpenID(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			br := ts.browser()
 			for _, scope := range []string{"read", "read write", "-"} {
 				r := ts.webAFlow(br, "scope", scope)
@@ -255,7 +250,7 @@ func TestIDTokenOnlyWithOpenID(t *testing.T) {
 func TestIDTokenClaims(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			r := ts.webAFlow(ts.browser(), "scope", "openid")
 			tok := ts.wantIDToken(r, "web-a", "RS256")
 			if tok.str("sub") != "user-alice" || tok.num(t, "auth_time") != ts.clock.Now().Unix() {
@@ -280,7 +275,7 @@ func TestIDTokenClaims(t *testing.T) {
 func TestIDTokenAuthTime(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			br := ts.browser()
 			t0 := ts.clock.Now().Unix()
 			first := ts.wantIDToken(ts.webAFlow(br, "scope", "openid"), "web-a", "RS256")
@@ -302,7 +297,7 @@ func TestIDTokenAuthTime(t *testing.T) {
 func TestIDTokenNonce(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			for _, nonce := range []string{"n-0S6_WzA2Mj", "a b+é", "e\u0301", `"quoted"\`, ""} {
 				r := ts.redeem(ts.issueCode(authCode{scope: "openid read", nonce: nonce}))
 				tok := ts.wantIDToken(r, "web-a", "RS256")
@@ -329,7 +324,7 @@ func TestIDTokenNonce(t *testing.T) {
 func TestIDTokenRefresh(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			r := ts.redeem(ts.issueCode(authCode{scope: "openid read", nonce: "N"}))
 			first := ts.wantIDToken(r, "web-a", "RS256")
 			ts.clock.Advance(time.Minute)
@@ -362,7 +357,7 @@ func TestIDTokenRefresh(t *testing.T) {
 func TestIDTokenNotForPassword(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			form := pw("ada", userPass)
 			form.Set("scope", "openid read")
 			r := ts.token(pwOIDC, form)
@@ -383,7 +378,7 @@ func TestIDTokenNotForPassword(t *testing.T) {
 func TestIDTokenGoOIDCVerifier(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
-			ts := newOIDCServer(t, b)
+			ts := newIDTokenServer(t, b)
 			ctx := t.Context()
 			r := ts.webAFlow(ts.browser(), "scope", "openid read")
 			raw := r.str("id_token")
@@ -407,6 +402,73 @@ func TestIDTokenGoOIDCVerifier(t *testing.T) {
 			ts.clock.Advance(15*time.Minute + time.Second)
 			if _, err := ts.verifier("web-a").Verify(ctx, raw); err == nil {
 				t.Fatal("an expired ID token verified")
+			}
+		})
+	}
+}
+
+// TestIDTokenAlgPerClient (T-OIDC-15.1-a, T-OIDC-3.1.3.6-a): a client that
+// registered id_token_signed_response_alg gets its ID tokens signed with
+// it, at_hash with that algorithm's hash (SHA-512 for EdDSA); the access
+// tokens keep the server's algorithm.
+func TestIDTokenAlgPerClient(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newIDTokenServer(t, b)
+			br := ts.browser()
+			for _, c := range []struct{ id, auth, uri, alg string }{
+				{"web-es", webES, "https://es.test/cb", "ES256"},
+				{"web-ed", webED, "https://ed.test/cb", "EdDSA"},
+				{"web-a", webA, "https://rp.test/cb", "RS256"},
+			} {
+				r := ts.oidcFlow(br, c.id, c.auth, c.uri, "scope", "openid read")
+				ts.wantIDToken(r, c.id, c.alg)
+				ts.wantIDToken(ts.token(c.auth, refresh(r.str("refresh_token"))), c.id, c.alg)
+			}
+		})
+	}
+}
+
+// TestGoOIDCEndToEnd drives the OpenID flow with golang.org/x/oauth2 and
+// go-oidc, the relying-party libraries of Go: AuthCodeURL with an S256
+// challenge and a nonce, the pages (as a browser), Exchange, and the ID
+// token verified, its nonce and at_hash checked.
+func TestGoOIDCEndToEnd(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newIDTokenServer(t, b)
+			ctx := oidc.ClientContext(t.Context(), ts.Client())
+			cfg := &oauth2.Config{
+				ClientID: "web-a", ClientSecret: webASecret, RedirectURL: "https://rp.test/cb",
+				Scopes:   []string{oidc.ScopeOpenID, "read"},
+				Endpoint: oauth2.Endpoint{AuthURL: testIssuer + server.PathAuthorize, TokenURL: ts.URL + server.PathToken},
+			}
+			verifier, state, nonce := oauth2.GenerateVerifier(), rand.Text(), rand.Text()
+			br := ts.browser()
+			back := br.Flow(mustQuery(t, cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))), "alice", "alice-pass")
+			if back.Query().Get("state") != state {
+				t.Fatalf("redirect %v", back)
+			}
+			tok, err := cfg.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := tok.Extra("id_token").(string)
+			idt, err := ts.verifier("web-a").Verify(ctx, raw)
+			if err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+				t.Errorf("at_hash: %v", err)
+			}
+			var claims struct {
+				AuthTime int64 `json:"auth_time"`
+			}
+			if err := idt.Claims(&claims); err != nil {
+				t.Fatal(err)
+			}
+			if idt.Subject != "user-alice" || idt.Nonce != nonce || claims.AuthTime != ts.clock.Now().Unix() {
+				t.Errorf("id token sub %q nonce %q (sent %q) auth_time %d", idt.Subject, idt.Nonce, nonce, claims.AuthTime)
 			}
 		})
 	}

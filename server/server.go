@@ -34,10 +34,16 @@ const (
 	PathHealth     = "/healthz" // the process is alive
 	PathReady      = "/readyz"  // and can serve: database, schema, signing key
 	// PathAuthorize is the authorization endpoint (RFC 6749 §3.1); its
-	// pages post their forms to PathLogin and PathConsent.
-	PathAuthorize = "/oauth2/authorize"
-	PathLogin     = PathAuthorize + "/login"
-	PathConsent   = PathAuthorize + "/consent"
+	// pages post their forms to PathLogin, PathConsent and
+	// PathSelectAccount (prompt=select_account).
+	PathAuthorize     = "/oauth2/authorize"
+	PathLogin         = PathAuthorize + "/login"
+	PathConsent       = PathAuthorize + "/consent"
+	PathSelectAccount = PathAuthorize + "/select"
+	// PathLogout is the end_session_endpoint (OpenID Connect RP-Initiated
+	// Logout 1.0 §2); its confirmation page posts to PathLogoutConfirm.
+	PathLogout        = "/oauth2/logout"
+	PathLogoutConfirm = PathLogout + "/confirm"
 	// PathStyle and PathLogo are the pages' stylesheet and optional logo,
 	// served from Keyturn's own origin (RFC 9700 §4.2.4).
 	PathStyle = "/assets/style.css"
@@ -172,6 +178,8 @@ func New(o Options) (*Server, error) {
 		authorize:  authorizeHandler{az},
 		login:      loginHandler{authorizeFlow: az, users: users, trusted: o.Login.TrustedProxies},
 		consent:    consentHandler{az},
+		selectAcct: selectHandler{az},
+		logout:     logoutHandler{authorizeFlow: az, families: o.Store},
 		logo:       http.HandlerFunc(az.pages.serveLogo),
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
@@ -214,6 +222,8 @@ type routeDeps struct {
 	authorize  http.Handler // GET and POST
 	login      http.Handler // the login page's form
 	consent    http.Handler // the consent page's form
+	selectAcct http.Handler // the account choice's form
+	logout     http.Handler // GET and POST; POST only on PathLogoutConfirm
 	logo       http.Handler
 	jwks       http.Handler
 	ready      http.Handler
@@ -240,6 +250,9 @@ func routes(d routeDeps, admin http.Handler) http.Handler {
 	r.Handle(PathAuthorize, in("authorize", withTimeout(d.timeout, d.authorize))).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(PathLogin, in("authorize", withTimeout(d.timeout, d.login))).Methods(http.MethodPost)
 	r.Handle(PathConsent, in("authorize", withTimeout(d.timeout, d.consent))).Methods(http.MethodPost)
+	r.Handle(PathSelectAccount, in("authorize", withTimeout(d.timeout, d.selectAcct))).Methods(http.MethodPost)
+	r.Handle(PathLogout, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogoutConfirm, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodPost)
 	r.Handle(PathStyle, in("assets", http.HandlerFunc(serveStyle))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathLogo, in("assets", d.logo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathJWKS, in("jwks", withTimeout(d.timeout, d.jwks))).Methods(http.MethodGet, http.MethodHead)
