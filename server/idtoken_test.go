@@ -407,6 +407,26 @@ func TestIDTokenGoOIDCVerifier(t *testing.T) {
 	}
 }
 
+// TestIDTokenNonceFlow (T-OIDC-2-c) through the authorization endpoint: the
+// nonce of the request comes back exactly as sent, percent-decoded and
+// nothing else (no Unicode normalisation); none, or an empty one, gives no
+// nonce claim.
+func TestIDTokenNonceFlow(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			ts := newIDTokenServer(t, b)
+			br := ts.browser()
+			for _, nonce := range []string{"n-0S6_WzA2Mj", "a b+é", "e\u0301", "-", ""} {
+				tok := ts.wantIDToken(ts.webAFlow(br, "scope", "openid", "nonce", nonce), "web-a", "RS256")
+				got, has := tok.claims["nonce"]
+				if want := nonce != "" && nonce != "-"; want && got != nonce || !want && has {
+					t.Errorf("nonce %q: id token %s", nonce, tok.payload)
+				}
+			}
+		})
+	}
+}
+
 // TestIDTokenAlgPerClient (T-OIDC-15.1-a, T-OIDC-3.1.3.6-a): a client that
 // registered id_token_signed_response_alg gets its ID tokens signed with
 // it, at_hash with that algorithm's hash (SHA-512 for EdDSA); the access
