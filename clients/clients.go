@@ -83,9 +83,13 @@ type Spec struct {
 	// with the authorization_code grant.
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	// FirstParty: the organisation's own app, which needs no consent page.
-	FirstParty bool     `yaml:"first_party"`
-	GrantTypes []string `yaml:"grant_types"`
-	Scopes     []string `yaml:"scopes"`
+	FirstParty bool `yaml:"first_party"`
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's ID
+	// tokens (OpenID Connect Registration §2): RS256 (the default, OpenID
+	// Connect Core §15.1), ES256 or EdDSA.
+	IDTokenSignedResponseAlg string   `yaml:"id_token_signed_response_alg"`
+	GrantTypes               []string `yaml:"grant_types"`
+	Scopes                   []string `yaml:"scopes"`
 	// DefaultScopes are granted when a request names no scope
 	// (RFC 6749 §3.3); they must be a subset of Scopes.
 	DefaultScopes []string `yaml:"default_scopes"`
@@ -331,6 +335,7 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 		RedirectURIs:           slices.Clone(s.RedirectURIs),
 		PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs),
 		FirstParty:             s.FirstParty,
+		IDTokenAlg:             s.IDTokenSignedResponseAlg,
 		Scopes:                 slices.Clone(s.Scopes),
 		DefaultScopes:          slices.Clone(s.DefaultScopes),
 		Audience:               slices.Clone(s.Audience),
@@ -343,6 +348,9 @@ func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at strin
 	}
 	if c.Name == "" {
 		c.Name = c.ID
+	}
+	if c.IDTokenAlg == "" {
+		c.IDTokenAlg = DefaultIDTokenAlg
 	}
 	if len(c.Audience) == 0 {
 		c.Audience = slices.Clone(d.Audience)
@@ -568,6 +576,7 @@ func validate(specs []Spec) []error {
 		validateGrants(add, at, s)
 		validateSecrets(add, at, s)
 		validateBrowser(add, at, s)
+		validateIDTokenAlg(add, at, s)
 		validateLists(add, at, s)
 		for _, err := range checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace) {
 			add("%w", err)

@@ -69,9 +69,10 @@ func (k *Keys) FormToken(purpose, binding string) []byte {
 // MACKeyID names the refresh MAC key new families are minted under.
 func (k *Keys) MACKeyID() string { return k.macKeyID }
 
-// SignAccessToken signs claims as an RFC 9068 JWT with the current key.
+// SignAccessToken signs claims as an RFC 9068 JWT with the current key of
+// the access tokens' lineage (Options.Algorithm).
 func (k *Keys) SignAccessToken(ctx context.Context, c tokens.AccessClaims) (string, error) {
-	sk, err := k.signer(ctx)
+	sk, err := k.signer(ctx, k.opts.Algorithm)
 	if err != nil {
 		return "", err
 	}
@@ -133,7 +134,7 @@ func (k *Keys) ParseAccessToken(ctx context.Context, token string) (tokens.Acces
 // RS256), with typ JWT and the key's kid (Core §10.1). An error if no key
 // of alg signs now.
 func (k *Keys) SignIDToken(ctx context.Context, alg string, c tokens.IDClaims) (string, error) {
-	sk, err := k.signerFor(ctx, alg)
+	sk, err := k.signer(ctx, alg)
 	if err != nil {
 		return "", err
 	}

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"RevokeSigningKey", testRevokeSigningKey},
 		{"ActivateSigningKey", testActivateSigningKey},
 		{"DeleteSigningKeys", testDeleteSigningKeys},
+		{"DeleteSigningKeysPerAlgorithm", testDeleteSigningKeysPerAlgorithm},
 		{"ReserveAttempt", testReserveAttempt},
 		{"ReserveAttemptWindow", testReserveAttemptWindow},
 		{"ReserveAttemptOrphan", testReserveAttemptOrphan},
@@ -1331,6 +1332,49 @@ func testDeleteSigningKeys(t *testing.T, s storage.Store) {
 	}
 	if r, err := s.SigningKeyRevocations(ctx); err != nil || r.Count != 1 {
 		t.Errorf("SigningKeyRevocations after deletes = %+v, %v; want 1 (rev-at-cutoff)", r, err)
+	}
+}
+
+// testDeleteSigningKeysPerAlgorithm: a key is superseded only by a later
+// key of its own algorithm. The RS256 key activated first, then ES256
+// keys rotated twice: the old ES256 key goes, the RS256 key (no later
+// RS256 key) and the newest ES256 key stay; once an RS256 key has
+// activated too, the old RS256 key goes.
+func testDeleteSigningKeysPerAlgorithm(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	withAlg := func(k storage.SigningKey, alg string) storage.SigningKey { k.Algorithm = alg; return k }
+	createSigningKeys(t, s,
+		withAlg(signingKey("rs-old", 0), "RS256"),
+		signingKey("es-old", time.Hour),
+		signingKey("es-cur", 2*time.Hour),
+		withAlg(signingKey("ed-cur", 30*time.Minute), "EdDSA"),
+		withAlg(signingKey("rs-next", 5*time.Hour), "RS256"),
+	)
+	left := func() []string {
+		t.Helper()
+		list, err := s.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, k := range list {
+			ids = append(ids, k.ID)
+		}
+		return ids
+	}
+	n, err := s.DeleteSigningKeys(ctx, base.Add(3*time.Hour), base, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSigningKeys(+3h) = %d, %v; want 1 (es-old)", n, err)
+	}
+	if got, want := left(), []string{"rs-old", "ed-cur", "es-cur", "rs-next"}; !equalStrings(got, want) {
+		t.Errorf("left %v, want %v", got, want)
+	}
+	n, err = s.DeleteSigningKeys(ctx, base.Add(6*time.Hour), base, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSigningKeys(+6h) = %d, %v; want 1 (rs-old)", n, err)
+	}
+	if got, want := left(), []string{"ed-cur", "es-cur", "rs-next"}; !equalStrings(got, want) {
+		t.Errorf("left %v, want %v", got, want)
 	}
 }
 
