@@ -87,6 +87,7 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	}
 	scope := codeScope(req, code)
 	f := newSession(req, g.keys, code.UserID, scope, storage.GrantAuthorizationCode, code.AuthTime, now)
+	f.BrowserSessionID = code.BrowserSessionID // RP-initiated logout ends it with the browser session
 	// One conditional statement spends the code and starts the session:
 	// of concurrent redemptions exactly one wins (RFC 6749 §4.1.2).
 	stored, err := g.codes.RedeemCode(ctx, hash, f, now)
