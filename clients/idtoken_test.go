@@ -7,7 +7,9 @@ import "testing"
 // none, HMAC and anything else are refused at load, each with a message
 // saying why.
 func TestIDTokenAlg(t *testing.T) {
-	alg := func(a string) []Spec { return []Spec{with(app("rp"), func(s *Spec) { s.IDTokenSignedResponseAlg = a })} }
+	alg := func(a string) []Spec {
+		return []Spec{with(app("rp"), func(s *Spec) { s.IDTokenSignedResponseAlg = a })}
+	}
 	for _, tt := range []struct {
 		alg  string
 		want string // the one error; "" none

@@ -116,7 +116,8 @@ func errBearer(status int, code, desc, scope string) *Error {
 		challenge += `, scope="` + scope + `"`
 	}
 	e := oauthError(status, code, desc)
-	e.header = http.Header{"WWW-Authenticate": {challenge}}
+	e.header = http.Header{}
+	e.header.Set("WWW-Authenticate", challenge)
 	return e
 }
 
