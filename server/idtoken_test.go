@@ -142,12 +142,31 @@ func atHash(alg, at string) string {
 	return base64.RawURLEncoding.EncodeToString(sum)
 }
 
-// verifier is go-oidc's ID-token verifier for clientID with the JWKS of ts,
-// at the test clock (T-OIDC-3.1.3.7-a: a strict relying party).
-func (ts *testServer) verifier(clientID string, algs ...string) *oidc.IDTokenVerifier {
-	ctx := oidc.ClientContext(context.Background(), ts.Client())
-	set := oidc.NewRemoteKeySet(ctx, ts.URL+server.PathJWKS)
-	return oidc.NewVerifier(testIssuer, set, &oidc.Config{ClientID: clientID, SupportedSigningAlgs: algs, Now: ts.clock.Now})
+// provider is go-oidc's view of ts, found by discovery
+// (/.well-known/openid-configuration under the issuer), as a relying party
+// configured with the issuer alone sees it.
+func (ts *testServer) provider() (*oidc.Provider, context.Context) {
+	ts.t.Helper()
+	ctx := oidc.ClientContext(context.Background(), ts.browser().Client) // the issuer's URLs, to ts
+	p, err := oidc.NewProvider(ctx, testIssuer)
+	if err != nil {
+		ts.t.Fatalf("go-oidc discovery: %v", err)
+	}
+	return p, ctx
+}
+
+// verifier is go-oidc's ID-token verifier for clientID (the algorithms
+// algs, default those discovery lists) at the test clock: a strict
+// relying party (T-OIDC-3.1.3.7-a). Its context is for Verify.
+func (ts *testServer) verifier(clientID string, algs ...string) (*oidc.IDTokenVerifier, context.Context) {
+	p, ctx := ts.provider()
+	return p.Verifier(&oidc.Config{ClientID: clientID, SupportedSigningAlgs: algs, Now: ts.clock.Now}), ctx
+}
+
+// verifyID verifies an ID token with ts.verifier.
+func (ts *testServer) verifyID(raw, clientID string, algs ...string) (*oidc.IDToken, error) {
+	v, ctx := ts.verifier(clientID, algs...)
+	return v.Verify(ctx, raw)
 }
 
 // wantIDToken checks everything about the ID token of the token response
@@ -211,7 +230,7 @@ func (ts *testServer) wantIDToken(r reply, client, alg string) idToken {
 			t.Errorf("claim %s without a value", k)
 		}
 	}
-	idt, err := ts.verifier(client, alg).Verify(context.Background(), raw)
+	idt, err := ts.verifyID(raw, client, alg)
 	if err != nil {
 		t.Fatalf("go-oidc refuses the ID token: %v", err)
 	}
@@ -379,16 +398,15 @@ func TestIDTokenGoOIDCVerifier(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
 			ts := newIDTokenServer(t, b)
-			ctx := t.Context()
 			r := ts.webAFlow(ts.browser(), "scope", "openid read")
 			raw := r.str("id_token")
-			if _, err := ts.verifier("web-a").Verify(ctx, raw); err != nil { // RS256, go-oidc's default
+			if _, err := ts.verifyID(raw, "web-a"); err != nil { // RS256, go-oidc's default
 				t.Fatalf("web-a: %v", err)
 			}
-			if _, err := ts.verifier("web-b").Verify(ctx, raw); err == nil {
+			if _, err := ts.verifyID(raw, "web-b"); err == nil {
 				t.Fatal("web-b accepted web-a's ID token")
 			}
-			if _, err := ts.verifier("web-a", "RS256", "ES256").Verify(ctx, r.str("access_token")); err == nil {
+			if _, err := ts.verifyID(r.str("access_token"), "web-a", "RS256", "ES256"); err == nil {
 				t.Fatal("the access token passed as an ID token")
 			}
 			parts := strings.Split(raw, ".")
@@ -396,11 +414,11 @@ func TestIDTokenGoOIDCVerifier(t *testing.T) {
 			claims["sub"] = "user-bob"
 			b, _ := json.Marshal(claims)
 			forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
-			if _, err := ts.verifier("web-a").Verify(ctx, forged); err == nil {
+			if _, err := ts.verifyID(forged, "web-a"); err == nil {
 				t.Fatal("a changed ID token verified")
 			}
 			ts.clock.Advance(15*time.Minute + time.Second)
-			if _, err := ts.verifier("web-a").Verify(ctx, raw); err == nil {
+			if _, err := ts.verifyID(raw, "web-a"); err == nil {
 				t.Fatal("an expired ID token verified")
 			}
 		})
@@ -450,18 +468,21 @@ func TestIDTokenAlgPerClient(t *testing.T) {
 }
 
 // TestGoOIDCEndToEnd drives the OpenID flow with golang.org/x/oauth2 and
-// go-oidc, the relying-party libraries of Go: AuthCodeURL with an S256
-// challenge and a nonce, the pages (as a browser), Exchange, and the ID
-// token verified, its nonce and at_hash checked.
+// go-oidc, the relying-party libraries of Go, configured with the issuer
+// alone: discovery, AuthCodeURL with an S256 challenge and a nonce, the
+// pages (as a browser), Exchange, the ID token verified (its nonce,
+// at_hash and auth_time checked), then UserInfo with the access token: the
+// same sub, and the profile the scopes granted.
 func TestGoOIDCEndToEnd(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
 			ts := newIDTokenServer(t, b)
-			ctx := oidc.ClientContext(t.Context(), ts.Client())
+			ts.setProfile("alice", aliceProfile)
+			provider, ctx := ts.provider()
 			cfg := &oauth2.Config{
 				ClientID: "web-a", ClientSecret: webASecret, RedirectURL: "https://rp.test/cb",
-				Scopes:   []string{oidc.ScopeOpenID, "read"},
-				Endpoint: oauth2.Endpoint{AuthURL: testIssuer + server.PathAuthorize, TokenURL: ts.URL + server.PathToken},
+				Scopes:   []string{oidc.ScopeOpenID, "profile", "email"},
+				Endpoint: provider.Endpoint(),
 			}
 			verifier, state, nonce := oauth2.GenerateVerifier(), rand.Text(), rand.Text()
 			br := ts.browser()
@@ -474,7 +495,7 @@ func TestGoOIDCEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw, _ := tok.Extra("id_token").(string)
-			idt, err := ts.verifier("web-a").Verify(ctx, raw)
+			idt, err := provider.Verifier(&oidc.Config{ClientID: "web-a", Now: ts.clock.Now}).Verify(ctx, raw)
 			if err != nil {
 				t.Fatalf("verify: %v", err)
 			}
@@ -489,6 +510,21 @@ func TestGoOIDCEndToEnd(t *testing.T) {
 			}
 			if idt.Subject != "user-alice" || idt.Nonce != nonce || claims.AuthTime != ts.clock.Now().Unix() {
 				t.Errorf("id token sub %q nonce %q (sent %q) auth_time %d", idt.Subject, idt.Nonce, nonce, claims.AuthTime)
+			}
+			info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+			if err != nil {
+				t.Fatalf("userinfo: %v", err)
+			}
+			var profile struct {
+				Name              string `json:"name"`
+				PreferredUsername string `json:"preferred_username"`
+			}
+			if err := info.Claims(&profile); err != nil {
+				t.Fatal(err)
+			}
+			if info.Subject != idt.Subject || info.Email != aliceProfile.Email || !info.EmailVerified ||
+				profile.Name != aliceProfile.Name || profile.PreferredUsername != "alice" {
+				t.Errorf("userinfo %+v %+v, id token sub %q", info, profile, idt.Subject)
 			}
 		})
 	}
