@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Ping", testPing},
 	}
 	tests = append(tests, authCodeTests...)
+	tests = append(tests, openIDTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}
@@ -145,7 +146,8 @@ func checkFamily(t *testing.T, got, want storage.Family) {
 	t.Helper()
 	if got.ID != want.ID || got.ClientID != want.ClientID || got.UserID != want.UserID ||
 		got.Scope != want.Scope || got.Generation != want.Generation || got.KeyID != want.KeyID ||
-		got.RevokeReason != want.RevokeReason || got.GrantType != want.GrantType || got.PasswordHash != "" {
+		got.RevokeReason != want.RevokeReason || got.GrantType != want.GrantType ||
+		got.BrowserSessionID != want.BrowserSessionID || got.PasswordHash != "" {
 		t.Errorf("family = %+v\nwant     %+v", got, want)
 	}
 	if !bytes.Equal(got.Salt, want.Salt) {
@@ -777,7 +779,8 @@ func createUser(t *testing.T, s storage.Store, u storage.User) {
 
 func checkUser(t *testing.T, got, want storage.User) {
 	t.Helper()
-	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash || got.Disabled != want.Disabled {
+	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash ||
+		got.Disabled != want.Disabled || got.Profile != want.Profile {
 		t.Errorf("user = %+v\nwant   %+v", got, want)
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
