@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 )
 
@@ -54,16 +55,14 @@ func idTokenClients() []clients.Spec {
 }
 
 // newIDTokenServer is newAZServer with the OpenID fixtures and the
-// ID-token clients, and signing keys for every ID-token algorithm.
+// ID-token clients, and signing keys for every ID-token algorithm (as serve
+// keeps them for the clients' algorithms), from the kit.
 func newIDTokenServer(t *testing.T, b backend) *testServer {
 	t.Helper()
-	ts := newAZServer(t, b, func(o *server.Options) {
+	return newAZServer(t, b, func(o *server.Options) {
 		o.Clients = servertest.Registry(t, testIssuer, append(oidcClients(), idTokenClients()...), testEnv)
+		o.Keys = servertest.Keys(t, o.Store, 7, keys.Options{Now: o.Now, IDTokenAlgorithms: clients.IDTokenAlgs()})
 	})
-	if err := ts.keys.Ensure(t.Context(), clients.IDTokenAlgs()); err != nil {
-		t.Fatal(err)
-	}
-	return ts
 }
 
 // oidcFlow runs an authorization request of client (its redirect URI
