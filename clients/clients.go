@@ -77,10 +77,19 @@ type Spec struct {
 	// §2.1), except the port of a public client's loopback URI (RFC 8252
 	// §7.3). Required with the authorization_code grant.
 	RedirectURIs []string `yaml:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards (OpenID Connect RP-Initiated Logout 1.0 §3),
+	// compared as exact strings and checked as redirect_uris are. Only
+	// with the authorization_code grant.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	// FirstParty: the organisation's own app, which needs no consent page.
-	FirstParty bool     `yaml:"first_party"`
-	GrantTypes []string `yaml:"grant_types"`
-	Scopes     []string `yaml:"scopes"`
+	FirstParty bool `yaml:"first_party"`
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's ID
+	// tokens (OpenID Connect Registration §2): RS256 (the default, OpenID
+	// Connect Core §15.1), ES256 or EdDSA.
+	IDTokenSignedResponseAlg string   `yaml:"id_token_signed_response_alg"`
+	GrantTypes               []string `yaml:"grant_types"`
+	Scopes                   []string `yaml:"scopes"`
 	// DefaultScopes are granted when a request names no scope
 	// (RFC 6749 §3.3); they must be a subset of Scopes.
 	DefaultScopes []string `yaml:"default_scopes"`
@@ -209,6 +218,8 @@ var grantBits = map[string]grantSet{
 type Registry struct {
 	clients map[string]*Client
 	ids     []string
+	// scopes are the scopes of all clients together (KnowsScope).
+	scopes map[string]struct{}
 	// dummy is what Authenticate compares against for an unknown or
 	// public client, so that it costs the same as a wrong secret.
 	dummy [sha256.Size]byte
@@ -295,7 +306,21 @@ func NewWithSlowChecks(specs []Spec, d Defaults, lookupEnv func(string) (string,
 		r.ids = append(r.ids, id)
 	}
 	slices.Sort(r.ids)
+	r.scopes = make(map[string]struct{})
+	for _, c := range r.clients {
+		for sc := range c.scopes {
+			r.scopes[sc] = struct{}{}
+		}
+	}
 	return r, nil
+}
+
+// KnowsScope reports whether some client may be granted scope: the
+// scopes_supported of the metadata. OpenID Connect requests drop the
+// scopes no client knows (Core §3.1.2.1, DESIGN.md decision 21).
+func (r *Registry) KnowsScope(scope string) bool {
+	_, ok := r.scopes[scope]
+	return ok
 }
 
 // resolve builds the client for a spec that validate has checked, and
@@ -303,24 +328,29 @@ func NewWithSlowChecks(specs []Spec, d Defaults, lookupEnv func(string) (string,
 func resolve(s Spec, d Defaults, lookupEnv func(string) (string, bool), at string) (*Client, []error) {
 	var errs []error
 	c := &Client{
-		ID:                 s.ID,
-		Public:             s.Public,
-		Introspect:         s.Introspect,
-		Name:               s.Name,
-		RedirectURIs:       slices.Clone(s.RedirectURIs),
-		FirstParty:         s.FirstParty,
-		Scopes:             slices.Clone(s.Scopes),
-		DefaultScopes:      slices.Clone(s.DefaultScopes),
-		Audience:           slices.Clone(s.Audience),
-		Resources:          slices.Clone(s.Resources),
-		AccessTokenTTL:     inherit(s.AccessTokenTTL, d.AccessTokenTTL),
-		RefreshIdleTTL:     inherit(s.RefreshIdleTTL, d.RefreshIdleTTL),
-		RefreshAbsoluteTTL: inherit(s.RefreshAbsoluteTTL, d.RefreshAbsoluteTTL),
-		RefreshReuseGrace:  inherit(s.RefreshReuseGrace, d.RefreshReuseGrace),
-		scopes:             make(map[string]struct{}, len(s.Scopes)),
+		ID:                     s.ID,
+		Public:                 s.Public,
+		Introspect:             s.Introspect,
+		Name:                   s.Name,
+		RedirectURIs:           slices.Clone(s.RedirectURIs),
+		PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs),
+		FirstParty:             s.FirstParty,
+		IDTokenAlg:             s.IDTokenSignedResponseAlg,
+		Scopes:                 slices.Clone(s.Scopes),
+		DefaultScopes:          slices.Clone(s.DefaultScopes),
+		Audience:               slices.Clone(s.Audience),
+		Resources:              slices.Clone(s.Resources),
+		AccessTokenTTL:         inherit(s.AccessTokenTTL, d.AccessTokenTTL),
+		RefreshIdleTTL:         inherit(s.RefreshIdleTTL, d.RefreshIdleTTL),
+		RefreshAbsoluteTTL:     inherit(s.RefreshAbsoluteTTL, d.RefreshAbsoluteTTL),
+		RefreshReuseGrace:      inherit(s.RefreshReuseGrace, d.RefreshReuseGrace),
+		scopes:                 make(map[string]struct{}, len(s.Scopes)),
 	}
 	if c.Name == "" {
 		c.Name = c.ID
+	}
+	if c.IDTokenAlg == "" {
+		c.IDTokenAlg = DefaultIDTokenAlg
 	}
 	if len(c.Audience) == 0 {
 		c.Audience = slices.Clone(d.Audience)
@@ -546,6 +576,7 @@ func validate(specs []Spec) []error {
 		validateGrants(add, at, s)
 		validateSecrets(add, at, s)
 		validateBrowser(add, at, s)
+		validateIDTokenAlg(add, at, s)
 		validateLists(add, at, s)
 		for _, err := range checkTTLs(at, s.AccessTokenTTL, s.RefreshIdleTTL, s.RefreshAbsoluteTTL, s.RefreshReuseGrace) {
 			add("%w", err)

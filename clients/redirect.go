@@ -64,7 +64,8 @@ func loopbackAnyPort(registered, uri string) bool {
 const MaxNameLen = 100
 
 // validateBrowser checks what the authorization endpoint and its pages use
-// of a client: its name and its redirect URIs.
+// of a client: its name, its redirect URIs and its post-logout redirect
+// URIs.
 func validateBrowser(add func(string, ...any), at string, s Spec) {
 	if msg := checkName(s.Name); msg != "" {
 		add("%s.name: %s", at, msg)
@@ -77,6 +78,20 @@ func validateBrowser(add func(string, ...any), at string, s Spec) {
 		add("%s.redirect_uris: only with the authorization_code grant", at)
 	}
 	checkList(add, at, "redirect_uris", s.RedirectURIs, func(v string) string { return checkRedirectURI(v, s.Public) })
+	if !code && len(s.PostLogoutRedirectURIs) > 0 {
+		add("%s.post_logout_redirect_uris: only with the authorization_code grant", at)
+	}
+	// The same rules as redirect URIs (RP-Initiated Logout 1.0 §3.1: they
+	// SHOULD be https; RFC 9700 §2.6 allows http for loopback only).
+	checkList(add, at, "post_logout_redirect_uris", s.PostLogoutRedirectURIs, func(v string) string { return checkRedirectURI(v, s.Public) })
+}
+
+// MatchPostLogoutRedirect reports whether uri, a post_logout_redirect_uri
+// parameter, is one of the client's post-logout redirect URIs, as the same
+// string byte for byte (RP-Initiated Logout 1.0 §3: exact match; no port
+// freedom for loopback URIs either).
+func (c *Client) MatchPostLogoutRedirect(uri string) bool {
+	return slices.Contains(c.PostLogoutRedirectURIs, uri)
 }
 
 // checkName says what is wrong with a client's name, or "" when nothing

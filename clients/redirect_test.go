@@ -380,3 +380,76 @@ func TestMatchRedirectConfidentialLoopback(t *testing.T) {
 		t.Error("the exact URI did not match")
 	}
 }
+
+// TestValidatePostLogoutRedirectURIs: post-logout redirect URIs obey the
+// rules of redirect URIs (RP-Initiated Logout 1.0 §3.1; RFC 9700 §2.6:
+// https, http only for a public client's loopback), and only a code-grant
+// client has them.
+func TestValidatePostLogoutRedirectURIs(t *testing.T) {
+	logout := func(s Spec, uris ...string) Spec {
+		s.PostLogoutRedirectURIs = uris
+		return s
+	}
+	tests := []struct {
+		name string
+		spec Spec
+		want []string
+	}{
+		{"https", logout(webA(), "https://rp.test/bye", "https://rp.test/bye?x=1"), nil},
+		{"public loopback", logout(nativeA(), "http://127.0.0.1/bye"), nil},
+		{"plain http", logout(webA(), "http://rp.test/bye"), []string{"clients[0].post_logout_redirect_uris[0]: \"http://rp.test/bye\" is plain http"}},
+		{"confidential loopback", logout(webA(), "http://127.0.0.1/bye"), []string{"clients[0].post_logout_redirect_uris[0]: "}},
+		{"fragment", logout(webA(), "https://rp.test/bye#x"), []string{"clients[0].post_logout_redirect_uris[0]: "}},
+		{"pattern", logout(webA(), "https://*.rp.test/bye"), []string{"clients[0].post_logout_redirect_uris[0]: "}},
+		{"relative", logout(webA(), "/bye"), []string{"clients[0].post_logout_redirect_uris[0]: "}},
+		{"duplicate", logout(webA(), "https://rp.test/bye", "https://rp.test/bye"),
+			[]string{"clients[0].post_logout_redirect_uris[1]: duplicate of post_logout_redirect_uris[0]"}},
+		{"without the code grant", logout(app("pw"), "https://rp.test/bye"),
+			[]string{"clients[0].post_logout_redirect_uris: only with the authorization_code grant"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantErrors(t, Validate([]Spec{tt.spec}), tt.want)
+		})
+	}
+}
+
+// TestMatchPostLogoutRedirect: exact strings only, and the client holds its
+// own copy of the list.
+func TestMatchPostLogoutRedirect(t *testing.T) {
+	s := webA()
+	s.PostLogoutRedirectURIs = []string{"https://rp.test/bye"}
+	r, err := New([]Spec{s}, testDefaults(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.Get("web-a")
+	if !c.MatchPostLogoutRedirect("https://rp.test/bye") {
+		t.Error("registered URI refused")
+	}
+	for _, uri := range []string{"https://rp.test/bye/", "https://rp.test/bye?x=1", "https://RP.test/bye",
+		"https://rp.test:443/bye", "https://rp.test/%62ye", "", "https://rp.test/cb"} {
+		if c.MatchPostLogoutRedirect(uri) {
+			t.Errorf("%q matched", uri)
+		}
+	}
+	s.PostLogoutRedirectURIs[0] = "https://evil.example/"
+	if c.MatchPostLogoutRedirect("https://evil.example/") {
+		t.Error("the client shares its list with the spec")
+	}
+}
+
+// TestKnowsScope: the scopes of all clients together.
+func TestKnowsScope(t *testing.T) {
+	n := nativeA()
+	n.Scopes = []string{"openid", "read"}
+	r, err := New([]Spec{webA(), n}, testDefaults(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, want := range map[string]bool{"openid": true, "read": true, "write": true, "profile": false, "": false} {
+		if r.KnowsScope(s) != want {
+			t.Errorf("KnowsScope(%q) = %v", s, !want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
@@ -48,9 +49,20 @@ type authzRequest struct {
 	challenge string   // PKCE S256 code_challenge (RFC 7636 §4.3)
 	// prompt (OpenID Connect Core §3.1.2.1; valid values only: all false
 	// when err says the parameter is malformed).
-	promptNone, promptLogin, promptConsent bool
-	maxAge                                 time.Duration // valid only when hasMaxAge
-	hasMaxAge                              bool
+	promptNone, promptLogin, promptConsent, promptSelect bool
+	maxAge                                               time.Duration // valid only when hasMaxAge
+	hasMaxAge                                            bool
+
+	// openid: the scope holds openid, an OpenID Connect request (Core
+	// §3.1.2.1). Only then are nonce, login_hint and id_token_hint read.
+	openid bool
+	// nonce goes into the code as sent, to be echoed in the ID token.
+	nonce string
+	// loginHint pre-fills the login page's username.
+	loginHint string
+	// idTokenHint is the id_token_hint as sent; hintSubject the sub of it
+	// once authorizeFlow.parse has verified it ("" if none).
+	idTokenHint, hintSubject string
 }
 
 // authorizeParams collects an authorization request's parameters: the
@@ -136,6 +148,7 @@ func parseAuthorization(params url.Values, reg *clients.Registry) (*authzRequest
 		return nil, errInvalidRequest("The application is not registered here (unknown client_id).")
 	}
 	req.client = c
+	req.openid = requestsOpenID(params)
 	if req.redirectURI, err = pageParam(params, "redirect_uri"); err != nil {
 		return nil, err
 	}
@@ -144,10 +157,13 @@ func parseAuthorization(params url.Values, reg *clients.Registry) (*authzRequest
 		return nil, errInvalidRequest("The redirect_uri is not registered for this application.")
 	case req.redirectURI != "":
 		req.target = req.redirectURI
-	case len(c.RedirectURIs) == 1:
-		req.target = c.RedirectURIs[0]
 	case len(c.RedirectURIs) == 0:
 		return nil, errInvalidRequest("This application has no redirect URI registered, so it cannot use this page.")
+	case req.openid:
+		// OpenID Connect Core §3.1.2.1: REQUIRED (decision 19).
+		return nil, errInvalidRequest("The request has no redirect_uri, which an OpenID Connect request must carry.")
+	case len(c.RedirectURIs) == 1:
+		req.target = c.RedirectURIs[0]
 	default:
 		return nil, errInvalidRequest("The request has no redirect_uri, and the application has several registered.")
 	}
@@ -159,13 +175,33 @@ func parseAuthorization(params url.Values, reg *clients.Registry) (*authzRequest
 	} else if mode != "" && mode != "query" {
 		return nil, errInvalidRequest("The response_mode is not supported (only query is).")
 	}
-	req.parseRest()
+	req.parseRest(reg)
 	return req, nil
+}
+
+// requestsOpenID reports whether a scope parameter holds openid: an OpenID
+// Connect request (Core §3.1.2.1), which must name its redirect URI.
+func requestsOpenID(params url.Values) bool {
+	for _, v := range params["scope"] {
+		if slices.Contains(scopeList(v), "openid") {
+			return true
+		}
+	}
+	return false
+}
+
+// unsupportedObjects are the OpenID Connect request parameters Keyturn
+// does not support, with their errors (Core §3.1.2.6): request objects
+// (§6) and dynamic registration data (§7.2.1). Nothing is fetched.
+var unsupportedObjects = []struct{ name, code string }{
+	{"request", "request_not_supported"},
+	{"request_uri", "request_uri_not_supported"},
+	{"registration", "registration_not_supported"},
 }
 
 // parseRest reads everything after the client and its redirect URI,
 // recording the first problem in req.err.
-func (req *authzRequest) parseRest() {
+func (req *authzRequest) parseRest(reg *clients.Registry) {
 	fail := func(e *Error) {
 		if req.err == nil {
 			req.err = e
@@ -195,6 +231,19 @@ func (req *authzRequest) parseRest() {
 		}
 	}
 	c := req.client
+	if req.openid {
+		// First: a request object may hold the parameters missing outside it.
+		for _, u := range unsupportedObjects {
+			if _, has := p[u.name]; has {
+				fail(oauthError(400, u.code, u.name+" is not supported"))
+			}
+		}
+		req.nonce = p.Get("nonce") // as sent: the ID token echoes it exactly
+		req.loginHint = p.Get("login_hint")
+		req.idTokenHint = p.Get("id_token_hint")
+		// display, ui_locales, claims_locales and acr_values are accepted
+		// and ignored (Core §3.1.2.1, §15.1: they must not cause errors).
+	}
 	switch rt := p.Get("response_type"); {
 	case rt == "":
 		fail(errInvalidRequest("response_type is missing"))
@@ -224,7 +273,15 @@ func (req *authzRequest) parseRest() {
 		}
 	}
 	// Scope and resources as at the token endpoint (RFC 6749 §3.3, RFC
-	// 8707 §2).
+	// 8707 §2); an OpenID request first drops the scopes no client knows
+	// (Core §3.1.2.1: "SHOULD be ignored"; decision 21), so that a known
+	// scope this client may not have is still invalid_scope.
+	if req.openid && p.Get("scope") != "" {
+		scope := slices.DeleteFunc(scopeList(p.Get("scope")), func(s string) bool {
+			return s != "openid" && !reg.KnowsScope(s)
+		})
+		p.Set("scope", strings.Join(scope, " "))
+	}
 	tr := tokenRequest{client: c}
 	if err := tr.target(p); err != nil {
 		var oe *Error
@@ -238,30 +295,27 @@ func (req *authzRequest) parseRest() {
 }
 
 // parsePrompt reads prompt (OpenID Connect Core §3.1.2.1): a set of none,
-// login and consent, none alone.
+// login, consent and select_account; none only alone ("If this parameter
+// contains none with any other value, an error is returned"); unknown
+// values are ignored (the OP "MAY ignore" them).
 func (req *authzRequest) parsePrompt(v string, fail func(*Error)) {
-	if v == "" {
-		return
-	}
-	var none, login, consent bool
-	for _, s := range scopeList(v) {
-		switch s {
-		case "none":
-			none = true
-		case "login":
-			login = true
-		case "consent":
-			consent = true
-		default:
-			fail(errInvalidRequest("prompt value " + sanitizeDescription(truncate(s, 32)) + " is not supported"))
-			return
-		}
-	}
-	if none && (login || consent) {
+	values := scopeList(v)
+	if slices.Contains(values, "none") && len(values) > 1 {
 		fail(errInvalidRequest("prompt=none cannot be combined with other values"))
 		return
 	}
-	req.promptNone, req.promptLogin, req.promptConsent = none, login, consent
+	for _, s := range values {
+		switch s {
+		case "none":
+			req.promptNone = true
+		case "login":
+			req.promptLogin = true
+		case "consent":
+			req.promptConsent = true
+		case "select_account":
+			req.promptSelect = true
+		}
+	}
 }
 
 // isS256Challenge reports whether s can be an S256 code challenge: the
@@ -280,31 +334,38 @@ func isS256Challenge(s string) bool {
 }
 
 // needsLogin reports whether the session s (nil: none) does not do for
-// this request: no session, prompt=login, or a sign-in max_age or more
-// ago (OpenID Connect Core §3.1.2.1; so max_age=0 always asks, as with a
-// clock of whole seconds it otherwise would not). The login POST does not
-// ask it again: the sign-in it just did is the fresh one.
+// this request: no session, prompt=login, a sign-in max_age or more ago
+// (OpenID Connect Core §3.1.2.1; so max_age=0 always asks, as with a
+// clock of whole seconds it otherwise would not), or another user than
+// the id_token_hint names (§3.1.2.2: never that user's tokens). The login
+// POST does not ask it again: the sign-in it just did is the fresh one.
 func (req *authzRequest) needsLogin(s *storage.BrowserSession, now time.Time) bool {
-	return s == nil || req.promptLogin || req.hasMaxAge && now.Sub(s.AuthTime) >= req.maxAge
+	return s == nil || req.promptLogin || req.hasMaxAge && now.Sub(s.AuthTime) >= req.maxAge ||
+		req.hintSubject != "" && req.hintSubject != s.UserID
 }
 
 // responseURL is the redirect URI with the answer's parameters and state
-// and iss (RFC 9207 §2) appended: the registered string kept as it is
-// (RFC 6749 §3.1.2: its query is retained), each new value escaped.
+// and iss (RFC 9207 §2) appended (appendQuery).
 func (req *authzRequest) responseURL(issuer string, kv ...string) string {
-	var b strings.Builder
-	b.WriteString(req.target)
-	sep := "?"
-	if strings.Contains(req.target, "?") {
-		sep = "&"
-		if strings.HasSuffix(req.target, "?") || strings.HasSuffix(req.target, "&") {
-			sep = ""
-		}
-	}
 	if req.state != "" {
 		kv = append(kv, "state", req.state)
 	}
-	kv = append(kv, "iss", issuer)
+	return appendQuery(req.target, append(kv, "iss", issuer)...)
+}
+
+// appendQuery is uri with the kv pairs appended as query parameters: the
+// registered string kept as it is (RFC 6749 §3.1.2: its query is
+// retained), each new value escaped.
+func appendQuery(uri string, kv ...string) string {
+	var b strings.Builder
+	b.WriteString(uri)
+	sep := "?"
+	if strings.Contains(uri, "?") {
+		sep = "&"
+		if strings.HasSuffix(uri, "?") || strings.HasSuffix(uri, "&") {
+			sep = ""
+		}
+	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		b.WriteString(sep)
 		b.WriteString(kv[i])
@@ -320,6 +381,7 @@ func (req *authzRequest) responseURL(issuer string, kv ...string) string {
 // code.
 type authorizeFlow struct {
 	issuer   string
+	keys     *keys.Keys // verifies id_token_hint
 	clients  *clientSet
 	browser  *browserAuth
 	pages    *pages
@@ -355,7 +417,7 @@ func (h authorizeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, r, err)
 		return
 	}
-	req, err := parseAuthorization(params, h.clients.registry())
+	req, err := h.parse(r.Context(), params)
 	if err != nil {
 		h.pageError(w, r, err)
 		return
@@ -366,16 +428,42 @@ func (h authorizeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.redirectError(w, r, req, err)
 		return
 	}
-	if req.needsLogin(s, h.now()) {
-		if req.promptNone {
-			// OpenID Connect Core §3.1.2.6: no page may be shown.
-			h.redirectError(w, r, req, oauthError(400, "login_required", "the user is not signed in"))
-			return
-		}
-		h.showLogin(w, r, req, http.StatusOK, "", "")
-		return
+	switch {
+	case req.needsLogin(s, h.now()) && req.promptNone:
+		// OpenID Connect Core §3.1.2.6: no page may be shown.
+		h.redirectError(w, r, req, oauthError(400, "login_required", "the user is not signed in"))
+	case req.needsLogin(s, h.now()):
+		h.showLogin(w, r, req, http.StatusOK, "", req.loginHint)
+	case req.promptSelect:
+		h.showSelect(w, r, req, s)
+	default:
+		h.proceed(w, r, req, s, false)
 	}
-	h.proceed(w, r, req, s, false)
+}
+
+// parse parses an authorization request (parseAuthorization) and verifies
+// its id_token_hint (OpenID Connect Core §3.1.2.1, §3.1.2.2): signed by a
+// key of this server, with its issuer; an expired one is accepted ("SHOULD
+// accept ID Tokens ... even when the exp time has passed"). A hint that
+// does not verify is invalid_request, by redirect like any error after
+// the client.
+func (f *authorizeFlow) parse(ctx context.Context, params url.Values) (*authzRequest, error) {
+	req, err := parseAuthorization(params, f.clients.registry())
+	if err != nil || req.idTokenHint == "" || req.err != nil {
+		return req, err
+	}
+	claims, err := f.keys.ParseIDToken(ctx, req.idTokenHint, f.issuer)
+	switch {
+	case errors.Is(err, tokens.ErrMalformed):
+		req.err = errInvalidRequest("id_token_hint is not an ID token issued here")
+	case err != nil:
+		return nil, fmt.Errorf("id_token_hint: %w", err)
+	case claims.Subject == "":
+		req.err = errInvalidRequest("id_token_hint names no subject")
+	default:
+		req.hintSubject = claims.Subject
+	}
+	return req, nil
 }
 
 // pageError answers on a page what cannot be answered by redirect.
@@ -421,6 +509,12 @@ func (f *authorizeFlow) proceed(w http.ResponseWriter, r *http.Request, req *aut
 		f.redirectError(w, r, req, req.err)
 		return
 	}
+	if req.hintSubject != "" && req.hintSubject != s.UserID {
+		// OpenID Connect Core §3.1.2.2: the user who signed in is not the
+		// one the id_token_hint names; never answer with their tokens.
+		f.redirectError(w, r, req, oauthError(400, "login_required", "the signed-in user is not the one id_token_hint names"))
+		return
+	}
 	need, err := f.consentNeeded(r.Context(), req, s, interacted)
 	switch {
 	case err != nil:
@@ -443,7 +537,7 @@ func (f *authorizeFlow) issue(w http.ResponseWriter, r *http.Request, req *authz
 	code := tokens.NewSecret()
 	err := f.codes.CreateCode(r.Context(), storage.AuthCode{
 		Hash: tokens.HashSecret(code), ClientID: req.client.ID, UserID: s.UserID,
-		RedirectURI: req.redirectURI, CodeChallenge: req.challenge,
+		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
 		Scope: strings.Join(req.scope, " "), Resources: req.resources,
 		BrowserSessionID: s.ID, AuthTime: s.AuthTime,
 		CreatedAt: now, ExpiresAt: now.Add(f.codeTTL),
@@ -477,7 +571,7 @@ func newAuthorizeFlow(o Options, cs *clientSet, log *slog.Logger, m *metrics) (*
 		return nil, err
 	}
 	return &authorizeFlow{
-		issuer: o.Issuer, clients: cs,
+		issuer: o.Issuer, keys: o.Keys, clients: cs,
 		browser: &browserAuth{
 			sessions: o.Store, keys: o.Keys, ttl: ao.BrowserSessionTTL, now: o.Now,
 			secure: strings.HasPrefix(o.Issuer, "https://"),

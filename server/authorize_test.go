@@ -180,7 +180,7 @@ func TestAuthorizeErrorRedirects(t *testing.T) {
 				{"unknown scope", []string{"scope", "nonexistent"}, "invalid_scope"},
 				{"unknown resource", []string{"resource", "https://evil.example"}, "invalid_target"},
 				{"prompt none login", []string{"prompt", "none login"}, "invalid_request"},
-				{"prompt bogus", []string{"prompt", "bogus"}, "invalid_request"},
+				{"prompt none bogus", []string{"prompt", "none bogus"}, "invalid_request"},
 				{"max_age negative", []string{"max_age", "-1"}, "invalid_request"},
 				{"max_age text", []string{"max_age", "soon"}, "invalid_request"},
 				{"control character", []string{"scope", "read\x01"}, "invalid_request"},

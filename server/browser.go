@@ -28,6 +28,8 @@ const (
 const (
 	formLogin   = "login"
 	formConsent = "consent"
+	formSelect  = "select"
+	formLogout  = "logout"
 )
 
 // browserAuth is the browser side of the authorization endpoint: the login
@@ -140,6 +142,17 @@ func (b *browserAuth) start(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	b.setCookie(w, sessionCookie, secret, b.ttl)
 	return &s, nil
+}
+
+// end signs the browser out of session s: the session revoked (a no-op if
+// it already is) and the cookie deleted.
+func (b *browserAuth) end(ctx context.Context, w http.ResponseWriter, s *storage.BrowserSession) error {
+	err := b.sessions.RevokeBrowserSession(ctx, s.ID, b.now().UTC())
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("browser session: revoke: %w", err)
+	}
+	b.setCookie(w, sessionCookie, "", -1)
+	return nil
 }
 
 // loginBinding is what the login form's CSRF token is bound to: the

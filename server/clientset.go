@@ -15,10 +15,11 @@ type clientSet struct {
 	current atomic.Pointer[registryDoc]
 }
 
-// registryDoc is a registry and the metadata document rendered from it.
+// registryDoc is a registry and the metadata documents rendered from it.
 type registryDoc struct {
 	reg      *clients.Registry
-	metadata []byte
+	metadata []byte // RFC 8414
+	openID   []byte // OpenID Connect Discovery 1.0
 }
 
 func newClientSet(issuer string, reg *clients.Registry) *clientSet {
@@ -31,6 +32,9 @@ func (c *clientSet) registry() *clients.Registry { return c.current.Load().reg }
 
 func (c *clientSet) metadata() []byte { return c.current.Load().metadata }
 
+func (c *clientSet) openIDConfiguration() []byte { return c.current.Load().openID }
+
 func (c *clientSet) set(reg *clients.Registry) {
-	c.current.Store(&registryDoc{reg: reg, metadata: renderMetadata(c.issuer, reg)})
+	oauth, openID := renderMetadata(c.issuer, reg)
+	c.current.Store(&registryDoc{reg: reg, metadata: oauth, openID: openID})
 }

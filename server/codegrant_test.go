@@ -64,6 +64,7 @@ type authCode struct {
 	challenge    string
 	scope        string
 	resources    []string
+	nonce        string    // the OpenID Connect nonce of the request
 	authTime     time.Time // zero: the clock's now
 }
 
@@ -103,7 +104,7 @@ func (ts *testServer) issueCode(c authCode) string {
 	code := tokens.NewSecret()
 	err = ts.store.CreateCode(ctx, storage.AuthCode{
 		Hash: tokens.HashSecret(code), ClientID: c.client, UserID: u.ID, RedirectURI: c.redirect,
-		CodeChallenge: c.challenge, Scope: c.scope, Resources: c.resources,
+		CodeChallenge: c.challenge, Scope: c.scope, Resources: c.resources, Nonce: c.nonce,
 		BrowserSessionID: bs.ID, AuthTime: c.authTime, CreatedAt: now, ExpiresAt: now.Add(60 * time.Second),
 	})
 	if err != nil {

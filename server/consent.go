@@ -101,7 +101,7 @@ func (h consentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, r, errInvalidRequest("The form is malformed."))
 		return
 	}
-	req, err := parseAuthorization(params, h.clients.registry())
+	req, err := h.parse(r.Context(), params)
 	if err != nil {
 		h.pageError(w, r, err)
 		return

@@ -98,6 +98,57 @@ func withRetryAfter(e *Error, d time.Duration) *Error {
 	return e
 }
 
+// Protected-resource errors (RFC 6750 §3), for UserInfo (OpenID Connect
+// Core §5.3.3): the Bearer challenge in WWW-Authenticate carries the code.
+
+// bearerRealm names the protection space of Keyturn's protected resources.
+const bearerRealm = "keyturn"
+
+// errBearer is a protected resource's error with its Bearer challenge;
+// code "" is a request with no token at all, answered with the challenge
+// alone and no error code (RFC 6750 §3.1) and no body.
+func errBearer(status int, code, desc, scope string) *Error {
+	challenge := `Bearer realm="` + bearerRealm + `"`
+	if code != "" {
+		challenge += `, error="` + code + `"`
+	}
+	if scope != "" {
+		challenge += `, scope="` + scope + `"`
+	}
+	e := oauthError(status, code, desc)
+	e.header = http.Header{}
+	e.header.Set("WWW-Authenticate", challenge)
+	return e
+}
+
+// errNoBearerToken: the request carried no access token (RFC 6750 §3).
+func errNoBearerToken() *Error { return errBearer(http.StatusUnauthorized, "", "", "") }
+
+// errInvalidToken: the access token is expired, revoked, malformed or not
+// an access token (RFC 6750 §3.1).
+func errInvalidToken(desc string) *Error {
+	return errBearer(http.StatusUnauthorized, "invalid_token", desc, "")
+}
+
+// errInsufficientScope: the token is valid but its scope lacks scope
+// (RFC 6750 §3.1).
+func errInsufficientScope(scope, desc string) *Error {
+	return errBearer(http.StatusForbidden, "insufficient_scope", desc, scope)
+}
+
+// asBearerError is e with the Bearer challenge added (RFC 6750 §3: a
+// protected resource MAY challenge on any error), for the request errors
+// the form parser returns.
+func asBearerError(e *Error) *Error {
+	b := errBearer(e.status, e.Code, e.Description, "")
+	for k, v := range e.header {
+		if _, ok := b.header[k]; !ok {
+			b.header[k] = v
+		}
+	}
+	return b
+}
+
 func errNotFound() *Error { return oauthError(http.StatusNotFound, "not_found", "no such endpoint") }
 
 // writeError writes err as an RFC 6749 §5.2 JSON error. Anything that is not
@@ -121,10 +172,16 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	for k, v := range oe.header {
 		h[k] = v
 	}
-	if oe.status == http.StatusUnauthorized {
+	if oe.status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		// RFC 6749 §5.2: 401 carries a WWW-Authenticate challenge for the
-		// scheme the client used; Basic is the only scheme we accept.
+		// scheme the client used; Basic is the only scheme we accept for
+		// clients (a protected resource's error brings its Bearer one).
 		h.Set("WWW-Authenticate", `Basic realm="keyturn", charset="UTF-8"`)
+	}
+	if oe.Code == "" { // RFC 6750 §3.1: no token, no error code, the challenge says it all
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(oe.status)
+		return
 	}
 	body := Error{Code: oe.Code, Description: sanitizeDescription(oe.Description)}
 	writeJSON(w, oe.status, body)

@@ -89,6 +89,7 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	}
 	scope := codeScope(req, code)
 	f := newSession(req, g.keys, code.UserID, scope, storage.GrantAuthorizationCode, code.AuthTime, now)
+	f.BrowserSessionID = code.BrowserSessionID // RP-initiated logout ends it with the browser session
 	// One conditional statement spends the code and starts the session:
 	// of concurrent redemptions exactly one wins (RFC 6749 §4.1.2).
 	stored, err := g.codes.RedeemCode(ctx, hash, f, now)
@@ -107,7 +108,13 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 		return nil, fmt.Errorf("authorization code: %w", err)
 	}
 	g.metrics.codes.WithLabelValues(codeRedeemed).Inc()
-	return g.minter.sessionResponse(ctx, req, f, scope, now)
+	resp, err := g.minter.sessionResponse(ctx, req, f, scope, now)
+	if err != nil {
+		return nil, err
+	}
+	// The nonce goes into the ID token exactly as the authentication
+	// request sent it (OpenID Connect Core §2, §15.5.2).
+	return g.minter.withIDToken(ctx, req, resp, f, scope, code.Nonce, now)
 }
 
 // mismatch says why the request may not redeem code ("" if it may): RFC

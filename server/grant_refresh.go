@@ -205,13 +205,16 @@ func (g refreshGrant) stale(ctx context.Context, req *tokenRequest, f storage.Fa
 	return nil, g.refused(refreshReuse)
 }
 
-// respond issues a fresh access token and the refresh token of f's current generation.
+// respond issues a fresh access token and the refresh token of f's current
+// generation, and, for an OpenID session whose scope (as narrowed by the
+// request) still holds openid, a new ID token without a nonce (OpenID
+// Connect Core §12.2).
 func (g refreshGrant) respond(ctx context.Context, req *tokenRequest, f storage.Family, scope []string, now time.Time) (*tokenResponse, error) {
 	resp, err := g.minter.response(ctx, req, f.UserID, scope, f.ID, now)
 	if err != nil {
 		return nil, err
 	}
-	return withRefresh(resp, g.keys, f, f.Generation, now), nil
+	return g.minter.withIDToken(ctx, req, withRefresh(resp, g.keys, f, f.Generation, now), f, scope, "", now)
 }
 
 func hasScope(scope, s string) bool {

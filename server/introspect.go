@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/keyturn/keyturn/clients"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/tokens"
 	"github.com/keyturn/keyturn/storage"
 )
@@ -18,6 +20,7 @@ import (
 // or expired is inactive at once, though its signature and exp are fine.
 type introspectHandler struct {
 	tokenOpEndpoint
+	access   accessChecker
 	denylist storage.Denylist
 }
 
@@ -62,49 +65,84 @@ func (h *introspectHandler) introspect(ctx context.Context, op tokenOp) (introsp
 	if tokens.IsRefresh(op.token) {
 		return h.refresh(ctx, op.client, op.token)
 	}
-	return h.access(ctx, op.client, op.token)
+	return h.accessToken(ctx, op.client, op.token)
 }
 
-func (h *introspectHandler) access(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
-	c, err := h.keys.ParseAccessToken(ctx, token)
-	if err != nil {
-		return inactive, nil
-	}
+func (h *introspectHandler) accessToken(ctx context.Context, caller *clients.Client, token string) (introspection, error) {
 	// RFC 7662 §4: a resource server learns only about tokens it may
 	// accept, those whose audience it serves; any other token is inactive
 	// to it, so one resource server cannot harvest another's tokens.
-	if !slices.ContainsFunc(c.Audience, caller.ServesAudience) {
+	a, err := h.access.check(ctx, token, func(c tokens.AccessClaims) bool {
+		return slices.ContainsFunc(c.Audience, caller.ServesAudience)
+	})
+	switch {
+	case errors.Is(err, errInactive):
 		return inactive, nil
-	}
-	now := h.now()
-	if !now.Before(time.Unix(c.Expiry, 0)) {
-		return inactive, nil
-	}
-	if _, ok := h.clients.registry().Get(c.ClientID); !ok {
-		return inactive, nil // the client was removed from the configuration
-	}
-	// The denylist, the session and its user in one round trip.
-	chk, err := h.denylist.CheckAccess(ctx, c.ID, c.SessionID)
-	if err != nil {
+	case err != nil:
 		return inactive, fmt.Errorf("introspect: %w", err)
 	}
-	if chk.Denied {
-		return inactive, nil
-	}
-	resp := introspection{
-		Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: "Bearer",
+	c := a.claims
+	return introspection{
+		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: a.username, TokenType: "Bearer",
 		Expiry: c.Expiry, IssuedAt: c.IssuedAt, Subject: c.Subject, Audience: c.Audience,
 		Issuer: c.Issuer, ID: c.ID, SessionID: c.SessionID,
+	}, nil
+}
+
+// accessChecker decides whether an access token is valid now, for
+// introspection (RFC 7662) and UserInfo (OpenID Connect Core §5.3) alike:
+// one code path, so that a token one of them refuses the other refuses too.
+type accessChecker struct {
+	clients  *clientSet
+	keys     *keys.Keys
+	denylist storage.Denylist
+	now      func() time.Time
+}
+
+// errInactive: the access token is not valid (any more), for whatever
+// reason; callers must not say which (RFC 7662 §2.2).
+var errInactive = errors.New("access token inactive")
+
+// activeAccess is a valid access token: its claims and, for a token of a
+// session (every grant but client_credentials), its user's username.
+type activeAccess struct {
+	claims   tokens.AccessClaims
+	username string
+}
+
+// check verifies token: our signature and type (an ID or refresh token is
+// not an access token), accept (before any database read; nil accepts
+// all), exp, a client still configured, not revoked (RFC 7009 denylist),
+// and, for a session's token, the session live and its user there. The
+// denylist, the session and its user are read in one round trip.
+// errInactive if any of that fails; other errors are the server's.
+func (a accessChecker) check(ctx context.Context, token string, accept func(tokens.AccessClaims) bool) (activeAccess, error) {
+	c, err := a.keys.ParseAccessToken(ctx, token)
+	if err != nil || (accept != nil && !accept(c)) {
+		return activeAccess{}, errInactive
+	}
+	now := a.now()
+	if !now.Before(time.Unix(c.Expiry, 0)) {
+		return activeAccess{}, errInactive
+	}
+	if _, ok := a.clients.registry().Get(c.ClientID); !ok {
+		return activeAccess{}, errInactive // the client was removed from the configuration
+	}
+	chk, err := a.denylist.CheckAccess(ctx, c.ID, c.SessionID)
+	if err != nil {
+		return activeAccess{}, err
+	}
+	if chk.Denied {
+		return activeAccess{}, errInactive
 	}
 	if c.SessionID == "" { // client_credentials: no session, no user
-		return resp, nil
+		return activeAccess{claims: c}, nil
 	}
 	// A token of a session that ended, or whose user is gone, is inactive.
 	if chk.Family.ID == "" || !chk.Family.Live(now) || chk.Username == "" {
-		return inactive, nil
+		return activeAccess{}, errInactive
 	}
-	resp.Username = chk.Username
-	return resp, nil
+	return activeAccess{claims: c, username: chk.Username}, nil
 }
 
 // refresh reports a refresh token (ktr2, or ktr1 until those have expired)

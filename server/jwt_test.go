@@ -117,7 +117,7 @@ func TestJWKSAndKeyRotation(t *testing.T) {
 		t.Fatalf("private material in the JWKS: %s", raw)
 	}
 	oldKid := set.Keys[0].KeyID
-	next, err := ts.keys.Rotate(t.Context())
+	next, err := ts.keys.Rotate(t.Context(), "ES256")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestSweepPrunesSigningKeys(t *testing.T) {
 				return strings.Join(out, ",")
 			}
 			k0 := ids()[0]
-			k1, err := keys.Rotate(ctx) // signs from +1h
+			k1, err := keys.Rotate(ctx, "ES256") // signs from +1h
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -208,7 +208,7 @@ func TestRevokeSigningKeyPromotesPendingKey(t *testing.T) {
 	ts := newTestServer(t, sqlite)
 	ctx := t.Context()
 	old := kidOf(t, ts.login(confA).str("access_token"))
-	next, err := ts.keys.Rotate(ctx)
+	next, err := ts.keys.Rotate(ctx, keys.AlgES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestRevokePendingSigningKey(t *testing.T) {
 	ts := newTestServer(t, sqlite)
 	ctx := t.Context()
 	cur := kidOf(t, ts.login(confA).str("access_token"))
-	next, err := ts.keys.Rotate(ctx)
+	next, err := ts.keys.Rotate(ctx, keys.AlgES256)
 	if err != nil {
 		t.Fatal(err)
 	}

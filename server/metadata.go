@@ -43,15 +43,46 @@ type metadata struct {
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	// OpenID Connect's endpoints, in both documents (RFC 8414 §2 admits
+	// them; the two documents must agree, RFC 8414 §4 and Discovery §3).
+	UserInfoEndpoint   string `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint string `json:"end_session_endpoint,omitempty"`
+	// openIDMetadata is set in the OpenID Provider document only.
+	*openIDMetadata
 }
 
-// metadataHandler serves the document rendered for the current clients.
+// openIDMetadata are the members only OpenID Connect Discovery 1.0 §3
+// defines. The false ones are published because their absence would mean
+// something else: request_uri_parameter_supported defaults to true.
+type openIDMetadata struct {
+	// Public subjects only: sub is the user's ID (Core §8).
+	SubjectTypesSupported []string `json:"subject_types_supported"`
+	// RS256 always (Discovery §3: it MUST be listed), and every algorithm
+	// a client has chosen with id_token_signed_response_alg.
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	ClaimsSupported                  []string `json:"claims_supported"`
+	RequestParameterSupported        bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported     bool     `json:"request_uri_parameter_supported"`
+	ClaimsParameterSupported         bool     `json:"claims_parameter_supported"`
+}
+
+// claimsSupported are the claims Keyturn can return: in the ID token (Core
+// §2; sid as in Front-Channel Logout §3) and from UserInfo (Core §5.1).
+var claimsSupported = []string{
+	"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
+	"name", "preferred_username", "email", "email_verified",
+}
+
+// metadataHandler serves a document rendered for the current clients:
+// the RFC 8414 one, or the OpenID Provider one (Discovery 1.0 §4).
 type metadataHandler struct {
 	clients *clientSet
+	openID  bool
 }
 
-// renderMetadata renders the document for a registry.
-func renderMetadata(issuer string, reg *clients.Registry) []byte {
+// renderMetadata renders both documents for a registry from one value, so
+// that they agree on every member they share.
+func renderMetadata(issuer string, reg *clients.Registry) (oauth, openID []byte) {
 	m := metadata{
 		Issuer:                issuer,
 		TokenEndpoint:         issuer + PathToken,
@@ -60,7 +91,7 @@ func renderMetadata(issuer string, reg *clients.Registry) []byte {
 		IntrospectionEndpoint: issuer + PathIntrospect,
 		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 	}
-	grants, scopes := map[string]bool{}, map[string]bool{}
+	grants, scopes, algs := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	public := false
 	for _, id := range reg.IDs() {
 		c, _ := reg.Get(id)
@@ -72,24 +103,44 @@ func renderMetadata(issuer string, reg *clients.Registry) []byte {
 		for _, s := range c.Scopes {
 			scopes[s] = true
 		}
+		if c.IDTokenAlg != "" && c.IDTokenAlg != clients.DefaultIDTokenAlg {
+			algs[c.IDTokenAlg] = true
+		}
 		public = public || c.Public
 	}
 	// Only grants some client may use are listed (RFC 9700 §2.4: the
 	// password grant is advertised only where it is on).
 	m.GrantTypesSupported = sortedKeys(grants)
-	m.ScopesSupported = sortedKeys(scopes)
 	if grants[clients.GrantAuthorizationCode] {
 		m.AuthorizationEndpoint = issuer + PathAuthorize
 		m.ResponseTypesSupported = []string{"code"}
 		m.ResponseModesSupported = []string{"query"}
 		m.CodeChallengeMethodsSupported = []string{pkceS256.String()}
 		m.AuthorizationResponseISSParameterSupported = true
+		// OpenID Connect is the code flow here: its endpoints and scope
+		// values come with it (Discovery §3: openid MUST be supported).
+		m.UserInfoEndpoint = issuer + PathUserInfo
+		m.EndSessionEndpoint = issuer + PathLogout
+		for _, s := range []string{"openid", scopeProfile, scopeEmail} {
+			scopes[s] = true
+		}
 	}
+	m.ScopesSupported = sortedKeys(scopes)
 	m.TokenEndpointAuthMethodsSupported = []string{"client_secret_basic", "client_secret_post"}
 	if public {
 		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, "none")
 	}
 	m.RevocationEndpointAuthMethodsSupported = m.TokenEndpointAuthMethodsSupported
+	oauth = marshalMetadata(m)
+	m.openIDMetadata = &openIDMetadata{
+		SubjectTypesSupported:            []string{"public"},
+		IDTokenSigningAlgValuesSupported: append([]string{clients.DefaultIDTokenAlg}, sortedKeys(algs)...),
+		ClaimsSupported:                  claimsSupported,
+	}
+	return oauth, marshalMetadata(m)
+}
+
+func marshalMetadata(m metadata) []byte {
 	body, _ := json.MarshalIndent(m, "", "  ")
 	return append(body, '\n')
 }
@@ -97,7 +148,20 @@ func renderMetadata(issuer string, reg *clients.Registry) []byte {
 func (h *metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(h.clients.metadata())
+	allowAnyOrigin(w)
+	doc := h.clients.metadata()
+	if h.openID {
+		doc = h.clients.openIDConfiguration()
+	}
+	_, _ = w.Write(doc)
+}
+
+// allowAnyOrigin lets a script on any origin read the response (CORS,
+// Discovery §4 and Core §5.3 recommend it): only for the public documents,
+// the two metadata documents and the JWKS, which hold nothing a caller's
+// credentials could unlock. No other endpoint answers CORS.
+func allowAnyOrigin(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -123,6 +187,7 @@ func (h *jwksHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	allowAnyOrigin(w)
 	// Short enough that a rotated-in key reaches caches before it signs
 	// (keys.rotation_delay is at least keys.MinRotationDelay). It is also
 	// how long a resource server may still hold a revoked key: the set

@@ -31,6 +31,12 @@ const (
 	pageLogin   = "login"
 	pageConsent = "consent"
 	pageError   = "error"
+	// pageSelect is "Continue as <user> / Use another account" (decision 22).
+	pageSelect = "select"
+	// pageLogout asks to confirm a sign-out; pageSignedOut says it is done
+	// (RP-Initiated Logout 1.0 §2, §4; decision 24).
+	pageLogout    = "logout"
+	pageSignedOut = "signedout"
 )
 
 // pageData is what a page shows. Every string is escaped by html/template.

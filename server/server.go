@@ -28,16 +28,27 @@ const (
 	PathToken      = "/oauth2/token"
 	PathRevoke     = "/oauth2/revoke"
 	PathIntrospect = "/oauth2/introspect"
-	PathMetadata   = "/.well-known/oauth-authorization-server"
-	PathJWKS       = "/.well-known/jwks.json"
-	PathMetrics    = "/metrics" // Prometheus exposition
-	PathHealth     = "/healthz" // the process is alive
-	PathReady      = "/readyz"  // and can serve: database, schema, signing key
+	// PathUserInfo is OpenID Connect's UserInfo endpoint (Core §5.3).
+	PathUserInfo = "/oauth2/userinfo"
+	PathMetadata = "/.well-known/oauth-authorization-server"
+	// PathOpenIDConfiguration is the OpenID Provider configuration
+	// document (OpenID Connect Discovery 1.0 §4).
+	PathOpenIDConfiguration = "/.well-known/openid-configuration"
+	PathJWKS                = "/.well-known/jwks.json"
+	PathMetrics             = "/metrics" // Prometheus exposition
+	PathHealth              = "/healthz" // the process is alive
+	PathReady               = "/readyz"  // and can serve: database, schema, signing key
 	// PathAuthorize is the authorization endpoint (RFC 6749 §3.1); its
-	// pages post their forms to PathLogin and PathConsent.
-	PathAuthorize = "/oauth2/authorize"
-	PathLogin     = PathAuthorize + "/login"
-	PathConsent   = PathAuthorize + "/consent"
+	// pages post their forms to PathLogin, PathConsent and
+	// PathSelectAccount (prompt=select_account).
+	PathAuthorize     = "/oauth2/authorize"
+	PathLogin         = PathAuthorize + "/login"
+	PathConsent       = PathAuthorize + "/consent"
+	PathSelectAccount = PathAuthorize + "/select"
+	// PathLogout is the end_session_endpoint (OpenID Connect RP-Initiated
+	// Logout 1.0 §2); its confirmation page posts to PathLogoutConfirm.
+	PathLogout        = "/oauth2/logout"
+	PathLogoutConfirm = PathLogout + "/confirm"
 	// PathStyle and PathLogo are the pages' stylesheet and optional logo,
 	// served from Keyturn's own origin (RFC 9700 §4.2.4).
 	PathStyle = "/assets/style.css"
@@ -164,14 +175,19 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	ops := tokenOpEndpoint{clients: cs, guard: guard, keys: o.Keys, now: o.Now, log: log}
+	access := accessChecker{clients: cs, keys: o.Keys, denylist: o.Store, now: o.Now}
 	d := routeDeps{
 		token:      &tokenHandler{clients: cs, guard: guard, grants: grants, log: log, trusted: o.Login.TrustedProxies},
 		revoke:     &revokeHandler{tokenOpEndpoint: ops, families: o.Store, denylist: o.Store},
-		introspect: &introspectHandler{tokenOpEndpoint: ops, denylist: o.Store},
+		introspect: &introspectHandler{tokenOpEndpoint: ops, access: access, denylist: o.Store},
+		userinfo:   &userInfoHandler{access: access, users: o.Store, log: log},
 		metadata:   &metadataHandler{clients: cs},
+		openIDConf: &metadataHandler{clients: cs, openID: true},
 		authorize:  authorizeHandler{az},
 		login:      loginHandler{authorizeFlow: az, users: users, trusted: o.Login.TrustedProxies},
 		consent:    consentHandler{az},
+		selectAcct: selectHandler{az},
+		logout:     logoutHandler{authorizeFlow: az, families: o.Store},
 		logo:       http.HandlerFunc(az.pages.serveLogo),
 		jwks:       &jwksHandler{keys: o.Keys, log: log},
 		ready:      &readyHandler{ready: o.Ready, keys: o.Keys, log: log},
@@ -210,10 +226,14 @@ type routeDeps struct {
 	token      http.Handler
 	revoke     http.Handler
 	introspect http.Handler
+	userinfo   http.Handler // GET and POST; answers 405 itself
 	metadata   http.Handler
+	openIDConf http.Handler
 	authorize  http.Handler // GET and POST
 	login      http.Handler // the login page's form
 	consent    http.Handler // the consent page's form
+	selectAcct http.Handler // the account choice's form
+	logout     http.Handler // GET and POST; POST only on PathLogoutConfirm
 	logo       http.Handler
 	jwks       http.Handler
 	ready      http.Handler
@@ -234,12 +254,17 @@ func routes(d routeDeps, admin http.Handler) http.Handler {
 	r.Handle(PathToken, in("token", withTimeout(d.timeout, d.token)))
 	r.Handle(PathRevoke, in("revoke", withTimeout(d.timeout, d.revoke)))
 	r.Handle(PathIntrospect, in("introspect", withTimeout(d.timeout, d.introspect)))
+	r.Handle(PathUserInfo, in("userinfo", withTimeout(d.timeout, d.userinfo)))
 	r.Handle(PathMetadata, in("metadata", d.metadata)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathOpenIDConfiguration, in("metadata", d.openIDConf)).Methods(http.MethodGet, http.MethodHead)
 	// The authorization endpoint and its pages (RFC 6749 §3.1). No CORS
 	// here (RFC 9700 §2.6): nothing sets Access-Control-* headers.
 	r.Handle(PathAuthorize, in("authorize", withTimeout(d.timeout, d.authorize))).Methods(http.MethodGet, http.MethodPost)
 	r.Handle(PathLogin, in("authorize", withTimeout(d.timeout, d.login))).Methods(http.MethodPost)
 	r.Handle(PathConsent, in("authorize", withTimeout(d.timeout, d.consent))).Methods(http.MethodPost)
+	r.Handle(PathSelectAccount, in("authorize", withTimeout(d.timeout, d.selectAcct))).Methods(http.MethodPost)
+	r.Handle(PathLogout, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogoutConfirm, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodPost)
 	r.Handle(PathStyle, in("assets", http.HandlerFunc(serveStyle))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathLogo, in("assets", d.logo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathJWKS, in("jwks", withTimeout(d.timeout, d.jwks))).Methods(http.MethodGet, http.MethodHead)

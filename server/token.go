@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -45,6 +46,9 @@ type tokenResponse struct {
 	// expiry, whichever comes first (not in RFC 6749; widely used).
 	RefreshExpiresIn int64  `json:"refresh_expires_in,omitempty"`
 	Scope            string `json:"scope,omitempty"`
+	// IDToken says who signed in (OpenID Connect Core §3.1.3.3): for a
+	// session the code grant started with openid in its scope.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // grant issues tokens for one grant_type.
@@ -211,6 +215,47 @@ func (m *minter) response(ctx context.Context, req *tokenRequest, sub string, sc
 		return nil, err
 	}
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: strings.Join(scope, " ")}, nil
+}
+
+// scopeOpenID makes an authorization request an OpenID Connect one (Core
+// §3.1.2.1); without it the request is plain OAuth and no ID token is issued.
+const scopeOpenID = "openid"
+
+// withIDToken adds to resp, which grants scope in session f, an ID token
+// (OpenID Connect Core §2, §3.1.3.3) when f was started by the code grant
+// and scope holds openid: OpenID Connect is the code flow here, so a
+// password login, or its refresh, never gets one. It is the one place ID
+// tokens are minted: at the code's redemption with the authentication
+// request's nonce, and at each refresh of the session with none (Core
+// §12.2), the same sub and auth_time and a new iat. The token is signed
+// with the client's algorithm (RS256 unless it registered another) and
+// lives as long as the access token it comes with, whose at_hash it holds
+// (Core §3.1.3.6). aud is the client alone, so there is no azp (Core §2).
+func (m *minter) withIDToken(ctx context.Context, req *tokenRequest, resp *tokenResponse, f storage.Family, scope []string, nonce string, now time.Time) (*tokenResponse, error) {
+	if f.GrantType != storage.GrantAuthorizationCode || !slices.Contains(scope, scopeOpenID) {
+		return resp, nil
+	}
+	alg := req.client.IDTokenAlg
+	atHash, err := tokens.AccessTokenHash(alg, resp.AccessToken)
+	if err != nil {
+		return nil, fmt.Errorf("id token: %w", err)
+	}
+	idToken, err := m.keys.SignIDToken(ctx, alg, tokens.IDClaims{
+		Issuer:          m.issuer,
+		Subject:         f.UserID, // the access token's sub
+		Audience:        req.client.ID,
+		IssuedAt:        now.Unix(),
+		Expiry:          now.Add(req.client.AccessTokenTTL).Unix(),
+		AuthTime:        f.AuthTime.Unix(),
+		Nonce:           nonce,
+		AccessTokenHash: atHash,
+		SessionID:       f.ID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("id token: %w", err)
+	}
+	resp.IDToken = idToken
+	return resp, nil
 }
 
 // withRefresh adds family f's refresh token at generation gen to resp.

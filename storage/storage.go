@@ -135,7 +135,7 @@ func (f Family) CheckNew(batch bool) error {
 	case batch && f.PasswordHash != "":
 		return errors.New("a password-checked session is created alone (CreateFamily)")
 	}
-	return CheckText(f.ID, f.ClientID, f.UserID, f.Scope, f.KeyID, f.RevokeReason, f.PasswordHash)
+	return CheckText(f.ID, f.ClientID, f.UserID, f.Scope, f.KeyID, f.RevokeReason, f.BrowserSessionID, f.PasswordHash)
 }
 
 // Revoked reports whether the family has been revoked.
@@ -164,6 +164,12 @@ type FamilyFilter struct {
 	BrowserSessionID string
 }
 
+// CheckText returns ErrInvalidText if a field of the filter holds a NUL
+// byte (no stored family can match it, and PostgreSQL refuses to compare).
+func (f FamilyFilter) CheckText() error {
+	return CheckText(f.UserID, f.ClientID, f.BrowserSessionID)
+}
+
 // User is a resource owner who logs in with the password grant.
 type User struct {
 	ID           string
@@ -184,6 +190,12 @@ type UserProfile struct {
 	Name          string
 	Email         string
 	EmailVerified bool // meaningful only with Email
+}
+
+// CheckText returns ErrInvalidText if a string of the user, its profile
+// included, holds a NUL byte.
+func (u User) CheckText() error {
+	return CheckText(u.ID, u.Username, u.PasswordHash, u.Profile.Name, u.Profile.Email)
 }
 
 // SigningKey is an access-token signing key. The private key is stored

@@ -240,25 +240,38 @@ func TestCleanup(t *testing.T) {
 func TestKeys(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, c *cli) {
 		c.env["KEYTURN_SECRET"] = testSecret
+		// Every lineage rotates: keys.algorithm (ES256, access tokens) and
+		// RS256 (ID tokens, always in use).
 		r := c.want(exitOK, "", "keys", "rotate")
-		m := regexp.MustCompile(`^new key (\S+) \(ES256\): published now, signs from \S+\n$`).FindStringSubmatch(r.stdout)
+		m := regexp.MustCompile(`^new key (\S+) \(ES256\): published now, signs from \S+\nnew key (\S+) \(RS256\): published now, signs from \S+\n$`).FindStringSubmatch(r.stdout)
 		if m == nil {
 			t.Fatalf("rotate: stdout %q", r.stdout)
 		}
+		r = c.want(exitOK, "", "keys", "rotate", "--alg", "RS256")
+		m2 := regexp.MustCompile(`^new key (\S+) \(RS256\): published now, signs from \S+\n$`).FindStringSubmatch(r.stdout)
+		if m2 == nil {
+			t.Fatalf("rotate --alg RS256: stdout %q", r.stdout)
+		}
+		r = c.want(exitUsage, "", "keys", "rotate", "--alg", "EdDSA")
+		wantOneLine(t, r.stderr, "keyturn: --alg EdDSA: no keys of that algorithm are in use (in use: ES256, RS256)")
 		r = c.want(exitOK, "", "keys", "list")
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-		if len(lines) != 3 || !strings.HasPrefix(lines[0], "KID") {
-			t.Fatalf("list: want a header and two keys:\n%s", r.stdout)
+		if len(lines) != 6 || !strings.HasPrefix(lines[0], "KID") {
+			t.Fatalf("list: want a header and five keys:\n%s", r.stdout)
 		}
-		if row := listRow(t, r.stdout, m[1]); len(row) != 6 || row[1] != "ES256" || row[2] != "pending" {
-			t.Errorf("rotated key: row %q, want kid, ES256, pending, created, activates, retires", row)
+		for kid, alg := range map[string]string{m[1]: "ES256", m[2]: "RS256", m2[1]: "RS256"} {
+			if row := listRow(t, r.stdout, kid); len(row) != 6 || row[1] != alg || row[2] != "pending" {
+				t.Errorf("rotated key: row %q, want kid, %s, pending, created, activates, retires", row, alg)
+			}
 		}
-		var states []string
+		active := map[string]int{}
 		for _, l := range lines[1:] {
-			states = append(states, strings.Fields(l)[2])
+			if f := strings.Fields(l); f[2] == "active" {
+				active[f[1]]++
+			}
 		}
-		if !strings.Contains(strings.Join(states, " "), "active") {
-			t.Errorf("states %q, want one active key", states)
+		if active["ES256"] != 1 || active["RS256"] != 1 || len(active) != 2 {
+			t.Errorf("active keys by algorithm %v, want one ES256 and one RS256", active)
 		}
 
 		// Another secret cannot open the keys.

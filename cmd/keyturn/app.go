@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/keyturn/keyturn/clients"
@@ -195,8 +196,9 @@ func writeNewSecret(path string) ([]byte, error) {
 // nil, hears when a key is found revoked (serve's, not the keys commands').
 func (a *app) keys(ctx context.Context, store storage.SigningKeys, secret []byte, log *slog.Logger) (*keys.Keys, error) {
 	k, err := keys.New(ctx, store, secret, keys.Options{
-		Algorithm:     a.cfg.Keys.Algorithm,
-		RotationDelay: a.cfg.Keys.RotationDelay,
+		Algorithm:         a.cfg.Keys.Algorithm,
+		IDTokenAlgorithms: idTokenAlgorithms(a.cfg.Clients),
+		RotationDelay:     a.cfg.Keys.RotationDelay,
 		// A superseded key stays published as long as any access token can
 		// live: the longest lifetime a client may be given, so a client
 		// reload that lengthens lifetimes cannot outrun it.
@@ -207,6 +209,20 @@ func (a *app) keys(ctx context.Context, store storage.SigningKeys, secret []byte
 		return nil, fmt.Errorf("cannot load signing keys: %w", err)
 	}
 	return k, nil
+}
+
+// idTokenAlgorithms are the algorithms the clients' ID tokens are signed
+// with: RS256 always (OpenID Connect Core §15.1: the default, and what a
+// client added by a reload most likely asks for), and each client's
+// id_token_signed_response_alg. Each gets a lineage of signing keys.
+func idTokenAlgorithms(specs []clients.Spec) []string {
+	algs := []string{clients.DefaultIDTokenAlg}
+	for _, s := range specs {
+		if alg := s.IDTokenSignedResponseAlg; alg != "" && !slices.Contains(algs, alg) {
+			algs = append(algs, alg)
+		}
+	}
+	return algs
 }
 
 // randomToken returns n random bytes, base64url without padding: safe in a

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -21,22 +23,44 @@ func (e *env) keysCommand() *cobra.Command {
 }
 
 func (e *env) keysRotateCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rotate",
-		Short: "Add a signing key: published now, signing after keys.rotation_delay",
-		Args:  noArgs,
+	var alg string
+	c := &cobra.Command{
+		Use:   "rotate [--alg ALG]",
+		Short: "Add a signing key to every algorithm in use (or to ALG's): published now, signing after keys.rotation_delay",
+		Long: `Add a signing key for each algorithm in use: keys.algorithm (access tokens),
+RS256 and every client's id_token_signed_response_alg (ID tokens). Each
+algorithm's keys rotate on their own; --alg rotates only that one. A new key
+is published in the JWKS now and signs after keys.rotation_delay; the key it
+replaces stays published until the last token it signed has expired.`,
+		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return e.withKeys(cmd.Context(), func(ctx context.Context, ks *keys.Keys) error {
-				k, err := ks.Rotate(ctx)
-				if err != nil {
-					return fmt.Errorf("rotate: %w", err)
+				var infos []keys.Info
+				if alg != "" {
+					if !slices.Contains(ks.Lineages(), alg) {
+						return usageErrorf("--alg %s: no keys of that algorithm are in use (in use: %s)", alg, strings.Join(ks.Lineages(), ", "))
+					}
+					k, err := ks.Rotate(ctx, alg)
+					if err != nil {
+						return fmt.Errorf("rotate: %w", err)
+					}
+					infos = append(infos, k)
+				} else {
+					var err error
+					if infos, err = ks.RotateAll(ctx); err != nil {
+						return fmt.Errorf("rotate: %w", err)
+					}
 				}
-				fmt.Fprintf(e.stdout, "new key %s (%s): published now, signs from %s\n",
-					k.ID, k.Algorithm, formatTime(k.ActivateAt))
+				for _, k := range infos {
+					fmt.Fprintf(e.stdout, "new key %s (%s): published now, signs from %s\n",
+						k.ID, k.Algorithm, formatTime(k.ActivateAt))
+				}
 				return nil
 			})
 		}),
 	}
+	c.Flags().StringVar(&alg, "alg", "", "rotate only this algorithm's keys ("+strings.Join(keys.Algorithms(), ", ")+")")
+	return c
 }
 
 func (e *env) keysRevokeCommand() *cobra.Command {

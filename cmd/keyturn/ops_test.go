@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"syscall"
@@ -96,6 +97,60 @@ func TestServeReloadsClientsOnSIGHUP(t *testing.T) {
 	}
 	if code, _ := login(t, addr, "beta"); code != 200 {
 		t.Fatalf("beta after a refused reload: %d", code)
+	}
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// jwksAlgs returns the algorithms of the keys serve publishes, by count.
+func jwksAlgs(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + server.PathJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct{ Alg, Use, Kid string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("jwks: %d, %v", resp.StatusCode, err)
+	}
+	out := map[string]int{}
+	for _, k := range set.Keys {
+		if k.Use != "sig" || k.Kid == "" {
+			t.Errorf("jwks key %+v: want use sig and a kid", k)
+		}
+		out[k.Alg]++
+	}
+	return out
+}
+
+// TestServeReloadAddsIDTokenKeys: serve signs access tokens with
+// keys.algorithm and publishes an RS256 key for ID tokens from the start;
+// a client added by SIGHUP that asks for EdDSA ID tokens gets an EdDSA key
+// published (and signing) before it is served.
+func TestServeReloadAddsIDTokenKeys(t *testing.T) {
+	c := newCLI(t, "")
+	c.opsConfig("", "alpha")
+	_, stderr, stop := c.start("serve")
+	defer stop()
+	addr := listeningAddr(t, stderr, "listening")
+	if got := jwksAlgs(t, addr); got["ES256"] != 1 || got["RS256"] != 1 || len(got) != 2 {
+		t.Fatalf("jwks at start: %v, want one ES256 and one RS256 key", got)
+	}
+
+	c.opsConfig("", "alpha", "beta")
+	b, err := os.ReadFile(c.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.writeConfig(string(b) + "    id_token_signed_response_alg: EdDSA\n") // beta's
+	c.hangup <- syscall.SIGHUP
+	stderr.waitFor(t, "the reload", func(s string) bool { return strings.Contains(s, `"msg":"clients reloaded"`) })
+	if got := jwksAlgs(t, addr); got["ES256"] != 1 || got["RS256"] != 1 || got["EdDSA"] != 1 || len(got) != 3 {
+		t.Fatalf("jwks after reload: %v, want one ES256, one RS256 and one EdDSA key", got)
 	}
 	if code := stop(); code != exitOK {
 		t.Fatalf("exit %d", code)

@@ -217,7 +217,7 @@ func (e *env) startBackground(ctx context.Context, a *app, store storage.Store, 
 	if a.cfg.Cleanup.Interval > 0 {
 		background.Go(func() { a.cleaner(store).Run(bgCtx, a.cfg.Cleanup.Interval) })
 	}
-	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, hashes, creds) })
+	background.Go(func() { e.reloadClients(bgCtx, a.log, handler, keys, hashes, creds) })
 	background.Go(func() { keys.Watch(bgCtx) })
 	return func() {
 		cancel()
@@ -302,7 +302,10 @@ func (l *listener) serve() error {
 // its clients. A file with any problem changes nothing: every problem is
 // logged and the running clients stay. Only the clients are reloaded
 // (with the tokens.* defaults they inherit); other settings need a restart.
-func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.Server, hashes *passhash.Limiter, demo *demoCredentials) {
+// An ID-token algorithm no client used before gets its signing key before
+// the clients are swapped in, so no client is served without the key it
+// needs.
+func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.Server, ks *keys.Keys, hashes *passhash.Limiter, demo *demoCredentials) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -316,6 +319,11 @@ func (e *env) reloadClients(ctx context.Context, log *slog.Logger, srv *server.S
 		}
 		if err == nil {
 			reg, err = clients.NewWithSlowChecks(cfg.Clients, cfg.ClientDefaults(), e.lookupEnv, clients.SlowChecks{Limiter: hashes})
+		}
+		if err == nil {
+			if err = ks.Ensure(ctx, idTokenAlgorithms(cfg.Clients)); err != nil {
+				err = fmt.Errorf("ID-token signing keys: %w", err)
+			}
 		}
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {

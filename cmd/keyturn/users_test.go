@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/storage"
 	"github.com/keyturn/keyturn/storage/passhash"
 	"github.com/keyturn/keyturn/storage/sqlstore"
 )
@@ -23,8 +24,8 @@ func TestUsers(t *testing.T) {
 
 		r = c.want(exitOK, "", "users", "list")
 		row := listRow(t, r.stdout, "ada")
-		if len(row) != 4 || row[2] != "false" {
-			t.Errorf("list: row %q, want username, id, disabled=false, created", row)
+		if len(row) != 7 || row[2] != "false" || row[4] != "-" || row[5] != "false" || row[6] != "-" {
+			t.Errorf("list: row %q, want username, id, disabled=false, created, no email, unverified, no name", row)
 		}
 
 		r = c.want(exitUsage, "other\n", "users", "create", "--username", "ada", "--password-stdin")
@@ -279,6 +280,114 @@ func TestSetPasswordEndsSessions(t *testing.T) {
 		}
 		if code := s.stop(); code != exitOK {
 			t.Fatalf("serve exited %d:\n%s", code, s.stderr)
+		}
+	})
+}
+
+// profileOf reads username's stored profile.
+func (c *cli) profileOf(username string) storage.UserProfile {
+	c.t.Helper()
+	u, err := c.store().GetUserByUsername(c.t.Context(), username)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return u.Profile
+}
+
+// TestUsersProfile: create takes the profile claims, set-profile changes
+// only the flags given (an empty value clears), a new address is not
+// verified unless said so, and list shows them.
+func TestUsersProfile(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		c.want(exitOK, "pw\n", "users", "create", "--username", "ada", "--password-stdin",
+			"--name", "Ada Lovelace", "--email", "ada@example.com", "--email-verified")
+		want := storage.UserProfile{Name: "Ada Lovelace", Email: "ada@example.com", EmailVerified: true}
+		if got := c.profileOf("ada"); got != want {
+			t.Errorf("after create: %+v, want %+v", got, want)
+		}
+		row := listRow(t, c.want(exitOK, "", "users", "list").stdout, "ada")
+		if got := strings.Join(row[4:], " "); got != "ada@example.com true Ada Lovelace" {
+			t.Errorf("list: %q", row)
+		}
+
+		steps := []struct {
+			args []string
+			want storage.UserProfile
+		}{
+			{[]string{"--name", "Augusta Ada King"}, storage.UserProfile{Name: "Augusta Ada King", Email: "ada@example.com", EmailVerified: true}},
+			{[]string{"--email", "ada@example.com"}, storage.UserProfile{Name: "Augusta Ada King", Email: "ada@example.com", EmailVerified: true}},
+			// A new address is not verified...
+			{[]string{"--email", "countess@example.org"}, storage.UserProfile{Name: "Augusta Ada King", Email: "countess@example.org"}},
+			// ...until the admin says so.
+			{[]string{"--email-verified"}, storage.UserProfile{Name: "Augusta Ada King", Email: "countess@example.org", EmailVerified: true}},
+			{[]string{"--email-verified=false"}, storage.UserProfile{Name: "Augusta Ada King", Email: "countess@example.org"}},
+			{[]string{"--email", "new@example.org", "--email-verified"}, storage.UserProfile{Name: "Augusta Ada King", Email: "new@example.org", EmailVerified: true}},
+			{[]string{"--name", ""}, storage.UserProfile{Email: "new@example.org", EmailVerified: true}},
+			{[]string{"--email", ""}, storage.UserProfile{}},
+		}
+		for _, st := range steps {
+			r := c.want(exitOK, "", append([]string{"users", "set-profile", "--username", "ada"}, st.args...)...)
+			if !strings.Contains(r.stdout, `set the profile of user "ada"`) {
+				t.Errorf("%q: stdout %q", st.args, r.stdout)
+			}
+			if got := c.profileOf("ada"); got != st.want {
+				t.Errorf("set-profile %q: %+v, want %+v", st.args, got, st.want)
+			}
+		}
+		c.checkPassword("ada", "pw") // nothing else changed
+
+		r := c.want(exitUsage, "", "users", "set-profile", "--username", "ada", "--email-verified")
+		wantOneLine(t, r.stderr, "keyturn: --email-verified: the user has no e-mail address")
+		r = c.want(exitUsage, "", "users", "set-profile", "--username", "ada")
+		wantOneLine(t, r.stderr, "keyturn: nothing to set: give --name, --email or --email-verified")
+		r = c.want(exitUsage, "", "users", "set-profile", "--username", "nobody", "--name", "N")
+		wantOneLine(t, r.stderr, `keyturn: no user "nobody"`)
+		r = c.want(exitUsage, "pw\n", "users", "create", "--username", "bob", "--password-stdin", "--email-verified")
+		wantOneLine(t, r.stderr, "keyturn: --email-verified: the user has no e-mail address")
+		if got := c.profileOf("ada"); got != (storage.UserProfile{}) {
+			t.Errorf("refused set-profile changed the profile: %+v", got)
+		}
+	})
+}
+
+// TestUsersProfileValidation: a bad name or e-mail address is the
+// caller's mistake (exit 2, one line), never stored, on both databases
+// (a NUL never reaches PostgreSQL).
+func TestUsersProfileValidation(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, c *cli) {
+		c.want(exitOK, "pw\n", "users", "create", "--username", "ada", "--password-stdin", "--name", "Ada", "--email", "a@b")
+		long := strings.Repeat("a", 250) + "@b.cd" // 255 bytes
+		for _, tc := range []struct{ flag, value, msg string }{
+			{"--email", "ada", "want one '@' between a local part and a domain"},
+			{"--email", "a@b@c", "want one '@' between a local part and a domain"},
+			{"--email", "@b", "want one '@' between a local part and a domain"},
+			{"--email", "a@", "want one '@' between a local part and a domain"},
+			{"--email", "a b@c", "space or control character"},
+			{"--email", "a@b\x00", "space or control character"},
+			{"--email", "a@b\n", "space or control character"},
+			{"--email", "a@b\u2028", "space or control character"},
+			{"--email", long, "longer than 254 bytes"},
+			{"--email", "a@b\xff", "not UTF-8"},
+			{"--name", "Ada\x00", "control or non-printing character"},
+			{"--name", "Ada\tL", "control or non-printing character"},
+			{"--name", "Ada\u202eL", "control or non-printing character"},
+			{"--name", " Ada", "leading or trailing space"},
+			{"--name", strings.Repeat("é", 201), "longer than 200 characters"},
+			{"--name", "Ada\xff", "not UTF-8"},
+		} {
+			r := c.want(exitUsage, "", "users", "set-profile", "--username", "ada", tc.flag, tc.value)
+			wantOneLine(t, r.stderr, "keyturn: "+tc.flag+": "+tc.msg)
+			r = c.want(exitUsage, "pw\n", "users", "create", "--username", "bob", "--password-stdin", tc.flag, tc.value)
+			wantOneLine(t, r.stderr, "keyturn: "+tc.flag+": "+tc.msg)
+		}
+		if got := c.profileOf("ada"); got != (storage.UserProfile{Name: "Ada", Email: "a@b"}) {
+			t.Errorf("profile after refused changes: %+v", got)
+		}
+		// At the limits.
+		c.want(exitOK, "", "users", "set-profile", "--username", "ada",
+			"--name", strings.Repeat("é", 200), "--email", long[1:])
+		if out := c.want(exitOK, "", "users", "list").stdout; strings.Contains(out, "bob") {
+			t.Errorf("a refused create stored bob:\n%s", out)
 		}
 	})
 }

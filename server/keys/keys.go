@@ -80,10 +80,19 @@ const revocationCheckInterval = 2 * time.Second
 
 // Options configures Keys.
 type Options struct {
-	Algorithm     string        // for keys generated from now on
-	RotationDelay time.Duration // how long a rotated-in key is published before it signs
-	// MaxTokenTTL is the longest access-token lifetime of any client: a
-	// superseded key stays published this long after it last signed.
+	// Algorithm is the access tokens' signing algorithm: its lineage of
+	// keys signs them (ES256 by default).
+	Algorithm string
+	// IDTokenAlgorithms are the algorithms ID tokens may be signed with
+	// (RS256, OpenID Connect Core §15.1, and each client's
+	// id_token_signed_response_alg). Each algorithm is a lineage of keys of
+	// its own, rotated, published, retired and revoked on its own; one
+	// equal to Algorithm shares its lineage.
+	IDTokenAlgorithms []string
+	RotationDelay     time.Duration // how long a rotated-in key is published before it signs
+	// MaxTokenTTL is the longest lifetime of any token a key signs (access
+	// or ID token, any client): a superseded key stays published this long
+	// after it last signed.
 	MaxTokenTTL time.Duration
 	Now         func() time.Time
 	// Log, if set, is told when this instance learns that a key was
@@ -105,7 +114,8 @@ type Keys struct {
 	formKey  []byte // HMAC-SHA256 key for the pages' CSRF tokens
 
 	mu          sync.Mutex
-	loaded      []*signingKey // in activation order (sortKeys)
+	lineages    []string      // algorithms in use: Algorithm first, then ID-token ones (Ensure adds)
+	loaded      []*signingKey // every lineage's keys, in activation order (sortKeys)
 	loadedAt    time.Time
 	checkedAt   time.Time              // last revocation check (or reload)
 	revocations storage.KeyRevocations // as of the last reload
@@ -135,7 +145,10 @@ type verifiedToken struct {
 type signingKey struct {
 	row    storage.SigningKey
 	public jose.JSONWebKey
-	signer jose.Signer
+	signer jose.Signer // typ at+jwt: access tokens
+	// idSigner signs ID tokens: typ JWT (OpenID Connect Core §2 needs no
+	// typ; JWT keeps them apart from access tokens, RFC 8725 §3.11).
+	idSigner jose.Signer
 }
 
 // signed reports whether the key ever became the signing key: it was not
@@ -181,8 +194,10 @@ func New(ctx context.Context, store storage.SigningKeys, secret []byte, opts Opt
 	if opts.Algorithm == "" {
 		opts.Algorithm = AlgES256
 	}
-	if _, err := generateKey(opts.Algorithm, true); err != nil {
-		return nil, err
+	for _, alg := range append([]string{opts.Algorithm}, opts.IDTokenAlgorithms...) {
+		if _, err := generateKey(alg, true); err != nil {
+			return nil, err
+		}
 	}
 	seal, err := hkdf.Key(sha256.New, secret, nil, "keyturn signing-key encryption v1", 32)
 	if err != nil {
@@ -206,28 +221,85 @@ func New(ctx context.Context, store storage.SigningKeys, secret []byte, opts Opt
 	if k.verified, err = lru.New[[sha256.Size]byte, verifiedToken](verifiedTokens); err != nil {
 		return nil, err
 	}
-	if err := k.reload(ctx); err != nil {
+	if err := k.Ensure(ctx, append([]string{opts.Algorithm}, opts.IDTokenAlgorithms...)); err != nil {
 		return nil, err
-	}
-	if !slices.ContainsFunc(k.loaded, func(sk *signingKey) bool { return !sk.row.Revoked() }) {
-		if _, err := k.add(ctx, opts.Now().UTC()); err != nil {
-			return nil, err
-		}
 	}
 	return k, nil
 }
 
-// Rotate generates a new signing key. It is published in the JWKS at once
-// and signs after RotationDelay, so resource servers that cache the JWKS
-// learn it before they see a token it signed; the previous key stays
-// published until the last token it signed has expired.
-func (k *Keys) Rotate(ctx context.Context) (Info, error) {
+// Ensure puts the algorithms algs in use (Algorithms' names): each one
+// that has no live key yet gets one that signs at once, as on first start
+// (no RotationDelay: nothing it signs can be in any cache before it
+// exists, and a verifier that meets an unknown kid fetches the JWKS
+// again, RFC 7515 §4.1.4). cmd calls it when reloaded clients ask for an
+// ID-token algorithm not used before. A lineage stays in use until the
+// process ends.
+func (k *Keys) Ensure(ctx context.Context, algs []string) error {
+	for _, alg := range algs {
+		if _, err := generateKey(alg, true); err != nil {
+			return err
+		}
+	}
+	if err := k.reload(ctx); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	for _, alg := range algs {
+		if !slices.Contains(k.lineages, alg) {
+			k.lineages = append(slices.Clip(k.lineages), alg)
+		}
+	}
+	keys := k.loaded
+	k.mu.Unlock()
+	for _, alg := range algs {
+		if !slices.ContainsFunc(keys, func(sk *signingKey) bool { return sk.row.Algorithm == alg && !sk.row.Revoked() }) {
+			if _, err := k.add(ctx, alg, k.opts.Now().UTC()); err != nil {
+				return err
+			}
+			k.mu.Lock()
+			keys = k.loaded
+			k.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// Lineages returns the algorithms in use, the access tokens' first.
+func (k *Keys) Lineages() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.lineages)
+}
+
+// Rotate generates a new signing key of algorithm alg, a lineage in use.
+// It is published in the JWKS at once and signs after RotationDelay, so
+// verifiers that cache the JWKS learn it before they see a token it
+// signed; the previous key of alg stays published until the last token it
+// signed has expired. Other lineages are not touched.
+func (k *Keys) Rotate(ctx context.Context, alg string) (Info, error) {
+	if inUse := k.Lineages(); !slices.Contains(inUse, alg) {
+		return Info{}, fmt.Errorf("keys: rotate: no %s keys in use (in use: %s)", alg, strings.Join(inUse, ", "))
+	}
 	now := k.opts.Now().UTC()
-	row, err := k.add(ctx, now.Add(k.opts.RotationDelay))
+	row, err := k.add(ctx, alg, now.Add(k.opts.RotationDelay))
 	if err != nil {
 		return Info{}, err
 	}
 	return Info{ID: row.ID, Algorithm: row.Algorithm, CreatedAt: row.CreatedAt, ActivateAt: row.ActivateAt, State: "pending"}, nil
+}
+
+// RotateAll rotates every lineage in use (Rotate), the access tokens'
+// first.
+func (k *Keys) RotateAll(ctx context.Context) ([]Info, error) {
+	var out []Info
+	for _, alg := range k.Lineages() {
+		info, err := k.Rotate(ctx, alg)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }
 
 // List describes every stored key and its state now.
@@ -268,8 +340,8 @@ func (k *Keys) List(ctx context.Context) ([]Info, error) {
 // signing with it within revocationCheckInterval, without a restart, and
 // its private half is erased. ErrNotFound (wrapped) for an unknown kid.
 //
-// If the key is the one signing, another signs from now on: the pending key
-// published longest (resource servers that fetched the JWKS since it was
+// If the key is the one signing in its lineage, another key of the same
+// algorithm signs from now on: the pending key published longest (resource servers that fetched the JWKS since it was
 // added know it already), else a new key, with no RotationDelay. Skipping
 // the delay is right here, unlike in Rotate: waiting would keep a leaked
 // key signing, or leave no key to sign with; and a resource server whose
@@ -291,16 +363,17 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 		return RevokeResult{}, fmt.Errorf("keys: revoke %s: %w", kid, storage.ErrNotFound)
 	}
 	res := RevokeResult{ID: kid, RevokedAt: now}
+	alg := keys[i].row.Algorithm
 	if sk := keys[i]; sk.row.Revoked() {
 		res.RevokedAt, res.AlreadyRevoked = sk.row.RevokedAt, true
 	}
 	// A replacement is needed if kid signs now (a < 0: every key is in
 	// the future, and the oldest signs), or if the active key is revoked
 	// already (its replacement was deleted by hand): repaired here.
-	if a := activeAt(keys, now); !res.AlreadyRevoked && (a < 0 || a == i) || a >= 0 && keys[a].row.Revoked() {
+	if a := activeAt(keys, alg, now); !res.AlreadyRevoked && (a < 0 || a == i) || a >= 0 && keys[a].row.Revoked() {
 		var pending *signingKey
 		for _, sk := range keys {
-			if !sk.row.Revoked() && now.Before(sk.row.ActivateAt) && (pending == nil || sk.row.CreatedAt.Before(pending.row.CreatedAt)) {
+			if sk.row.Algorithm == alg && !sk.row.Revoked() && now.Before(sk.row.ActivateAt) && (pending == nil || sk.row.CreatedAt.Before(pending.row.CreatedAt)) {
 				pending = sk
 			}
 		}
@@ -310,7 +383,7 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 			}
 			res.SignerID = pending.row.ID
 		} else {
-			row, err := k.add(ctx, now)
+			row, err := k.add(ctx, alg, now)
 			if err != nil {
 				return RevokeResult{}, err
 			}
@@ -329,12 +402,14 @@ func (k *Keys) Revoke(ctx context.Context, kid string) (RevokeResult, error) {
 	return res, k.reload(ctx)
 }
 
-func (k *Keys) add(ctx context.Context, activateAt time.Time) (storage.SigningKey, error) {
-	priv, err := generateKey(k.opts.Algorithm, false)
+// add generates, stores and loads a key of algorithm alg that signs from
+// activateAt.
+func (k *Keys) add(ctx context.Context, alg string, activateAt time.Time) (storage.SigningKey, error) {
+	priv, err := generateKey(alg, false)
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
-	pub := jose.JSONWebKey{Key: priv.(crypto.Signer).Public(), Algorithm: k.opts.Algorithm, Use: "sig"}
+	pub := jose.JSONWebKey{Key: priv.(crypto.Signer).Public(), Algorithm: alg, Use: "sig"}
 	tp, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return storage.SigningKey{}, fmt.Errorf("keys: thumbprint: %w", err)
@@ -354,7 +429,7 @@ func (k *Keys) add(ctx context.Context, activateAt time.Time) (storage.SigningKe
 		return storage.SigningKey{}, err
 	}
 	row := storage.SigningKey{
-		ID: pub.KeyID, Algorithm: k.opts.Algorithm, PublicJWK: pubJSON, PrivateEncrypted: sealed,
+		ID: pub.KeyID, Algorithm: alg, PublicJWK: pubJSON, PrivateEncrypted: sealed,
 		CreatedAt: k.opts.Now().UTC(), ActivateAt: activateAt,
 	}
 	if err := k.store.CreateSigningKey(ctx, row); err != nil {
@@ -450,15 +525,17 @@ func (k *Keys) open(row storage.SigningKey) (*signingKey, error) {
 	if err := json.Unmarshal(row.PublicJWK, &pub); err != nil {
 		return nil, fmt.Errorf("keys: signing key %s: public jwk: %w", row.ID, err)
 	}
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(row.Algorithm), Key: jose.JSONWebKey{Key: priv, KeyID: row.ID}},
-		// RFC 9068 §2.1: access tokens carry typ "at+jwt".
-		(&jose.SignerOptions{}).WithType("at+jwt"),
-	)
+	key := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(row.Algorithm), Key: jose.JSONWebKey{Key: priv, KeyID: row.ID}}
+	// RFC 9068 §2.1: access tokens carry typ "at+jwt".
+	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
 	if err != nil {
 		return nil, fmt.Errorf("keys: signing key %s: %w", row.ID, err)
 	}
-	return &signingKey{row: row, public: pub, signer: signer}, nil
+	idSigner, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, fmt.Errorf("keys: signing key %s: %w", row.ID, err)
+	}
+	return &signingKey{row: row, public: pub, signer: signer, idSigner: idSigner}, nil
 }
 
 // current returns the cached keys: reloaded every keyCacheTTL, and in
@@ -510,54 +587,59 @@ func (k *Keys) current(ctx context.Context) ([]*signingKey, error) {
 	return k.loaded, nil
 }
 
-// activeAt is the index of the key that signs at now in activation order:
-// the last one that activated at or before now, revoked or not (-1 if
-// none). A revoked one means no key may sign: signing falls back neither to
-// it nor to the key it superseded.
-func activeAt(keys []*signingKey, now time.Time) int {
+// activeAt is the index of the key of lineage alg that signs at now in
+// activation order: the last one of alg that activated at or before now,
+// revoked or not (-1 if none). A revoked one means no key of alg may
+// sign: signing falls back neither to it nor to the key it superseded.
+func activeAt(keys []*signingKey, alg string, now time.Time) int {
 	for i := len(keys) - 1; i >= 0; i-- {
-		if keys[i].signed() && !now.Before(keys[i].row.ActivateAt) {
+		if keys[i].row.Algorithm == alg && keys[i].signed() && !now.Before(keys[i].row.ActivateAt) {
 			return i
 		}
 	}
 	return -1
 }
 
-// signer returns the key that signs at now: the newest key whose ActivateAt
-// has passed, unless it is revoked.
-func (k *Keys) signer(ctx context.Context) (*signingKey, error) {
+// signer returns the key of lineage alg that signs at now: the newest key
+// of alg whose ActivateAt has passed, unless it is revoked.
+func (k *Keys) signer(ctx context.Context, alg string) (*signingKey, error) {
 	keys, err := k.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	switch i := activeAt(keys, k.opts.Now()); {
+	switch i := activeAt(keys, alg, k.opts.Now()); {
 	case i >= 0 && keys[i].row.Revoked():
 		// Revoke stores a replacement before it revokes, so this is seen
 		// only if that replacement was deleted by hand.
-		return nil, fmt.Errorf("keys: signing key %s is revoked and none replaces it (run `keyturn keys revoke %s` again)", keys[i].row.ID, keys[i].row.ID)
+		return nil, fmt.Errorf("keys: %s signing key %s is revoked and none replaces it (run `keyturn keys revoke %s` again)", alg, keys[i].row.ID, keys[i].row.ID)
 	case i >= 0:
 		return keys[i], nil
 	}
-	// Clock skew: every key is in the future; sign with the oldest live one.
+	// Clock skew: every key of alg is in the future; sign with the oldest
+	// live one.
 	for _, sk := range keys {
-		if !sk.row.Revoked() {
+		if sk.row.Algorithm == alg && !sk.row.Revoked() {
 			return sk, nil
 		}
 	}
-	return nil, errors.New("keys: no signing key")
+	return nil, fmt.Errorf("keys: no %s signing key", alg)
 }
 
-// Ready returns why no key can sign now, or nil: /ready answers 503 while
-// it is not nil.
+// Ready returns why some lineage in use has no key that can sign now, or
+// nil: /ready answers 503 while it is not nil.
 func (k *Keys) Ready(ctx context.Context) error {
-	_, err := k.signer(ctx)
-	return err
+	for _, alg := range k.Lineages() {
+		if _, err := k.signer(ctx, alg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// SigningKeyAge is how long the key that signs now has been signing (for
-// /metrics), or why no key can sign.
+// SigningKeyAge is how long the key that signs access tokens now has been
+// signing (for /metrics), or why no key can sign them.
 func (k *Keys) SigningKeyAge(ctx context.Context) (time.Duration, error) {
-	sk, err := k.signer(ctx)
+	sk, err := k.signer(ctx, k.opts.Algorithm)
 	if err != nil {
 		return 0, err
 	}
@@ -611,14 +693,15 @@ func (k *Keys) verificationKey(ctx context.Context, kid string) (*jose.JSONWebKe
 	return nil, false
 }
 
-// supersededAt is when keys[i] stopped signing: when the next key in
-// activation order that ever signed became active (a key revoked later
-// still ended its predecessor's turn; one revoked while pending did not).
-// ok is false while no later key has or will become active.
+// supersededAt is when keys[i] stopped signing: when the next key of its
+// algorithm in activation order that ever signed became active (a key
+// revoked later still ended its predecessor's turn; one revoked while
+// pending did not; a key of another lineage never does). ok is false
+// while no later key has or will become active.
 // storage.SigningKeys.DeleteSigningKeys applies the same rule.
 func supersededAt(keys []*signingKey, i int) (time.Time, bool) {
 	for _, next := range keys[i+1:] {
-		if next.signed() {
+		if next.row.Algorithm == keys[i].row.Algorithm && next.signed() {
 			return next.row.ActivateAt, true
 		}
 	}

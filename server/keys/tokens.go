@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -70,9 +69,10 @@ func (k *Keys) FormToken(purpose, binding string) []byte {
 // MACKeyID names the refresh MAC key new families are minted under.
 func (k *Keys) MACKeyID() string { return k.macKeyID }
 
-// SignAccessToken signs claims as an RFC 9068 JWT with the current key.
+// SignAccessToken signs claims as an RFC 9068 JWT with the current key of
+// the access tokens' lineage (Options.Algorithm).
 func (k *Keys) SignAccessToken(ctx context.Context, c tokens.AccessClaims) (string, error) {
-	sk, err := k.signer(ctx)
+	sk, err := k.signer(ctx, k.opts.Algorithm)
 	if err != nil {
 		return "", err
 	}
@@ -131,16 +131,53 @@ func (k *Keys) ParseAccessToken(ctx context.Context, token string) (tokens.Acces
 
 // SignIDToken signs an OpenID Connect ID token (Core §2) with the current
 // signing key of algorithm alg (RS256, ES256 or EdDSA; Core §15.1 requires
-// RS256), with typ JWT and the key's kid (Core §10.1).
+// RS256), with typ JWT and the key's kid (Core §10.1). An error if no key
+// of alg signs now.
 func (k *Keys) SignIDToken(ctx context.Context, alg string, c tokens.IDClaims) (string, error) {
-	return "", errors.New("keys: SignIDToken: not implemented yet (oidc-keys)")
+	sk, err := k.signer(ctx, alg)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("sign id token: %w", err)
+	}
+	jws, err := sk.idSigner.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign id token: %w", err)
+	}
+	return jws.CompactSerialize()
 }
 
 // ParseIDToken verifies an ID token this server issued (id_token_hint:
 // Core §3.1.2.1, RP-Initiated Logout §2): a published key of any algorithm
-// signed it and its iss is the issuer. It does not check exp: a hint may
+// signed it, its typ is JWT (an access token, typ at+jwt, is refused: RFC
+// 8725 §3.11) and its iss is the issuer. It does not check exp: a hint may
 // have expired (the caller decides). ErrMalformed-wrapping errors for
 // anything else.
 func (k *Keys) ParseIDToken(ctx context.Context, token, issuer string) (tokens.IDClaims, error) {
-	return tokens.IDClaims{}, errors.New("keys: ParseIDToken: not implemented yet (oidc-keys)")
+	jws, err := jose.ParseSignedCompact(token, signatureAlgorithms)
+	if err != nil || len(jws.Signatures) != 1 {
+		return tokens.IDClaims{}, fmt.Errorf("id token: not a signed JWT: %w", tokens.ErrMalformed)
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "JWT") {
+		return tokens.IDClaims{}, fmt.Errorf("id token: typ %q, want JWT: %w", typ, tokens.ErrMalformed)
+	}
+	key, ok := k.verificationKey(ctx, h.KeyID)
+	if !ok || key.Algorithm != h.Algorithm {
+		return tokens.IDClaims{}, fmt.Errorf("id token: no published %s key %q: %w", h.Algorithm, h.KeyID, tokens.ErrMalformed)
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return tokens.IDClaims{}, fmt.Errorf("id token: signature: %w", tokens.ErrMalformed)
+	}
+	var c tokens.IDClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return tokens.IDClaims{}, fmt.Errorf("id token: claims: %w", tokens.ErrMalformed)
+	}
+	if c.Issuer != issuer {
+		return tokens.IDClaims{}, fmt.Errorf("id token: issuer %q: %w", c.Issuer, tokens.ErrMalformed)
+	}
+	return c, nil
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/keyturn/keyturn/server"
 	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/storage"
+	"github.com/keyturn/keyturn/storage/memstore"
 	"github.com/keyturn/keyturn/storage/passhash"
 )
 
@@ -115,10 +117,18 @@ func KeySecret(seed byte) []byte { return bytes.Repeat([]byte{seed}, 32) }
 // Keys opens the signing keys in store, sealed under KeySecret(seed). Zero
 // fields of opts take the test defaults (ES256, rotation delay 1h, maximum
 // token TTL 15m). It is the kit's one place that builds keys.
+//
+// An RSA key takes a fifth of a second to generate (more under -race), so
+// when opts.IDTokenAlgorithms has RS256 and store has no RS256 key, the
+// store is given this process's one RS256 key for seed (activating now)
+// instead of a new one.
 func Keys(tb testing.TB, store storage.SigningKeys, seed byte, opts keys.Options) *keys.Keys {
 	tb.Helper()
 	if opts.Algorithm == "" {
 		opts.Algorithm = keys.AlgES256
+	}
+	if slices.Contains(opts.IDTokenAlgorithms, keys.AlgRS256) || opts.Algorithm == keys.AlgRS256 {
+		seedRSAKey(tb, store, seed, opts.Now)
 	}
 	if opts.RotationDelay == 0 {
 		opts.RotationDelay = time.Hour
@@ -133,6 +143,44 @@ func Keys(tb testing.TB, store storage.SigningKeys, seed byte, opts keys.Options
 	return k
 }
 
+// rsaKeys holds one sealed RS256 key row per seed (seedRSAKey).
+var rsaKeys sync.Map // byte -> storage.SigningKey
+
+// seedRSAKey stores this process's RS256 key for seed in store, activating
+// at now, unless store has a live RS256 key already.
+func seedRSAKey(tb testing.TB, store storage.SigningKeys, seed byte, now func() time.Time) {
+	tb.Helper()
+	ctx := context.Background()
+	have, err := store.ListSigningKeys(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if slices.ContainsFunc(have, func(k storage.SigningKey) bool { return k.Algorithm == keys.AlgRS256 && !k.Revoked() }) {
+		return
+	}
+	v, ok := rsaKeys.Load(seed)
+	if !ok {
+		ms := memstore.New()
+		if _, err := keys.New(ctx, ms, KeySecret(seed), keys.Options{Algorithm: keys.AlgRS256}); err != nil {
+			tb.Fatal(err)
+		}
+		rows, err := ms.ListSigningKeys(ctx)
+		if err != nil || len(rows) != 1 {
+			tb.Fatalf("RS256 key: %d rows, %v", len(rows), err)
+		}
+		v, _ = rsaKeys.LoadOrStore(seed, rows[0])
+	}
+	row := v.(storage.SigningKey)
+	if now == nil {
+		now = time.Now
+	}
+	row.CreatedAt = now().UTC()
+	row.ActivateAt = row.CreatedAt
+	if err := store.CreateSigningKey(ctx, row); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Setup describes a test server.
 type Setup struct {
 	Issuer  string
@@ -144,6 +192,12 @@ type Setup struct {
 	// KeySecret; 0: 7).
 	Algorithm string
 	KeySeed   byte
+	// IDTokenAlgorithms are the ID-token key lineages (keys.Options),
+	// e.g. {"RS256"} for a server that issues ID tokens as serve does
+	// (serve: RS256 and each client's id_token_signed_response_alg). nil:
+	// none, so the JWKS holds the access-token keys alone (and SignIDToken
+	// fails); RS256 costs no key generation here (Keys).
+	IDTokenAlgorithms []string
 	// Adjust, each in order, change the options before server.New.
 	Adjust []func(*server.Options)
 }
@@ -162,7 +216,7 @@ func New(tb testing.TB, store storage.Store, s Setup) (*server.Server, server.Op
 	}
 	opts := server.Options{
 		Issuer: s.Issuer, Store: store, Clients: Registry(tb, s.Issuer, s.Clients, s.Env),
-		Keys:   Keys(tb, store, seed, keys.Options{Algorithm: s.Algorithm, Now: s.Now}),
+		Keys:   Keys(tb, store, seed, keys.Options{Algorithm: s.Algorithm, IDTokenAlgorithms: s.IDTokenAlgorithms, Now: s.Now}),
 		Logger: log, Now: s.Now,
 	}
 	for _, a := range s.Adjust {

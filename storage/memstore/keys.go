@@ -80,7 +80,7 @@ func (s *Store) DeleteSigningKeys(_ context.Context, supersededBefore, revokedBe
 	defer s.mu.Unlock()
 	superseded := func(k storage.SigningKey) bool {
 		for _, n := range s.keys {
-			if n.ActivateAt.After(k.ActivateAt) && n.ActivateAt.Before(supersededBefore) &&
+			if n.Algorithm == k.Algorithm && n.ActivateAt.After(k.ActivateAt) && n.ActivateAt.Before(supersededBefore) &&
 				(!n.Revoked() || !n.RevokedAt.Before(n.ActivateAt)) {
 				return true
 			}

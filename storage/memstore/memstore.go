@@ -217,7 +217,8 @@ func (s *Store) RevokeFamily(_ context.Context, id, reason string, now time.Time
 }
 
 func matches(f storage.Family, filter storage.FamilyFilter) bool {
-	return (filter.UserID == "" || f.UserID == filter.UserID) && (filter.ClientID == "" || f.ClientID == filter.ClientID)
+	return (filter.UserID == "" || f.UserID == filter.UserID) && (filter.ClientID == "" || f.ClientID == filter.ClientID) &&
+		(filter.BrowserSessionID == "" || f.BrowserSessionID == filter.BrowserSessionID)
 }
 
 // RevokeFamilies implements storage.Families.
@@ -231,6 +232,9 @@ func (s *Store) RevokeFamilies(_ context.Context, filter storage.FamilyFilter, r
 func (s *Store) revokeLive(filter storage.FamilyFilter, reason string, now time.Time) (int64, error) {
 	if filter == (storage.FamilyFilter{}) {
 		return 0, errors.New("revoke families: empty filter: refusing to revoke every family")
+	}
+	if err := filter.CheckText(); err != nil {
+		return 0, errorf("revoke families", err)
 	}
 	now = at(now)
 	var n int64
@@ -246,6 +250,9 @@ func (s *Store) revokeLive(filter storage.FamilyFilter, reason string, now time.
 
 // ListFamilies implements storage.Families.
 func (s *Store) ListFamilies(_ context.Context, filter storage.FamilyFilter) ([]storage.Family, error) {
+	if err := filter.CheckText(); err != nil {
+		return nil, errorf("list families", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keep := func(f storage.Family) bool { return matches(f, filter) }

@@ -15,6 +15,9 @@ func normUser(u storage.User) storage.User {
 
 // CreateUser implements storage.Users.
 func (s *Store) CreateUser(_ context.Context, u storage.User) error {
+	if err := u.CheckText(); err != nil {
+		return errorf("create user", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[u.ID]; ok {
@@ -104,6 +107,14 @@ func (s *Store) SetUserPassword(_ context.Context, username, passwordHash string
 		reason = ""
 	}
 	return s.updateUser("set user password", username, now, reason, func(u *storage.User) { u.PasswordHash = passwordHash })
+}
+
+// SetUserProfile implements storage.Users.
+func (s *Store) SetUserProfile(_ context.Context, username string, p storage.UserProfile, now time.Time) error {
+	if err := storage.CheckText(username, p.Name, p.Email); err != nil {
+		return errorf("set user profile", err)
+	}
+	return s.updateUser("set user profile", username, now, "", func(u *storage.User) { u.Profile = p })
 }
 
 // DeleteUser implements storage.Users.

@@ -40,7 +40,7 @@ const checkAccessSQL = `SELECT
   COALESCE(f.created_at, 0), COALESCE(f.last_used_at, 0),
   COALESCE(f.idle_expires_at, 0), COALESCE(f.absolute_expires_at, 0),
   f.rotated_at, f.revoked_at, COALESCE(f.revoke_reason, ''),
-  COALESCE(f.grant_type, ''), f.auth_time,
+  COALESCE(f.grant_type, ''), f.auth_time, COALESCE(f.browser_session_id, ''),
   COALESCE(u.username, '')
 FROM (SELECT 1 AS one) AS one
 LEFT JOIN families f ON f.id = ?

@@ -64,7 +64,7 @@ func (s *Store) lockUser(tx *gorm.DB, userID, passwordHash string) error {
 	return nil
 }
 
-// familiesPerInsert bounds the rows of one multi-row INSERT: at 14
+// familiesPerInsert bounds the rows of one multi-row INSERT: at 17
 // parameters a row, under SQLite's 32,766 and PostgreSQL's 65,535.
 const familiesPerInsert = 1000
 
@@ -218,6 +218,9 @@ func revokeLiveFamilies(db *gorm.DB, filter storage.FamilyFilter, reason string,
 	if filter == (storage.FamilyFilter{}) {
 		return 0, errEmptyFilter
 	}
+	if err := filter.CheckText(); err != nil {
+		return 0, err
+	}
 	nowUS := micros(now)
 	q := whereFilter(db.Model(&familyRow{}), filter).
 		Where("revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?", nowUS, nowUS)
@@ -232,12 +235,18 @@ func whereFilter(q *gorm.DB, filter storage.FamilyFilter) *gorm.DB {
 	if filter.ClientID != "" {
 		q = q.Where("client_id = ?", filter.ClientID)
 	}
+	if filter.BrowserSessionID != "" {
+		q = q.Where("browser_session_id = ?", filter.BrowserSessionID)
+	}
 	return q
 }
 
 // ListFamilies returns the families matching the filter, newest first
 // (ties by ID, descending).
 func (s *Store) ListFamilies(ctx context.Context, filter storage.FamilyFilter) ([]storage.Family, error) {
+	if err := filter.CheckText(); err != nil {
+		return nil, fmt.Errorf("list families: %w", err)
+	}
 	q := whereFilter(s.db.WithContext(ctx), filter).
 		Order("created_at DESC").Order(s.orderText("id", true))
 	return find(q, "list families", familyRow.family)

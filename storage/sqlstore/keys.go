@@ -67,16 +67,18 @@ func (s *Store) SigningKeyRevocations(ctx context.Context) (storage.KeyRevocatio
 }
 
 // deleteSigningKeysCond selects keys revoked before $1, or superseded
-// before $2: a later key (strictly later ActivateAt, so a tie never
-// retires a key early), not revoked before it activated, activated before
-// $2. Such keys are a prefix of the activation order, so deleting any of
-// them never changes when a remaining key was superseded.
+// before $2: a later key of the same algorithm (each algorithm is a
+// lineage of its own; strictly later ActivateAt, so a tie never retires a
+// key early), not revoked before it activated, activated before $2. Such
+// keys are a prefix of their lineage's activation order, so deleting any
+// of them never changes when a remaining key was superseded.
 const deleteSigningKeysCond = `revoked_at < ? OR EXISTS (SELECT 1 FROM signing_keys n
-  WHERE n.activate_at > signing_keys.activate_at AND n.activate_at < ?
+  WHERE n.algorithm = signing_keys.algorithm
+    AND n.activate_at > signing_keys.activate_at AND n.activate_at < ?
     AND (n.revoked_at IS NULL OR n.revoked_at >= n.activate_at))`
 
 // DeleteSigningKeys deletes up to limit keys revoked before revokedBefore
-// or superseded before supersededBefore.
+// or superseded (by a key of their algorithm) before supersededBefore.
 func (s *Store) DeleteSigningKeys(ctx context.Context, supersededBefore, revokedBefore time.Time, limit int) (int64, error) {
 	n, err := s.deleteBatch(ctx, "signing_keys", "id", deleteSigningKeysCond,
 		[]any{micros(revokedBefore), micros(supersededBefore)}, limit)

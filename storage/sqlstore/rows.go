@@ -61,6 +61,9 @@ type familyRow struct {
 	// AuthTimeUS NULL: a session from before migration 0005 (or an
 	// instance of the release before it), whose auth time is CreatedAt.
 	AuthTimeUS *int64 `gorm:"column:auth_time"`
+	// BrowserSessionID "": not started in a browser, or from before
+	// migration 0006.
+	BrowserSessionID string `gorm:"column:browser_session_id"`
 }
 
 func (familyRow) TableName() string { return "families" }
@@ -68,13 +71,13 @@ func (familyRow) TableName() string { return "families" }
 // familyColumns lists familyRow's columns, for RETURNING.
 const familyColumns = "id, client_id, user_id, scope, generation, salt, key_id, " +
 	"created_at, last_used_at, idle_expires_at, absolute_expires_at, " +
-	"rotated_at, revoked_at, revoke_reason, grant_type, auth_time"
+	"rotated_at, revoked_at, revoke_reason, grant_type, auth_time, browser_session_id"
 
 // dest is r's fields in familyColumns order, for rows.Scan.
 func (r *familyRow) dest() []any {
 	return []any{&r.ID, &r.ClientID, &r.UserID, &r.Scope, &r.Generation, &r.Salt, &r.KeyID,
 		&r.CreatedAtUS, &r.LastUsedAtUS, &r.IdleExpiresAtUS, &r.AbsoluteExpiresAtUS,
-		&r.RotatedAtUS, &r.RevokedAtUS, &r.RevokeReason, &r.GrantType, &r.AuthTimeUS}
+		&r.RotatedAtUS, &r.RevokedAtUS, &r.RevokeReason, &r.GrantType, &r.AuthTimeUS, &r.BrowserSessionID}
 }
 
 // toFamilyRow assumes f.Generation fits in an int64 (checked by callers).
@@ -96,6 +99,7 @@ func toFamilyRow(f storage.Family) familyRow {
 		RevokeReason:        f.RevokeReason,
 		GrantType:           f.GrantType,
 		AuthTimeUS:          nullMicros(f.AuthTime), // never zero (CheckNew)
+		BrowserSessionID:    f.BrowserSessionID,
 	}
 }
 
@@ -116,6 +120,7 @@ func (r familyRow) family() storage.Family {
 		RevokedAt:         fromNullMicros(r.RevokedAtUS),
 		RevokeReason:      r.RevokeReason,
 		GrantType:         r.GrantType,
+		BrowserSessionID:  r.BrowserSessionID,
 		AuthTime:          fromMicros(r.CreatedAtUS),
 	}
 	if r.AuthTimeUS != nil {
@@ -129,20 +134,27 @@ type userRow struct {
 	Username     string `gorm:"column:username"`
 	PasswordHash string `gorm:"column:password_hash"`
 	Disabled     bool   `gorm:"column:disabled"`
-	CreatedAtUS  int64  `gorm:"column:created_at"`
-	UpdatedAtUS  int64  `gorm:"column:updated_at"`
+	// Name, Email and EmailVerified are User.Profile (migration 0006).
+	Name          string `gorm:"column:name"`
+	Email         string `gorm:"column:email"`
+	EmailVerified bool   `gorm:"column:email_verified"`
+	CreatedAtUS   int64  `gorm:"column:created_at"`
+	UpdatedAtUS   int64  `gorm:"column:updated_at"`
 }
 
 func (userRow) TableName() string { return "users" }
 
 func toUserRow(u storage.User) userRow {
 	return userRow{
-		ID:           u.ID,
-		Username:     u.Username,
-		PasswordHash: u.PasswordHash,
-		Disabled:     u.Disabled,
-		CreatedAtUS:  micros(u.CreatedAt),
-		UpdatedAtUS:  micros(u.UpdatedAt),
+		ID:            u.ID,
+		Username:      u.Username,
+		PasswordHash:  u.PasswordHash,
+		Disabled:      u.Disabled,
+		Name:          u.Profile.Name,
+		Email:         u.Profile.Email,
+		EmailVerified: u.Profile.EmailVerified,
+		CreatedAtUS:   micros(u.CreatedAt),
+		UpdatedAtUS:   micros(u.UpdatedAt),
 	}
 }
 
@@ -152,6 +164,7 @@ func (r userRow) user() storage.User {
 		Username:     r.Username,
 		PasswordHash: r.PasswordHash,
 		Disabled:     r.Disabled,
+		Profile:      storage.UserProfile{Name: r.Name, Email: r.Email, EmailVerified: r.EmailVerified},
 		CreatedAt:    fromMicros(r.CreatedAtUS),
 		UpdatedAt:    fromMicros(r.UpdatedAtUS),
 	}

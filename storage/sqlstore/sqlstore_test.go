@@ -340,7 +340,7 @@ func TestNewColumnDoesNotBreakRunningStore(t *testing.T) {
 		newer := openStore(t, url)
 		for _, ddl := range []string{
 			"ALTER TABLE families ADD COLUMN device TEXT",
-			"ALTER TABLE users ADD COLUMN email TEXT",
+			"ALTER TABLE users ADD COLUMN locale TEXT",
 		} {
 			if err := newer.Gorm().Exec(ddl).Error; err != nil {
 				t.Fatal(err)

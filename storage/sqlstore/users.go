@@ -12,6 +12,9 @@ import (
 
 // CreateUser adds a user. ErrAlreadyExists if the username or ID is taken.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	if err := u.CheckText(); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
 	row := toUserRow(u)
 	return s.create(ctx, "create user", &row)
 }
@@ -75,6 +78,22 @@ func (s *Store) SetUserPassword(ctx context.Context, username, passwordHash stri
 		})
 	})
 	return mapErr("set user password", err)
+}
+
+// SetUserProfile replaces the user's profile (name, email,
+// email_verified). Sessions are untouched: the claims are read when asked
+// for (UserInfo). ErrNotFound for an unknown username.
+func (s *Store) SetUserProfile(ctx context.Context, username string, p storage.UserProfile, now time.Time) error {
+	if err := storage.CheckText(username, p.Name, p.Email); err != nil {
+		return fmt.Errorf("set user profile: %w", err)
+	}
+	err := s.write(ctx, func(db *gorm.DB) error {
+		_, err := userIDReturning(db,
+			"UPDATE users SET name = ?, email = ?, email_verified = ?, updated_at = ? WHERE username = ? RETURNING id",
+			p.Name, p.Email, p.EmailVerified, micros(now), username)
+		return err
+	})
+	return mapErr("set user profile", err)
 }
 
 // DeleteUser deletes the user, revokes their live families

@@ -68,6 +68,7 @@ func authCode(hash string, userID, clientID string) storage.AuthCode {
 func codeFamily(id string, c storage.AuthCode, now time.Time) storage.Family {
 	f := family(id, c.UserID, c.ClientID)
 	f.GrantType = storage.GrantAuthorizationCode
+	f.BrowserSessionID = c.BrowserSessionID
 	f.AuthTime = c.AuthTime
 	f.Scope = c.Scope
 	f.CreatedAt, f.LastUsedAt = now, now

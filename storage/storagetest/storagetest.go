@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"RevokeSigningKey", testRevokeSigningKey},
 		{"ActivateSigningKey", testActivateSigningKey},
 		{"DeleteSigningKeys", testDeleteSigningKeys},
+		{"DeleteSigningKeysPerAlgorithm", testDeleteSigningKeysPerAlgorithm},
 		{"ReserveAttempt", testReserveAttempt},
 		{"ReserveAttemptWindow", testReserveAttemptWindow},
 		{"ReserveAttemptOrphan", testReserveAttemptOrphan},
@@ -72,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Ping", testPing},
 	}
 	tests = append(tests, authCodeTests...)
+	tests = append(tests, openIDTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}
@@ -144,7 +146,8 @@ func checkFamily(t *testing.T, got, want storage.Family) {
 	t.Helper()
 	if got.ID != want.ID || got.ClientID != want.ClientID || got.UserID != want.UserID ||
 		got.Scope != want.Scope || got.Generation != want.Generation || got.KeyID != want.KeyID ||
-		got.RevokeReason != want.RevokeReason || got.GrantType != want.GrantType || got.PasswordHash != "" {
+		got.RevokeReason != want.RevokeReason || got.GrantType != want.GrantType ||
+		got.BrowserSessionID != want.BrowserSessionID || got.PasswordHash != "" {
 		t.Errorf("family = %+v\nwant     %+v", got, want)
 	}
 	if !bytes.Equal(got.Salt, want.Salt) {
@@ -776,7 +779,8 @@ func createUser(t *testing.T, s storage.Store, u storage.User) {
 
 func checkUser(t *testing.T, got, want storage.User) {
 	t.Helper()
-	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash || got.Disabled != want.Disabled {
+	if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash ||
+		got.Disabled != want.Disabled || got.Profile != want.Profile {
 		t.Errorf("user = %+v\nwant   %+v", got, want)
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
@@ -1328,6 +1332,49 @@ func testDeleteSigningKeys(t *testing.T, s storage.Store) {
 	}
 	if r, err := s.SigningKeyRevocations(ctx); err != nil || r.Count != 1 {
 		t.Errorf("SigningKeyRevocations after deletes = %+v, %v; want 1 (rev-at-cutoff)", r, err)
+	}
+}
+
+// testDeleteSigningKeysPerAlgorithm: a key is superseded only by a later
+// key of its own algorithm. The RS256 key activated first, then ES256
+// keys rotated twice: the old ES256 key goes, the RS256 key (no later
+// RS256 key) and the newest ES256 key stay; once an RS256 key has
+// activated too, the old RS256 key goes.
+func testDeleteSigningKeysPerAlgorithm(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	withAlg := func(k storage.SigningKey, alg string) storage.SigningKey { k.Algorithm = alg; return k }
+	createSigningKeys(t, s,
+		withAlg(signingKey("rs-old", 0), "RS256"),
+		signingKey("es-old", time.Hour),
+		signingKey("es-cur", 2*time.Hour),
+		withAlg(signingKey("ed-cur", 30*time.Minute), "EdDSA"),
+		withAlg(signingKey("rs-next", 5*time.Hour), "RS256"),
+	)
+	left := func() []string {
+		t.Helper()
+		list, err := s.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, k := range list {
+			ids = append(ids, k.ID)
+		}
+		return ids
+	}
+	n, err := s.DeleteSigningKeys(ctx, base.Add(3*time.Hour), base, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSigningKeys(+3h) = %d, %v; want 1 (es-old)", n, err)
+	}
+	if got, want := left(), []string{"rs-old", "ed-cur", "es-cur", "rs-next"}; !equalStrings(got, want) {
+		t.Errorf("left %v, want %v", got, want)
+	}
+	n, err = s.DeleteSigningKeys(ctx, base.Add(6*time.Hour), base, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSigningKeys(+6h) = %d, %v; want 1 (rs-old)", n, err)
+	}
+	if got, want := left(), []string{"ed-cur", "es-cur", "rs-next"}; !equalStrings(got, want) {
+		t.Errorf("left %v, want %v", got, want)
 	}
 }
 
