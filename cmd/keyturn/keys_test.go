@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,8 +84,9 @@ func TestKeysRevoke(t *testing.T) {
 		if body := d.introspect(at); !strings.Contains(body, `"active":true`) {
 			t.Fatalf("introspect before revocation: %s", body)
 		}
-		if kids := d.jwksKids(); len(kids) != 1 || kids[0] != old {
-			t.Fatalf("JWKS %v, want [%s]", kids, old)
+		// The JWKS holds the access-token key and the ID tokens' RS256 key.
+		if kids := d.jwksKids(); len(kids) != 2 || !slices.Contains(kids, old) {
+			t.Fatalf("JWKS %v, want %s and the RS256 key", kids, old)
 		}
 
 		r := c.want(exitOK, "", "keys", "revoke", "--", old)
@@ -97,8 +99,8 @@ func TestKeysRevoke(t *testing.T) {
 		d.stderr.waitFor(t, "the server to notice the revocation", func(s string) bool {
 			return strings.Contains(s, `"msg":"signing key revoked: no longer published, accepted or used","kid":"`+old+`"`)
 		})
-		if kids := d.jwksKids(); len(kids) != 1 || kids[0] != next {
-			t.Fatalf("JWKS after revocation %v, want [%s]", kids, next)
+		if kids := d.jwksKids(); len(kids) != 2 || !slices.Contains(kids, next) || slices.Contains(kids, old) {
+			t.Fatalf("JWKS after revocation %v, want %s and the RS256 key, not %s", kids, next, old)
 		}
 		if body := d.introspect(at); body != "{\"active\":false}\n" {
 			t.Fatalf("introspect a token of the revoked key: %s, want inactive", body)
