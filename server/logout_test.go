@@ -18,7 +18,6 @@ const (
 	webBCB = "https://rpb.test/cb"
 )
 
-
 // session is what a finished code flow gave a client: its tokens and the
 // session (family) ID, the sid of its ID token.
 type session struct {
