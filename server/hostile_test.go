@@ -241,7 +241,7 @@ func hostileRequests(t *testing.T, b backend) {
 		{name: "dot segments", call: call{path: "/oauth2/../oauth2/token", auth: confA, body: cc}, status: 404, code: "not_found"},
 		{name: "encoded dot segments", call: call{path: "/oauth2/%2e%2e/x", auth: confA, body: cc}, status: 404, code: "not_found"},
 		{name: "double slash", call: call{path: "/" + server.PathToken, auth: confA, body: cc}, status: 404, code: "not_found"},
-		{name: "openid configuration", call: call{method: http.MethodGet, path: "/.well-known/openid-configuration"}, status: 404, code: "not_found"},
+		{name: "openid configuration, trailing slash", call: call{method: http.MethodGet, path: server.PathOpenIDConfiguration + "/"}, status: 404, code: "not_found"},
 		{name: "unknown path with a huge body", call: call{path: "/nope", body: big}, status: 404, code: "not_found"},
 	}
 	for _, tt := range tests {
