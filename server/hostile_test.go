@@ -242,6 +242,7 @@ func hostileRequests(t *testing.T, b backend) {
 		{name: "encoded dot segments", call: call{path: "/oauth2/%2e%2e/x", auth: confA, body: cc}, status: 404, code: "not_found"},
 		{name: "double slash", call: call{path: "/" + server.PathToken, auth: confA, body: cc}, status: 404, code: "not_found"},
 		{name: "openid configuration, POST", call: call{path: "/.well-known/openid-configuration", body: cc}, status: 405, code: "invalid_request"},
+		{name: "openid configuration, trailing slash", call: call{method: http.MethodGet, path: server.PathOpenIDConfiguration + "/"}, status: 404, code: "not_found"},
 		{name: "unknown path with a huge body", call: call{path: "/nope", body: big}, status: 404, code: "not_found"},
 	}
 	for _, tt := range tests {
