@@ -317,7 +317,7 @@ func NewWithSlowChecks(specs []Spec, d Defaults, lookupEnv func(string) (string,
 
 // KnowsScope reports whether some client may be granted scope: the
 // scopes_supported of the metadata. OpenID Connect requests drop the
-// scopes no client knows (Core §3.1.2.1, DESIGN.md decision 21).
+// scopes no client knows (Core §3.1.2.1, DESIGN.md decision D17).
 func (r *Registry) KnowsScope(scope string) bool {
 	_, ok := r.scopes[scope]
 	return ok

@@ -29,7 +29,7 @@ import (
 // and the consent POST all use on the same parameters (the pages carry
 // them in a hidden field). Its client and redirect target are verified;
 // everything else that is wrong is held in err, answered by redirect once
-// the user is authenticated (decision 17).
+// the user is authenticated (decision D15).
 type authzRequest struct {
 	// params are the request's parameters as received, repeats and all.
 	params url.Values
@@ -131,7 +131,7 @@ func nonEmpty(vs []string) []string {
 // shown on a page, never redirected) means the client or the redirect URI
 // cannot be trusted: unknown client, a redirect URI not registered for it
 // (exact match, RFC 6749 §3.1.2.3, RFC 9700 §2.1; loopback port: RFC 8252
-// §7.3) or missing while several are registered (decision 19), either
+// §7.3) or missing while several are registered (decision D16), either
 // repeated (RFC 6749 §3.1), or a response_mode other than query. Every
 // other problem goes in the request's err.
 func parseAuthorization(params url.Values, reg *clients.Registry) (*authzRequest, error) {
@@ -160,7 +160,7 @@ func parseAuthorization(params url.Values, reg *clients.Registry) (*authzRequest
 	case len(c.RedirectURIs) == 0:
 		return nil, errInvalidRequest("This application has no redirect URI registered, so it cannot use this page.")
 	case req.openid:
-		// OpenID Connect Core §3.1.2.1: REQUIRED (decision 19).
+		// OpenID Connect Core §3.1.2.1: REQUIRED (decision D16).
 		return nil, errInvalidRequest("The request has no redirect_uri, which an OpenID Connect request must carry.")
 	case len(c.RedirectURIs) == 1:
 		req.target = c.RedirectURIs[0]
@@ -252,7 +252,7 @@ func (req *authzRequest) parseRest(reg *clients.Registry) {
 	case !c.AllowsGrant(clients.GrantAuthorizationCode):
 		fail(errUnauthorizedClient("the client may not use the authorization code grant"))
 	}
-	// PKCE is required of every client, S256 only (decision 13; RFC 7636
+	// PKCE is required of every client, S256 only (decision D13; RFC 7636
 	// §4.4.1: invalid_request). A missing method means plain (§4.3).
 	req.challenge = p.Get("code_challenge")
 	switch m := p.Get("code_challenge_method"); {
@@ -274,7 +274,7 @@ func (req *authzRequest) parseRest(reg *clients.Registry) {
 	}
 	// Scope and resources as at the token endpoint (RFC 6749 §3.3, RFC
 	// 8707 §2); an OpenID request first drops the scopes no client knows
-	// (Core §3.1.2.1: "SHOULD be ignored"; decision 21), so that a known
+	// (Core §3.1.2.1: "SHOULD be ignored"; decision D17), so that a known
 	// scope this client may not have is still invalid_scope.
 	if req.openid && p.Get("scope") != "" {
 		scope := slices.DeleteFunc(scopeList(p.Get("scope")), func(s string) bool {
@@ -405,7 +405,7 @@ const (
 )
 
 // authorizeHandler serves GET and POST /oauth2/authorize (RFC 6749 §3.1,
-// §4.1.1). Order of checks (decision 17): client and redirect URI (an
+// §4.1.1). Order of checks (decision D15): client and redirect URI (an
 // error page), then the user (login page, or login_required for
 // prompt=none), then the rest of the request (error redirect), then
 // consent.

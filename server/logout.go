@@ -175,7 +175,7 @@ func (h logoutHandler) parseLogout(ctx context.Context, params url.Values) (*log
 
 // ofSession reports whether the request's hint belongs to the browser's
 // session s: its sid is a session (family) that s started, for the hint's
-// user and client. The sid is the test rather than the sub (decision 24
+// user and client. The sid is the test rather than the sub (decision D20
 // leaves the choice): it names this browser's sign-in, while the user's
 // ID tokens from other browsers or earlier sign-ins share the sub, and
 // must not sign this browser out unasked.
@@ -195,7 +195,7 @@ func (h logoutHandler) ofSession(ctx context.Context, req *logoutRequest, s *sto
 }
 
 // signOut ends the browser session s and, with a hint, the sessions
-// (refresh-token families) s started for the hint's client (decision 24);
+// (refresh-token families) s started for the hint's client (decision D20);
 // the user's sessions of other clients, and of other browsers, live on.
 func (h logoutHandler) signOut(ctx context.Context, w http.ResponseWriter, req *logoutRequest, s *storage.BrowserSession) error {
 	clientID := ""

@@ -156,7 +156,7 @@ func TestLogoutRedirectURIs(t *testing.T) {
 			// Empty jar, valid hint, registered URI: redirected, no error.
 			wantByeRedirect(t, logout(ts.browser(), false, url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {rpBye}}),
 				rpBye, url.Values{})
-			// client_id alone is not enough (decision 24).
+			// client_id alone is not enough (decision D20).
 			wantSignedOutPage(t, logout(ts.browser(), false, url.Values{"client_id": {"web-a"}, "post_logout_redirect_uri": {rpBye}}))
 			br := ts.browser()
 			signInOIDC(t, br, "alice", "alice-pass")
@@ -170,7 +170,7 @@ func TestLogoutRedirectURIs(t *testing.T) {
 	}
 }
 
-// TestLogoutConfirmation (T-LOGOUT-2-d, decision 24): without a hint of
+// TestLogoutConfirmation (T-LOGOUT-2-d, decision D20): without a hint of
 // this session the user confirms on a page (headers of every page); only
 // the form with its CSRF token for this session signs out; confirming
 // with a valid hint and a registered URI then redirects.

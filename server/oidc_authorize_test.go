@@ -15,7 +15,7 @@ import (
 const rpCB = "https://rp.test/cb"
 
 // TestOIDCRedirectURIRequired (T-OIDC-3.1.2.1-c): an OpenID request names
-// its redirect URI, even when the client has one (decision 19): missing,
+// its redirect URI, even when the client has one (decision D16): missing,
 // it is answered on Keyturn's error page, never by redirect.
 func TestOIDCRedirectURIRequired(t *testing.T) {
 	for _, b := range backends {
@@ -89,7 +89,7 @@ func TestOIDCPromptLoginConsent(t *testing.T) {
 	}
 }
 
-// TestOIDCSelectAccount (T-OIDC-3.1.2.1-g, decision 22): with a session,
+// TestOIDCSelectAccount (T-OIDC-3.1.2.1-g, decision D18): with a session,
 // prompt=select_account shows "Continue as alice / Use another account";
 // continuing is alice's code, another account is the login page, whose
 // sign-in as bob replaces the session, and the code is bob's. The choice is
@@ -292,7 +292,7 @@ func TestOIDCNonce(t *testing.T) {
 	}
 }
 
-// TestOIDCScope (decision 21): with openid, scopes no client knows are
+// TestOIDCScope (decision D17): with openid, scopes no client knows are
 // dropped and the code holds the rest; a known scope the client may not
 // have is invalid_scope, with or without openid; without openid an unknown
 // scope is invalid_scope as before.

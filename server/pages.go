@@ -31,10 +31,10 @@ const (
 	pageLogin   = "login"
 	pageConsent = "consent"
 	pageError   = "error"
-	// pageSelect is "Continue as <user> / Use another account" (decision 22).
+	// pageSelect is "Continue as <user> / Use another account" (decision D18).
 	pageSelect = "select"
 	// pageLogout asks to confirm a sign-out; pageSignedOut says it is done
-	// (RP-Initiated Logout 1.0 §2, §4; decision 24).
+	// (RP-Initiated Logout 1.0 §2, §4; decision D20).
 	pageLogout    = "logout"
 	pageSignedOut = "signedout"
 )
@@ -61,7 +61,7 @@ type pages struct {
 }
 
 // pageContentSecurityPolicy: nothing but the stylesheet and the logo from
-// Keyturn's origin; no framing (RFC 9700 §4.16, decision 25), no base.
+// Keyturn's origin; no framing (RFC 9700 §4.16, decision D21), no base.
 // It has no form-action: Chromium applies form-action to the redirect that
 // answers a form POST, which would block the redirect to the client.
 const pageContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -117,7 +117,7 @@ func serveStyle(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(styleCSS)
 }
 
-// serveLogo serves the configured logo from Keyturn's origin (decision 26,
+// serveLogo serves the configured logo from Keyturn's origin (decision D22,
 // RFC 9700 §4.2.4), with the type its content shows (config accepts only
 // PNG, JPEG, GIF and WebP) and nosniff; 404 when there is none.
 func (p *pages) serveLogo(w http.ResponseWriter, r *http.Request) {

@@ -8,7 +8,7 @@ import (
 )
 
 // showSelect shows the account choice of prompt=select_account (OpenID
-// Connect Core §3.1.2.1; decision 22): one browser holds one session, so
+// Connect Core §3.1.2.1; decision D18): one browser holds one session, so
 // the choice is "Continue as <user>" or "Use another account", the login
 // page, whose sign-in replaces the session.
 func (f *authorizeFlow) showSelect(w http.ResponseWriter, r *http.Request, req *authzRequest, s *storage.BrowserSession) {

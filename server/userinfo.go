@@ -109,7 +109,7 @@ func (h *userInfoHandler) claims(ctx context.Context, token string) (UserClaims,
 // bearerToken returns the request's access token: in the Authorization
 // header (RFC 6750 §2.1) on GET and POST, or as access_token in a POST's
 // application/x-www-form-urlencoded body (RFC 6750 §2.2; DESIGN.md
-// decision 23). Never in the query (RFC 6750 §2.3, RFC 9700 §4.3.2: URLs
+// decision D19). Never in the query (RFC 6750 §2.3, RFC 9700 §4.3.2: URLs
 // leak into logs and Referer). More than one method is invalid_request
 // (RFC 6750 §2); none is the bare challenge (§3.1).
 func bearerToken(w http.ResponseWriter, r *http.Request) (string, error) {

@@ -257,7 +257,7 @@ func TestUserInfoInsufficientScope(t *testing.T) {
 	}
 }
 
-// TestUserInfoBadRequest (T-6750-2-a, T-6750-2.3-a, decision 23): the
+// TestUserInfoBadRequest (T-6750-2-a, T-6750-2.3-a, decision D19): the
 // token in the query, in two places at once, in a repeated or malformed
 // header, or an empty one, is 400 invalid_request with the challenge;
 // another method is 405; an oversized body 413. Never a 500.
