@@ -28,7 +28,7 @@ import (
 // and the consent POST all use on the same parameters (the pages carry
 // them in a hidden field). Its client and redirect target are verified;
 // everything else that is wrong is held in err, answered by redirect once
-// the user is authenticated (decision 17).
+// the user is authenticated (decision D15).
 type authzRequest struct {
 	// params are the request's parameters as received, repeats and all.
 	params url.Values
@@ -119,7 +119,7 @@ func nonEmpty(vs []string) []string {
 // shown on a page, never redirected) means the client or the redirect URI
 // cannot be trusted: unknown client, a redirect URI not registered for it
 // (exact match, RFC 6749 §3.1.2.3, RFC 9700 §2.1; loopback port: RFC 8252
-// §7.3) or missing while several are registered (decision 19), either
+// §7.3) or missing while several are registered (decision D16), either
 // repeated (RFC 6749 §3.1), or a response_mode other than query. Every
 // other problem goes in the request's err.
 func parseAuthorization(params url.Values, reg *clients.Registry) (*authzRequest, error) {
@@ -203,7 +203,7 @@ func (req *authzRequest) parseRest() {
 	case !c.AllowsGrant(clients.GrantAuthorizationCode):
 		fail(errUnauthorizedClient("the client may not use the authorization code grant"))
 	}
-	// PKCE is required of every client, S256 only (decision 13; RFC 7636
+	// PKCE is required of every client, S256 only (decision D13; RFC 7636
 	// §4.4.1: invalid_request). A missing method means plain (§4.3).
 	req.challenge = p.Get("code_challenge")
 	switch m := p.Get("code_challenge_method"); {
@@ -343,7 +343,7 @@ const (
 )
 
 // authorizeHandler serves GET and POST /oauth2/authorize (RFC 6749 §3.1,
-// §4.1.1). Order of checks (decision 17): client and redirect URI (an
+// §4.1.1). Order of checks (decision D15): client and redirect URI (an
 // error page), then the user (login page, or login_required for
 // prompt=none), then the rest of the request (error redirect), then
 // consent.

@@ -150,7 +150,7 @@ func TestAuthorizeCodeFlow(t *testing.T) {
 
 // TestAuthorizeErrorRedirects: past the client and its redirect URI, every
 // problem is answered by redirect with error, state and iss (RFC 6749
-// §4.1.2.1, RFC 9207), once the user is authenticated (decision 17).
+// §4.1.2.1, RFC 9207), once the user is authenticated (decision D15).
 func TestAuthorizeErrorRedirects(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
@@ -352,7 +352,7 @@ func sessionIDOf(cookie string) string {
 // set: the same or a narrower set skips the page for a confidential client,
 // a wider one asks again, prompt=consent always asks, Deny is
 // access_denied, prompt=none without consent consent_required (RFC 6749
-// §10.2, decision 14).
+// §10.2, decision D14).
 func TestAuthorizeConsent(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.String(), func(t *testing.T) {
@@ -387,7 +387,7 @@ func TestAuthorizeConsent(t *testing.T) {
 }
 
 // TestAuthorizePublicAndFirstParty: a public client is never approved
-// silently (RFC 8252 §8.6, decision 14): with a session and a remembered
+// silently (RFC 8252 §8.6, decision D14): with a session and a remembered
 // consent it gets the one-click page, and prompt=none interaction_required;
 // a first-party client needs no consent after a sign-in, and a
 // confidential one none later either.
@@ -639,7 +639,7 @@ func TestAuthorizeDatabaseDown(t *testing.T) {
 }
 
 // TestAuthorizeAssetsAndCORS: the stylesheet and logo come from Keyturn's
-// origin (RFC 9700 §4.2.4, decision 26), the logo with its sniffed type;
+// origin (RFC 9700 §4.2.4, decision D22), the logo with its sniffed type;
 // the endpoint sends no CORS headers (RFC 9700 §2.6).
 func TestAuthorizeAssetsAndCORS(t *testing.T) {
 	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89")

@@ -22,7 +22,7 @@ const (
 )
 
 // consentNeeded decides whether the user must allow the client (RFC 6749
-// §10.2, decision 14): prompt=consent always asks; a first-party client
+// §10.2, decision D14): prompt=consent always asks; a first-party client
 // needs no consent; a remembered consent covering the scope skips the page
 // for a confidential client, and after a sign-in in this same request; a
 // public client otherwise gets one click, since its identity cannot be

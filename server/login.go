@@ -15,7 +15,7 @@ import (
 // failure), then the browser gets a new login session and the flow goes
 // on in this same response (consent page, or the code): that is how
 // prompt=login and max_age do not ask again, and how a sign-in counts as
-// the user's interaction (decision 14). Every redirect goes to the
+// the user's interaction (decision D14). Every redirect goes to the
 // client's registered URI, re-checked from the carried request: the form
 // names no other target (no open redirector, RFC 9700 §2.1).
 type loginHandler struct {

@@ -55,7 +55,7 @@ type pages struct {
 }
 
 // pageContentSecurityPolicy: nothing but the stylesheet and the logo from
-// Keyturn's origin; no framing (RFC 9700 §4.16, decision 25), no base.
+// Keyturn's origin; no framing (RFC 9700 §4.16, decision D21), no base.
 // It has no form-action: Chromium applies form-action to the redirect that
 // answers a form POST, which would block the redirect to the client.
 const pageContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -111,7 +111,7 @@ func serveStyle(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(styleCSS)
 }
 
-// serveLogo serves the configured logo from Keyturn's origin (decision 26,
+// serveLogo serves the configured logo from Keyturn's origin (decision D22,
 // RFC 9700 §4.2.4), with the type its content shows (config accepts only
 // PNG, JPEG, GIF and WebP) and nosniff; 404 when there is none.
 func (p *pages) serveLogo(w http.ResponseWriter, r *http.Request) {
