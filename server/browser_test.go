@@ -17,10 +17,12 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/keyturn/keyturn/clients"
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 )
 
@@ -112,11 +114,21 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // page and goes nowhere.
 func TestBrowserCodeFlow(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.String(), func(t *testing.T) { testBrowserCodeFlow(t, b) })
+		t.Run(b.String(), func(t *testing.T) { testBrowserCodeFlow(t, b, false) })
 	}
 }
 
-func testBrowserCodeFlow(t *testing.T, b backend) {
+// TestBrowserOpenIDFlow is the same flow with scope openid (OpenID Connect
+// Core §3.1): the token response carries an ID token, which a real
+// relying-party library (github.com/coreos/go-oidc, finding the endpoints
+// by discovery) verifies with the nonce the request sent.
+func TestBrowserOpenIDFlow(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) { testBrowserCodeFlow(t, b, true) })
+	}
+}
+
+func testBrowserCodeFlow(t *testing.T, b backend, openid bool) {
 	ctx := newBrowser(t)
 	store := openStore(t, b)
 
@@ -138,21 +150,27 @@ func testBrowserCodeFlow(t *testing.T, b backend) {
 	spec := clients.Spec{
 		ID: "web-app", Name: "Web App", SecretHash: clients.SHA256Hash(secret),
 		GrantTypes:   []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
-		Scopes:       []string{"read", "write"},
+		Scopes:       []string{"openid", "read", "write"},
 		RedirectURIs: []string{app.URL + "/cb"}, Audience: []string{"https://api.example.com"},
 	}
+	scopes := []string{"read", "write"}
+	if openid {
+		scopes = append([]string{"openid"}, scopes...)
+	}
 	clock := newClock()
-	srv, _ := servertest.New(t, store, servertest.Setup{Issuer: issuer, Clients: []clients.Spec{spec}, Now: clock.Now})
+	srv, _ := servertest.New(t, store, servertest.Setup{Issuer: issuer, Clients: []clients.Spec{spec}, Now: clock.Now,
+		IDTokenAlgorithms: []string{keys.AlgRS256}})
 	handler.Store(srv)
 	servertest.AddUser(t, store, "alice", "alice-pass", clock.Now())
 
 	conf := &oauth2.Config{
-		ClientID: spec.ID, ClientSecret: secret, RedirectURL: app.URL + "/cb", Scopes: []string{"read", "write"},
+		ClientID: spec.ID, ClientSecret: secret, RedirectURL: app.URL + "/cb", Scopes: scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: issuer + server.PathAuthorize, TokenURL: issuer + server.PathToken,
 			AuthStyle: oauth2.AuthStyleInHeader},
 	}
 	verifier := oauth2.GenerateVerifier()
-	authURL := conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier))
+	const nonce = "n-0S6_WzA2Mj"
+	authURL := conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
 
 	// The login page: fill it in as a person would.
 	browse(t, ctx, chromedp.Steps(
@@ -162,14 +180,14 @@ func testBrowserCodeFlow(t *testing.T, b backend) {
 	if title := browse(t, ctx, chromedp.Title()); !strings.Contains(title, "Keyturn") {
 		t.Errorf("login page title %q", title)
 	}
-	screenshot(t, ctx, "login-"+b.String())
+	screenshot(t, ctx, shotName("login", b, openid))
 	browse(t, ctx, chromedp.Steps(
 		chromedp.SendKeys(chromedp.CSS(`#username`), "alice"),
 		chromedp.SendKeys(chromedp.CSS(`#password`), "wrong"),
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[role=alert]`)),
 	))
-	screenshot(t, ctx, "login-failed-"+b.String())
+	screenshot(t, ctx, shotName("login-failed", b, openid))
 	if alert := browse(t, ctx, chromedp.Text(chromedp.CSS(`[role=alert]`))); !strings.Contains(alert, "Invalid username or password") {
 		t.Errorf("a failed sign-in says %q", alert)
 	}
@@ -180,7 +198,7 @@ func testBrowserCodeFlow(t *testing.T, b backend) {
 		chromedp.Click(chromedp.CSS(`form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-page=consent]`)),
 	))
-	screenshot(t, ctx, "consent-"+b.String())
+	screenshot(t, ctx, shotName("consent", b, openid))
 	consent := browse(t, ctx, chromedp.Text(chromedp.CSS(`main`)))
 	for _, want := range []string{"Web App", "127.0.0.1", "alice"} {
 		if !strings.Contains(consent, want) {
@@ -229,6 +247,29 @@ func testBrowserCodeFlow(t *testing.T, b backend) {
 	if tok.RefreshToken == "" || tok.AccessToken == "" {
 		t.Fatalf("token response %+v", tok)
 	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if !openid {
+		if rawID != "" {
+			t.Fatal("an ID token without scope openid")
+		}
+	} else {
+		// The relying party's view: discovery, JWKS, signature, iss, aud,
+		// exp (at the test clock's time), nonce.
+		provider, err := oidc.NewProvider(octx, issuer)
+		if err != nil {
+			t.Fatalf("discovery: %v", err)
+		}
+		idt, err := provider.Verifier(&oidc.Config{ClientID: spec.ID, Now: clock.Now}).Verify(octx, rawID)
+		if err != nil {
+			t.Fatalf("go-oidc refuses the ID token: %v", err)
+		}
+		if idt.Nonce != nonce || idt.Subject == "" {
+			t.Errorf("ID token nonce %q, sub %q", idt.Nonce, idt.Subject)
+		}
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			t.Errorf("at_hash: %v", err)
+		}
+	}
 	tok.Expiry = time.Now().Add(-time.Minute) // make the token source refresh
 	fresh, err := conf.TokenSource(octx, tok).Token()
 	if err != nil || fresh.RefreshToken == "" || fresh.RefreshToken == tok.RefreshToken {
@@ -250,10 +291,17 @@ func testBrowserCodeFlow(t *testing.T, b backend) {
 		chromedp.Navigate(evil),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-page=error]`)),
 	))
-	screenshot(t, ctx, "error-"+b.String())
+	screenshot(t, ctx, shotName("error", b, openid))
 	loc := browse(t, ctx, chromedp.Location())
 	text := browse(t, ctx, chromedp.Text(chromedp.CSS(`main`)))
 	if !strings.HasPrefix(loc, issuer+server.PathAuthorize) || !strings.Contains(text, "redirect") {
 		t.Errorf("error page at %s says %q", loc, text)
 	}
+}
+
+func shotName(page string, b backend, openid bool) string {
+	if openid {
+		page += "-openid"
+	}
+	return page + "-" + b.String()
 }
