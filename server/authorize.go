@@ -467,6 +467,57 @@ func (f *authorizeFlow) parse(ctx context.Context, params url.Values) (*authzReq
 }
 
 // pageError answers on a page what cannot be answered by redirect.
+// readForm reads the POST of one of the pages' forms: the form, and the
+// request it carries in its hidden "request" field, which the caller checks
+// again as if it came anew, so that a form can ask for nothing the
+// endpoint would refuse. On failure it has answered with the error page.
+func (f *authorizeFlow) readForm(w http.ResponseWriter, r *http.Request) (form, request url.Values, ok bool) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		f.pageError(w, r, err)
+		return nil, nil, false
+	}
+	request, err = url.ParseQuery(form.Get("request"))
+	if err != nil {
+		f.pageError(w, r, errInvalidRequest("The form is malformed."))
+		return nil, nil, false
+	}
+	return form, request, true
+}
+
+// formRequest is readForm for the authorization pages' forms (login,
+// consent, account choice): the authorization request they carry, parsed
+// by the endpoint's own parse.
+func (f *authorizeFlow) formRequest(w http.ResponseWriter, r *http.Request) (url.Values, *authzRequest, bool) {
+	form, params, ok := f.readForm(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	req, err := f.parse(r.Context(), params)
+	if err != nil {
+		f.pageError(w, r, err)
+		return nil, nil, false
+	}
+	infoFrom(r.Context()).clientID = req.client.ID
+	return form, req, true
+}
+
+// sessionForm returns the browser session a signed-in form was posted
+// from, if the form's CSRF token is purpose's for that session (RFC 6749
+// §10.12); otherwise 403 and nothing happens. On failure it has answered.
+func (f *authorizeFlow) sessionForm(w http.ResponseWriter, r *http.Request, req *authzRequest, form url.Values, purpose string) (*storage.BrowserSession, bool) {
+	s, err := f.browser.session(r.Context(), r)
+	if err != nil {
+		f.redirectError(w, r, req, err)
+		return nil, false
+	}
+	if s == nil || !f.browser.checkForm(purpose, consentBinding(s), form.Get("csrf")) {
+		f.pageError(w, r, errForbiddenForm)
+		return nil, false
+	}
+	return s, true
+}
+
 func (f *authorizeFlow) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	writePageError(w, r, f.log, f.pages, err)
 }

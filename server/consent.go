@@ -91,29 +91,12 @@ func redirectHost(uri string) string {
 type consentHandler struct{ *authorizeFlow }
 
 func (h consentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.pageError(w, r, err)
+	form, req, ok := h.formRequest(w, r)
+	if !ok {
 		return
 	}
-	params, err := url.ParseQuery(form.Get("request"))
-	if err != nil {
-		h.pageError(w, r, errInvalidRequest("The form is malformed."))
-		return
-	}
-	req, err := h.parse(r.Context(), params)
-	if err != nil {
-		h.pageError(w, r, err)
-		return
-	}
-	infoFrom(r.Context()).clientID = req.client.ID
-	s, err := h.browser.session(r.Context(), r)
-	if err != nil {
-		h.redirectError(w, r, req, err)
-		return
-	}
-	if s == nil || !h.browser.checkForm(formConsent, consentBinding(s), form.Get("csrf")) {
-		h.pageError(w, r, errForbiddenForm)
+	s, ok := h.sessionForm(w, r, req, form, formConsent)
+	if !ok {
 		return
 	}
 	if req.err != nil {

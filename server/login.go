@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"net/url"
 
 	"github.com/keyturn/keyturn/storage"
 )
@@ -29,22 +28,10 @@ type loginHandler struct {
 const msgBadLogin = "Invalid username or password."
 
 func (h loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.pageError(w, r, err)
+	form, req, ok := h.formRequest(w, r)
+	if !ok {
 		return
 	}
-	params, err := url.ParseQuery(form.Get("request"))
-	if err != nil {
-		h.pageError(w, r, errInvalidRequest("The form is malformed."))
-		return
-	}
-	req, err := h.parse(r.Context(), params)
-	if err != nil {
-		h.pageError(w, r, err)
-		return
-	}
-	infoFrom(r.Context()).clientID = req.client.ID
 	// Login CSRF (RFC 6749 §10.12): only this browser's own login form
 	// signs it in; without that nothing happens, no cookie is set.
 	if !h.browser.checkForm(formLogin, h.browser.loginCookieBinding(r), form.Get("csrf")) {

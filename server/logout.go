@@ -87,14 +87,8 @@ func (h logoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // confirm serves the confirmation form: signed out only with the form's
 // CSRF token for this browser's session (RFC 6749 §10.12).
 func (h logoutHandler) confirm(w http.ResponseWriter, r *http.Request) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.pageError(w, r, err)
-		return
-	}
-	params, err := url.ParseQuery(form.Get("request"))
-	if err != nil {
-		h.pageError(w, r, errInvalidRequest("The form is malformed."))
+	form, params, ok := h.readForm(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()

@@ -41,6 +41,8 @@ func newOIDCServer(t *testing.T, b backend) *testServer {
 	t.Helper()
 	return newAZServer(t, b, func(o *server.Options) {
 		o.Clients = servertest.Registry(t, testIssuer, oidcClients(), testEnv)
+		// An RS256 lineage for the ID tokens, as serve always keeps one.
+		o.Keys = servertest.Keys(t, o.Store, 7, keys.Options{Now: o.Now, IDTokenAlgorithms: []string{keys.AlgRS256}})
 	})
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/keyturn/keyturn/storage"
 )
@@ -33,29 +32,12 @@ func (f *authorizeFlow) showSelect(w http.ResponseWriter, r *http.Request, req *
 type selectHandler struct{ *authorizeFlow }
 
 func (h selectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.pageError(w, r, err)
+	form, req, ok := h.formRequest(w, r)
+	if !ok {
 		return
 	}
-	params, err := url.ParseQuery(form.Get("request"))
-	if err != nil {
-		h.pageError(w, r, errInvalidRequest("The form is malformed."))
-		return
-	}
-	req, err := h.parse(r.Context(), params)
-	if err != nil {
-		h.pageError(w, r, err)
-		return
-	}
-	infoFrom(r.Context()).clientID = req.client.ID
-	s, err := h.browser.session(r.Context(), r)
-	if err != nil {
-		h.redirectError(w, r, req, err)
-		return
-	}
-	if s == nil || !h.browser.checkForm(formSelect, consentBinding(s), form.Get("csrf")) {
-		h.pageError(w, r, errForbiddenForm)
+	s, ok := h.sessionForm(w, r, req, form, formSelect)
+	if !ok {
 		return
 	}
 	switch form.Get("action") {
