@@ -41,7 +41,9 @@ func demoAppSpec() clients.Spec {
 		Public:        true,
 		GrantTypes:    []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
 		RedirectURIs:  []string{"http://127.0.0.1" + pathDemoCallback, "http://[::1]" + pathDemoCallback},
-		Scopes:        []string{"read", "write"},
+		// openid and profile: the demo is an OpenID Connect sign-in too
+		// (an ID token in the token response, UserInfo with the username).
+		Scopes:        []string{"openid", "profile", "read", "write"},
 		DefaultScopes: []string{"read"},
 	}
 }
@@ -75,7 +77,7 @@ func newDemoApp(issuer string) (*demoApp, error) {
 	return &demoApp{
 		issuer:    issuer,
 		base:      strings.TrimSuffix(issuer, "/"),
-		scope:     "read write",
+		scope:     "openid profile read write",
 		verifier:  verifier,
 		challenge: base64.RawURLEncoding.EncodeToString(sum[:]),
 		state:     state,

@@ -35,7 +35,7 @@ func TestServeDemoBrowserFlow(t *testing.T) {
 		callback := "http://" + addr + pathDemoCallback
 		for k, want := range map[string]string{
 			"response_type": "code", "client_id": demoAppID, "redirect_uri": callback,
-			"scope": "read write", "code_challenge_method": "S256",
+			"scope": "openid profile read write", "code_challenge_method": "S256",
 		} {
 			if got := q.Get(k); got != want {
 				t.Errorf("printed URL: %s=%q, want %q", k, got, want)
@@ -71,7 +71,7 @@ func TestServeDemoBrowserFlow(t *testing.T) {
 		}
 		exchange := parseCurl(t, elementText(page.Body, "exchange"))
 		tok, status := exchange.do(t)
-		if status != http.StatusOK || tok["refresh_token"] == nil || tok["access_token"] == nil || tok["scope"] != "read write" {
+		if status != http.StatusOK || tok["refresh_token"] == nil || tok["access_token"] == nil || tok["scope"] != "openid profile read write" || tok["id_token"] == nil {
 			t.Fatalf("the page's exchange: %d %v", status, tok)
 		}
 		refresh := parseCurl(t, elementText(page.Body, "refresh"))
@@ -84,7 +84,7 @@ func TestServeDemoBrowserFlow(t *testing.T) {
 		if row := listRow(t, c.want(exitOK, "", "sessions", "list", "--client", demoAppID).stdout, sessionOf(t, tok)); row[3] != "authorization_code" {
 			t.Errorf("sessions list: %q", row)
 		}
-		if row := listRow(t, c.want(exitOK, "", "consents", "list", "--user", d.username).stdout, demoAppID); len(row) != 4 || row[2] != "read" || row[3] != "write" {
+		if row := listRow(t, c.want(exitOK, "", "consents", "list", "--user", d.username).stdout, demoAppID); len(row) != 6 || strings.Join(row[2:], " ") != "openid profile read write" {
 			t.Errorf("consents list: %q", row)
 		}
 
