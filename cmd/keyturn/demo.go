@@ -36,11 +36,11 @@ const (
 // URI, RFC 8252 §7.3).
 func demoAppSpec() clients.Spec {
 	return clients.Spec{
-		ID:            demoAppID,
-		Name:          demoAppName,
-		Public:        true,
-		GrantTypes:    []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
-		RedirectURIs:  []string{"http://127.0.0.1" + pathDemoCallback, "http://[::1]" + pathDemoCallback},
+		ID:           demoAppID,
+		Name:         demoAppName,
+		Public:       true,
+		GrantTypes:   []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
+		RedirectURIs: []string{"http://127.0.0.1" + pathDemoCallback, "http://[::1]" + pathDemoCallback},
 		// openid and profile: the demo is an OpenID Connect sign-in too
 		// (an ID token in the token response, UserInfo with the username).
 		Scopes:        []string{"openid", "profile", "read", "write"},
