@@ -285,6 +285,41 @@ func testBrowserCodeFlow(t *testing.T, b backend, openid bool) {
 		t.Fatalf("second exchange: %v", err)
 	}
 
+	if openid {
+		// The account choice (prompt=select_account, decision D18):
+		// "Continue as alice" goes on to the app.
+		v3 := oauth2.GenerateVerifier()
+		browse(t, ctx, chromedp.Steps(
+			chromedp.Navigate(conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(v3),
+				oauth2.SetAuthURLParam("prompt", "select_account"))),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-page=select]`)),
+		))
+		screenshot(t, ctx, shotName("select", b, openid))
+		browse(t, ctx, chromedp.Click(chromedp.CSS(`button[value=continue]`)))
+		q = landed()
+		if _, err := conf.Exchange(octx, q.Get("code"), oauth2.VerifierOption(v3)); err != nil {
+			t.Fatalf("exchange after the account choice: %v", err)
+		}
+
+		// Logout without an ID token hint asks first (decision D20), and
+		// signing out ends the browser session: the next authorization
+		// shows the login page again.
+		browse(t, ctx, chromedp.Steps(
+			chromedp.Navigate(issuer+server.PathLogout),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-page=logout]`)),
+		))
+		screenshot(t, ctx, shotName("logout", b, openid))
+		browse(t, ctx, chromedp.Steps(
+			chromedp.Click(chromedp.CSS(`button[value=logout]`)),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-page=signedout]`)),
+		))
+		screenshot(t, ctx, shotName("signedout", b, openid))
+		browse(t, ctx, chromedp.Steps(
+			chromedp.Navigate(conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-page=login]`)),
+		))
+	}
+
 	// An unregistered redirect URI: the error page, and the browser stays.
 	evil := strings.Replace(authURL, url.QueryEscape(app.URL+"/cb"), url.QueryEscape("https://evil.example/cb"), 1)
 	browse(t, ctx, chromedp.Steps(
