@@ -31,7 +31,8 @@ type codeGrant struct {
 }
 
 // code_verifier is required too (RFC 7636 §4.5), but its absence is
-// invalid_grant, not invalid_request: see issue.
+// invalid_grant, not invalid_request: a missing verifier fails RFC 7636
+// §4.6's comparison like a wrong one, and the answer does not tell which.
 func (codeGrant) required() []string { return []string{"code"} }
 
 // errCodeInvalid is the one answer for every code that cannot be redeemed
