@@ -23,6 +23,7 @@ import (
 type codeGrant struct {
 	codes    storage.Codes
 	families storage.Families
+	sessions storage.BrowserSessions
 	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time
@@ -85,6 +86,15 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if !now.Before(code.ExpiresAt) {
 		return nil, g.refused(codeExpired)
 	}
+	// The browser session the code was issued in must still stand: a code
+	// of a browser that signed out since would start a session that
+	// outlives the logout (RP-Initiated Logout 1.0 §2, DESIGN.md §11).
+	if live, err := g.browserSessionLive(ctx, code.BrowserSessionID, now); err != nil {
+		return nil, err
+	} else if !live {
+		g.log.InfoContext(ctx, "authorization code of a browser session that ended", "client_id", req.client.ID)
+		return nil, g.refused(codeInvalid)
+	}
 	if err := codeResources(req, code); err != nil {
 		return nil, err
 	}
@@ -116,6 +126,19 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	// The nonce goes into the ID token exactly as the authentication
 	// request sent it (OpenID Connect Core §2, §15.5.2).
 	return g.minter.withIDToken(ctx, req, resp, f, scope, code.Nonce, now)
+}
+
+// browserSessionLive reports whether the browser session id is live (not
+// signed out, revoked or expired); a swept one is not.
+func (g codeGrant) browserSessionLive(ctx context.Context, id string, now time.Time) (bool, error) {
+	s, err := g.sessions.GetBrowserSession(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("authorization code: browser session: %w", err)
+	}
+	return s.Live(now), nil
 }
 
 // mismatch says why the request may not redeem code ("" if it may): RFC
