@@ -66,11 +66,11 @@ type pages struct {
 // answers a form POST, which would block the redirect to the client.
 const pageContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// setPageHeaders sets the headers every HTML page carries, before
+// SetPageHeaders sets the headers every HTML page carries, before
 // WriteHeader: never cached (it holds a CSRF token), never framed
 // (clickjacking, RFC 6749 §10.13, RFC 9700 §4.16), no referrer (RFC 9700
 // §4.2.4), no sniffing.
-func setPageHeaders(h http.Header) {
+func SetPageHeaders(h http.Header) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
@@ -91,11 +91,11 @@ func (p *pages) render(w http.ResponseWriter, r *http.Request, status int, d pag
 	var buf bytes.Buffer
 	if err := pageTemplates.ExecuteTemplate(&buf, d.Kind, d); err != nil {
 		p.log.ErrorContext(r.Context(), "render page", "page", d.Kind, "err", err)
-		setPageHeaders(w.Header())
+		SetPageHeaders(w.Header())
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
-	setPageHeaders(w.Header())
+	SetPageHeaders(w.Header())
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())

@@ -220,26 +220,14 @@ func (d *demoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.Exchange = d.exchangeCommand(p.Code)
 		p.Refresh = d.refreshCommand()
 	}
-	setDemoPageHeaders(w.Header())
+	// The server's own page headers: never cached, never framed, no
+	// referrer that would carry the code elsewhere, no script.
+	server.SetPageHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
 	}
 	demoCallbackPage.Execute(w, p)
-}
-
-// setDemoPageHeaders sets the headers every page of the server carries
-// (TestServeDemoBrowserFlow holds them equal): never cached, never framed
-// (RFC 9700 §4.16), no referrer that would carry the code elsewhere (RFC
-// 9700 §4.2.4), no script, no sniffing.
-func setDemoPageHeaders(h http.Header) {
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 // withDemoCallback serves the callback page at its path and everything
