@@ -129,11 +129,11 @@ type Login struct {
 	// MaxQueuedHashes bounds logins waiting for a hash; beyond it the
 	// server answers 503 with Retry-After. 0 means 8 per hash slot.
 	MaxQueuedHashes int `yaml:"max_queued_hashes"`
-	// HashProcessors is "own" (each hash slot gets a Go processor of its
-	// own, so that a login flood leaves refreshes their latency) or
-	// "shared" (hashes share the CPUs' processors with every request: more
-	// logins per second under a pure login load, slower refreshes during a
-	// flood). BENCHMARKS.md has both.
+	// HashProcessors is "own" (while hashes run, the process has one Go
+	// processor more than its CPUs, which no hash can take, so that a
+	// login flood leaves refreshes their latency) or "shared" (hashes share
+	// the CPUs' processors with every request: refreshes wait behind
+	// hashes during a flood). BENCHMARKS.md has both.
 	HashProcessors string `yaml:"hash_processors"`
 	// FreeFailures failed logins per (username, source address) cost
 	// nothing; each further one doubles the wait from BaseDelay up to

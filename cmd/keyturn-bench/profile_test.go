@@ -104,7 +104,7 @@ func TestServeForProfile(t *testing.T) {
 	// settings that follow from it, as serve does.
 	hashes := passhash.NewLimiter(l.MaxConcurrentHashes, l.MaxQueuedHashes)
 	if l.HashProcessors != config.HashProcessorsShared {
-		passhash.ReserveProcessors(hashes.Slots())
+		hashes.SpareProcessor()
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(hashes.MemoryLimit())

@@ -11,12 +11,13 @@ import (
 
 // setProcessLimits sets the process-wide runtime settings that follow from
 // the one hashing budget, next to each other: the soft memory limit
-// (setMemoryLimit) and, unless the processors are shared, a Go processor
-// per hash slot (passhash.ReserveProcessors). Only serve calls it; no
-// library constructor touches either. It returns the memory limit in force.
+// (setMemoryLimit) and, unless the processors are shared, one spare Go
+// processor while hashes run (passhash.Limiter.SpareProcessor). Only serve
+// calls it; no library constructor touches either. It returns the memory
+// limit in force.
 func setProcessLimits(hashes *passhash.Limiter, sharedProcessors bool, lookupEnv func(string) (string, bool)) int64 {
 	if !sharedProcessors {
-		passhash.ReserveProcessors(hashes.Slots())
+		hashes.SpareProcessor()
 	}
 	return setMemoryLimit(hashes, lookupEnv)
 }

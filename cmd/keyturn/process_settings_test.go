@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -25,25 +26,42 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestProcessLimitsReserveProcessors: by default serve gives each hash slot
-// a Go processor of its own on top of the CPUs; with hash_processors:
-// shared it leaves GOMAXPROCS alone. The reservation is process-wide and
-// only grows, so the slot counts here are larger than any other test's
-// (their default is one slot per CPU).
-func TestProcessLimitsReserveProcessors(t *testing.T) {
+// TestProcessLimitsSpareProcessor: by default serve's hashes bring one Go
+// processor on top of the CPUs while they run, and none otherwise; with
+// hash_processors: shared a running hash leaves GOMAXPROCS alone.
+func TestProcessLimitsSpareProcessor(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	noEnv := func(string) (string, bool) { return "", false }
-	own, shared := passhash.CPUs()+8, passhash.CPUs()+16
-	setProcessLimits(passhash.NewLimiter(shared, 0), true, noEnv)
-	if got := runtime.GOMAXPROCS(0); got >= passhash.CPUs()+shared {
-		t.Fatalf("shared: GOMAXPROCS %d, want below CPUs + %d", got, shared)
+	ctx := context.Background()
+
+	shared := passhash.NewLimiter(4, 0)
+	setProcessLimits(shared, true, noEnv)
+	release, err := shared.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	lim := passhash.NewLimiter(own, 0)
-	if got := setProcessLimits(lim, false, noEnv); got != lim.MemoryLimit() {
-		t.Fatalf("memory limit %d, want %d", got, lim.MemoryLimit())
+	if got := runtime.GOMAXPROCS(0); got != passhash.CPUs() {
+		t.Fatalf("shared, a hash running: GOMAXPROCS %d, want the CPUs, %d", got, passhash.CPUs())
 	}
-	if got, want := runtime.GOMAXPROCS(0), passhash.CPUs()+own; got != want {
-		t.Fatalf("own: GOMAXPROCS %d, want CPUs + %d hash slots = %d", got, own, want)
+	release()
+
+	own := passhash.NewLimiter(4, 0)
+	if got := setProcessLimits(own, false, noEnv); got != own.MemoryLimit() {
+		t.Fatalf("memory limit %d, want %d", got, own.MemoryLimit())
+	}
+	if got := runtime.GOMAXPROCS(0); got != passhash.CPUs() {
+		t.Fatalf("own, no hash running: GOMAXPROCS %d, want the CPUs, %d", got, passhash.CPUs())
+	}
+	release, err = own.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := runtime.GOMAXPROCS(0), passhash.CPUs()+1; got != want {
+		t.Fatalf("own, a hash running: GOMAXPROCS %d, want CPUs + 1 = %d", got, want)
+	}
+	release()
+	if got := runtime.GOMAXPROCS(0); got != passhash.CPUs() {
+		t.Fatalf("own, the hash done: GOMAXPROCS %d, want the CPUs, %d", got, passhash.CPUs())
 	}
 }

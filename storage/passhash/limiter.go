@@ -10,8 +10,8 @@ import (
 // grant's logins and the client registry's secret checks share its slots,
 // so no more hashes run at once than it has slots, whatever mix of them
 // arrives. Its size is what the process's soft memory limit
-// (MemoryLimit) and its processor reservation (ReserveProcessors) are
-// computed from. It is built once per process (by cmd) and safe for
+// (MemoryLimit) is computed from; with SpareProcessor, its running hashes
+// also bring the process one Go processor more than its CPUs. It is built once per process (by cmd) and safe for
 // concurrent use.
 //
 // A hash is first admitted (Admit: at most slots + queue at once, the rest
@@ -21,6 +21,7 @@ type Limiter struct {
 	slots       chan struct{}
 	admitted    atomic.Int64
 	maxAdmitted int64 // slots + queue places
+	spare       bool  // SpareProcessor
 }
 
 // ErrBusy: every slot and queue place is taken, or a caller's context
@@ -39,6 +40,12 @@ func NewLimiter(slots, queue int) *Limiter {
 	}
 	return &Limiter{slots: make(chan struct{}, slots), maxAdmitted: int64(slots + queue)}
 }
+
+// SpareProcessor makes the limiter's running hashes bring the process one
+// Go processor more than its CPUs (GOMAXPROCS = CPUs() + 1 while any runs),
+// so that other requests find a processor no hash holds. Call it once,
+// before the limiter is used; only the process's own budget (serve) does.
+func (l *Limiter) SpareProcessor() { l.spare = true }
 
 // Slots is how many hashes run at once.
 func (l *Limiter) Slots() int { return cap(l.slots) }
@@ -62,7 +69,11 @@ func (l *Limiter) Admit() (leave func(), err error) {
 func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 	select {
 	case l.slots <- struct{}{}:
-		return func() { <-l.slots }, nil
+		if !l.spare {
+			return func() { <-l.slots }, nil
+		}
+		spareEnter()
+		return func() { spareLeave(); <-l.slots }, nil
 	case <-ctx.Done():
 		return nil, ErrBusy
 	}
