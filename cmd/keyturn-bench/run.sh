@@ -34,6 +34,7 @@
 #                        0: off; e.g. 1000000. The families table is emptied before each seeded run.
 #   TWO_INSTANCES=1      a refresh run on two Keyturn processes on one database (keyturn-bench -url URL1,URL2, round-robin)
 #                        at each concurrency, seeded too with SEED_SESSIONS (0: skip)
+#   FLOOD=1              the password floods with refreshes alongside (0: skip)
 #   USERS=64             test users bench-1 ... bench-N, each worker logging in as its own users in
 #                        turn, so that, as in production, no one (username, address) counter takes every login
 #   PROFILE="refresh client_credentials introspect password"  scenarios to CPU-profile on PostgreSQL at c=16 ("" for none)
@@ -42,6 +43,7 @@
 #   QUIET_WAIT=120       seconds to wait, before each run, for the machine to go idle (other jobs skew results)
 #   MAX_OTHERS=15 RETRIES=3  a run during which other jobs used over MAX_OTHERS % CPU is repeated, up to RETRIES times
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   a PostgreSQL that lets PGUSER create databases
+#   SERVER_YAML=         extra YAML appended to every Keyturn config (e.g. $'login:\n  hash_processors: shared')
 #   PORT=18080           first of the loopback ports used
 #   OUT=/tmp/keyturn-bench-<time>  where results are kept (JSON per run, logs, profiles, summary.md)
 set -Eeuo pipefail
@@ -55,6 +57,7 @@ SESSIONS=${SESSIONS:-}
 FLOOR=${FLOOR:-1}
 SEED_SESSIONS=${SEED_SESSIONS:-0}
 TWO_INSTANCES=${TWO_INSTANCES:-1}
+FLOOD=${FLOOD:-1}
 USERS=${USERS:-64}
 PROFILE=${PROFILE-"refresh client_credentials introspect password"}
 ALGS=${ALGS-"ES256 EdDSA RS256"}
@@ -63,6 +66,7 @@ QUIET_WAIT=${QUIET_WAIT:-120}
 MAX_OTHERS=${MAX_OTHERS:-15}
 RETRIES=${RETRIES:-3}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+SERVER_YAML=${SERVER_YAML:-}
 PORT=${PORT:-18080}
 OUT=${OUT:-/tmp/keyturn-bench-$(date +%Y%m%d-%H%M%S)}
 
@@ -271,6 +275,7 @@ write_config() {
 	    resources: [http://127.0.0.1:$2]
 	EOF
 	if [[ -n ${5:-} ]]; then printf '%s\n' "$5" >> "$1"; fi
+	if [[ -n $SERVER_YAML ]]; then printf '%s\n' "$SERVER_YAML" >> "$1"; fi
 }
 
 # create_users CONFIG: the test users, with `keyturn users create`.
@@ -563,14 +568,16 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 		storage_line "$OUT/postgres-storage-seeded.txt" "after the last seeded run"
 	fi
 
-	log "password flood (c=16) with refreshes alongside (c=16), PostgreSQL, default hash slots (GOMAXPROCS)"
-	flood flood "$WORK/pg.yaml" "$PG_PORT"
-	log "the same with login.max_concurrent_hashes: 1 (a core left for everything else; queue 32, so that the flood and the refresh run's setup logins wait rather than being shed)"
-	write_config "$WORK/pg-1hash.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  max_concurrent_hashes: 1\n  max_queued_hashes: 32'
-	flood flood-1hash "$WORK/pg-1hash.yaml" "$PG_PORT"
-	log "the same with login.hash_processors: shared (GOMAXPROCS = CPUs: hashes and requests share the processors)"
-	write_config "$WORK/pg-shared.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  hash_processors: shared'
-	flood flood-shared "$WORK/pg-shared.yaml" "$PG_PORT"
+	if [[ $FLOOD == 1 ]]; then
+		log "password flood (c=16) with refreshes alongside (c=16), PostgreSQL, default hash slots (GOMAXPROCS)"
+		flood flood "$WORK/pg.yaml" "$PG_PORT"
+		log "the same with login.max_concurrent_hashes: 1 (a core left for everything else; queue 32, so that the flood and the refresh run's setup logins wait rather than being shed)"
+		write_config "$WORK/pg-1hash.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  max_concurrent_hashes: 1\n  max_queued_hashes: 32'
+		flood flood-1hash "$WORK/pg-1hash.yaml" "$PG_PORT"
+		log "the same with login.hash_processors: shared (GOMAXPROCS = CPUs: hashes and requests share the processors)"
+		write_config "$WORK/pg-shared.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data" $'login:\n  hash_processors: shared'
+		flood flood-shared "$WORK/pg-shared.yaml" "$PG_PORT"
+	fi
 
 	log "pgbench again, after the Keyturn runs (the two figures bracket them)"
 	run_pgbench pgbench-rotate-c16-after "$WORK/rotate.sql" 16
