@@ -35,6 +35,8 @@
 #   TWO_INSTANCES=1      a refresh run on two Keyturn processes on one database (keyturn-bench -url URL1,URL2, round-robin)
 #                        at each concurrency, seeded too with SEED_SESSIONS (0: skip)
 #   FLOOD=1              the password floods with refreshes alongside (0: skip)
+#   TWO_PROCS=           GOMAXPROCS of each of the two instances (default: half the CPUs, at least 1: two instances
+#                        sharing one machine each get half of it, as a container CPU limit would give, which Go reads)
 #   USERS=64             test users bench-1 ... bench-N, each worker logging in as its own users in
 #                        turn, so that, as in production, no one (username, address) counter takes every login
 #   PROFILE="refresh client_credentials introspect password"  scenarios to CPU-profile on PostgreSQL at c=16 ("" for none)
@@ -58,6 +60,7 @@ FLOOR=${FLOOR:-1}
 SEED_SESSIONS=${SEED_SESSIONS:-0}
 TWO_INSTANCES=${TWO_INSTANCES:-1}
 FLOOD=${FLOOD:-1}
+TWO_PROCS=${TWO_PROCS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
 USERS=${USERS:-64}
 PROFILE=${PROFILE-"refresh client_credentials introspect password"}
 ALGS=${ALGS-"ES256 EdDSA RS256"}
@@ -249,7 +252,9 @@ measure_hash() {
 log "argon2id: one hash with passhash.Default, and the password-grant limit (again at the end: the VM's speed drifts)"
 measure_hash "$OUT/hash.json"
 
-# write_config FILE PORT DATABASE_URL DATA_DIR [EXTRA_YAML]
+# write_config FILE PORT DATABASE_URL DATA_DIR [EXTRA_YAML]. The sweeper
+# runs every 10 s (the default is 10 minutes), so that its statements run
+# during every measurement and the storage figures are taken with it running.
 write_config() {
 	cat > "$1" <<-EOF
 	issuer: http://127.0.0.1:$2
@@ -259,7 +264,7 @@ write_config() {
 	  url: "$3"
 	  max_open_conns: 16
 	cleanup:
-	  interval: 0s
+	  interval: 10s
 	log:
 	  format: json
 	  level: info
@@ -387,9 +392,9 @@ floor_run() {
 two_run() {
 	local name=$1 first
 	shift
-	start_server postgres "$WORK/pg.yaml" "$PG_PORT"
+	start_server postgres "$WORK/pg.yaml" "$PG_PORT" env GOMAXPROCS="$TWO_PROCS" "$BIN/keyturn" serve --config "$WORK/pg.yaml"
 	first=$SERVER_PID
-	start_server postgres-2 "$WORK/pg2.yaml" "$PG2_PORT"
+	start_server postgres-2 "$WORK/pg2.yaml" "$PG2_PORT" env GOMAXPROCS="$TWO_PROCS" "$BIN/keyturn" serve --config "$WORK/pg2.yaml"
 	bench "$name" "$PG_PORT,$PG2_PORT" "$@"
 	stop "$SERVER_PID"
 	stop "$first"
@@ -536,7 +541,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 	if [[ $TWO_INSTANCES == 1 ]] && (( ! SCALE_FLAGS )); then
 		log "two instances: skipped (this keyturn-bench has no comma-separated -url)"
 	elif [[ $TWO_INSTANCES == 1 ]]; then
-		log "two Keyturn instances on one database (127.0.0.1:$PG_PORT and :$PG2_PORT), round-robin"
+		log "two Keyturn instances on one database (127.0.0.1:$PG_PORT and :$PG2_PORT, GOMAXPROCS $TWO_PROCS each), round-robin"
 		for c in $CONCURRENCY; do
 			# shellcheck disable=SC2046
 			two_run "postgres-refresh-2inst-c$c" -scenario refresh -c "$c" -d "${DURATION}s" $(sessions_args)
