@@ -524,6 +524,9 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 	log "pgbench on $DB (no Keyturn running): single-statement rotation, then Keyturn's two statements"
 	run_pgbench pgbench-rotate-c16 "$WORK/rotate.sql" 16
 	run_pgbench pgbench-refresh-path-c16 "$WORK/refresh-path.sql" 16
+	for c in $CONCURRENCY; do
+		if [[ $c != 16 ]]; then run_pgbench "pgbench-rotate-c$c" "$WORK/rotate.sql" "$c"; fi
+	done
 	log "Keyturn on PostgreSQL (a fresh server process per run)"
 	run_scenarios postgres "$WORK/pg.yaml" "$PG_PORT"
 
