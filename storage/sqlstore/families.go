@@ -157,6 +157,11 @@ var rotateSQLPostgres = dollarParams(rotateSQL)
 // say why: ErrNotFound, ErrFamilyRevoked, ErrFamilyExpired, or
 // ErrStaleGeneration with the current family.
 func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
+	if storage.CheckText(id) != nil {
+		// No family has such an id (CheckNew refuses it); PostgreSQL would
+		// refuse the statement instead of matching nothing.
+		return storage.Family{}, fmt.Errorf("rotate family: %w", storage.ErrNotFound)
+	}
 	nowUS := micros(now)
 	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale
 		args := []any{nowUS, nowUS, micros(idleExpiresAt), id, int64(gen), nowUS, nowUS}
