@@ -213,22 +213,12 @@ func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, id
 // says why) and returns the first row and how many rows it returned.
 func (s *Store) rotatePostgres(ctx context.Context, args []any) (familyRow, int, error) {
 	var row familyRow
-	var n int
-	err := s.withPgx(ctx, func(c *pgx.Conn) error {
-		n = 0
-		rows, err := c.Query(ctx, rotateSQLPostgres, args...)
-		if err != nil {
-			return err
+	n := 0
+	err := s.queryPgx(ctx, rotateSQLPostgres, args, func(rows pgx.Rows) error {
+		if n++; n > 1 {
+			return nil
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if n++; n == 1 {
-				if err := rows.Scan(row.dest()...); err != nil {
-					return err
-				}
-			}
-		}
-		return rows.Err() // includes a failed commit
+		return rows.Scan(row.dest()...)
 	})
 	return row, n, err
 }
