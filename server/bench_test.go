@@ -187,6 +187,13 @@ func BenchmarkHandlerSQLite(b *testing.B) {
 	benchHandlers(b, func(b *testing.B) storage.Store { return sqlstoretest.SQLite(b) })
 }
 
+// BenchmarkHandlerPostgres is BenchmarkHandler over PostgreSQL (skipped
+// without KEYTURN_TEST_DATABASE_URL): it INCLUDES the round trips and
+// PostgreSQL's commits.
+func BenchmarkHandlerPostgres(b *testing.B) {
+	benchHandlers(b, func(b *testing.B) storage.Store { return sqlstoretest.Postgres(b) })
+}
+
 // BenchmarkParseAndAuthenticate is the first step of every request: the
 // form (size cap, no repeats, UTF-8) and client authentication (Basic,
 // form-urlencoded; a sha256 secret hash, so no slow hash).

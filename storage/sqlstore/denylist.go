@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
+	"github.com/keyturn/keyturn/migrations"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -46,17 +48,21 @@ FROM (SELECT 1 AS one) AS one
 LEFT JOIN families f ON f.id = ?
 LEFT JOIN users u ON u.id = f.user_id`
 
+// checkAccessSQLPostgres is checkAccessSQL for pgx (see withPgx).
+var checkAccessSQLPostgres = dollarParams(checkAccessSQL)
+
 // CheckAccess reads the denylist entry, family and username behind an
 // access token in one statement (introspection's three lookups in one
-// round trip; BENCHMARKS.md).
+// round trip; BENCHMARKS.md). It is introspection's only statement, so on
+// PostgreSQL it skips GORM as the refresh's rotation does (withPgx).
 func (s *Store) CheckAccess(ctx context.Context, jti, familyID string) (storage.AccessCheck, error) {
 	var out storage.AccessCheck
 	n := 0
-	err := queryRows(s.db.WithContext(ctx), checkAccessSQL, []any{jti, familyID}, func(rows *sql.Rows) error {
+	each := func(scan func(dest ...any) error) error {
 		var denied bool
 		var f familyRow
 		var username string
-		if err := rows.Scan(append(append([]any{&denied}, f.dest()...), &username)...); err != nil {
+		if err := scan(append(append([]any{&denied}, f.dest()...), &username)...); err != nil {
 			return err
 		}
 		n++
@@ -65,7 +71,14 @@ func (s *Store) CheckAccess(ctx context.Context, jti, familyID string) (storage.
 			out.Family, out.Username = f.family(), username
 		}
 		return nil
-	})
+	}
+	args := []any{jti, familyID}
+	var err error
+	if s.dialect == migrations.Postgres {
+		err = s.queryPgx(ctx, checkAccessSQLPostgres, args, func(rows pgx.Rows) error { return each(rows.Scan) })
+	} else {
+		err = queryRows(s.db.WithContext(ctx), checkAccessSQL, args, func(rows *sql.Rows) error { return each(rows.Scan) })
+	}
 	if err == nil && n != 1 {
 		err = fmt.Errorf("%d rows", n)
 	}

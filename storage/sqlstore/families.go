@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/keyturn/keyturn/migrations"
@@ -148,29 +149,46 @@ WHERE id = ? AND generation = ? AND revoked_at IS NULL
   AND idle_expires_at > ? AND absolute_expires_at > ?
 RETURNING ` + familyColumns
 
+// rotateSQLPostgres is rotateSQL for pgx (see withPgx).
+var rotateSQLPostgres = dollarParams(rotateSQL)
+
 // RotateFamily advances the family from gen to gen+1 with one conditional
 // UPDATE … RETURNING. Only when it matches nothing does it read the row, to
 // say why: ErrNotFound, ErrFamilyRevoked, ErrFamilyExpired, or
 // ErrStaleGeneration with the current family.
 func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
+	if storage.CheckText(id) != nil {
+		// No family has such an id (CheckNew refuses it); PostgreSQL would
+		// refuse the statement instead of matching nothing.
+		return storage.Family{}, fmt.Errorf("rotate family: %w", storage.ErrNotFound)
+	}
 	nowUS := micros(now)
 	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale
-		var rows []familyRow
-		err := s.write(ctx, func(db *gorm.DB) (err error) {
-			rows, err = queryFamilies(db, rotateSQL,
-				nowUS, nowUS, micros(idleExpiresAt),
-				id, int64(gen), nowUS, nowUS)
-			return err
-		})
+		args := []any{nowUS, nowUS, micros(idleExpiresAt), id, int64(gen), nowUS, nowUS}
+		var row familyRow
+		var n int
+		var err error
+		if s.dialect == migrations.Postgres {
+			row, n, err = s.rotatePostgres(ctx, args)
+		} else {
+			var rows []familyRow
+			err = s.write(ctx, func(db *gorm.DB) (err error) {
+				rows, err = queryFamilies(db, rotateSQL, args...)
+				return err
+			})
+			if n = len(rows); n > 0 {
+				row = rows[0]
+			}
+		}
 		if err != nil {
 			return storage.Family{}, mapErr("rotate family", err)
 		}
-		switch len(rows) {
+		switch n {
 		case 1:
-			return rows[0].family(), nil
+			return row.family(), nil
 		case 0:
 		default:
-			return storage.Family{}, fmt.Errorf("rotate family: %d rows updated", len(rows))
+			return storage.Family{}, fmt.Errorf("rotate family: %d rows updated", n)
 		}
 	}
 
@@ -189,6 +207,20 @@ func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, id
 	default:
 		return f, fmt.Errorf("rotate family: %w", storage.ErrStaleGeneration)
 	}
+}
+
+// rotatePostgres runs rotateSQL with args straight through pgx (withPgx
+// says why) and returns the first row and how many rows it returned.
+func (s *Store) rotatePostgres(ctx context.Context, args []any) (familyRow, int, error) {
+	var row familyRow
+	n := 0
+	err := s.queryPgx(ctx, rotateSQLPostgres, args, func(rows pgx.Rows) error {
+		if n++; n > 1 {
+			return nil
+		}
+		return rows.Scan(row.dest()...)
+	})
+	return row, n, err
 }
 
 // RevokeFamily marks one family revoked. Revoking a revoked family keeps

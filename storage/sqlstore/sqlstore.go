@@ -14,12 +14,15 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 
 	litedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -299,6 +302,102 @@ func queryRows(db *gorm.DB, query string, args []any, scan func(*sql.Rows) error
 		return err
 	}
 	return rows.Close() // reports a failed commit of an UPDATE … RETURNING
+}
+
+// pgxAttempts is how many connections withPgx tries for a statement that
+// failed before it was sent: as many as database/sql tries for the
+// statements through GORM.
+const pgxAttempts = 3
+
+// withPgx runs fn with the pgx connection under one of the pool's
+// connections (PostgreSQL only). It is the one way a statement bypasses
+// GORM, and only two do, each the whole of its endpoint's database work:
+// the refresh's rotation and introspection's CheckAccess. On a refresh,
+// GORM's statement building and callbacks, database/sql's rows and
+// pgx/stdlib's value conversion cost about an eighth of its CPU, as much
+// as pgx's own query (BENCHMARKS.md, Issue 15). The connection is the
+// pool's, so the pool's size stays the operator's setting and instances
+// still share one database. pgx's per-connection statement cache prepares
+// a statement once per connection (unless the URL sets
+// default_query_exec_mode, which then applies here too); placeholders are
+// $n (see dollarParams).
+//
+// Its errors are those of the statements through GORM: a connection the
+// pool hands out has been checked (pgx/stdlib's ResetSession); a statement
+// that failed before it was sent (pgconn.SafeToRetry) discards its
+// connection and is tried again on another, as database/sql does; a
+// connection that failed otherwise is closed by pgx and discarded by the
+// pool when next handed out. fn must not keep the connection, and is run
+// again from the start on a retry.
+func (s *Store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
+	var err error
+	for range pgxAttempts {
+		err = s.onPgxConn(ctx, fn)
+		if !errors.Is(err, driver.ErrBadConn) {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *Store) onPgxConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := s.sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres driver connection is %T, not pgx", dc)
+		}
+		c := sc.Conn()
+		if c.IsClosed() {
+			return driver.ErrBadConn
+		}
+		err := fn(c)
+		if err != nil && pgconn.SafeToRetry(err) {
+			// Raw discards the connection on ErrBadConn.
+			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+		}
+		return err
+	})
+}
+
+// queryPgx is queryRows on PostgreSQL through withPgx: it runs query ($n
+// placeholders) and calls scan for each row. A retry (withPgx) happens only
+// before the statement is sent, so before any row is scanned.
+func (s *Store) queryPgx(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
+	return s.withPgx(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err() // includes a failed commit of an UPDATE … RETURNING
+	})
+}
+
+// dollarParams rewrites a statement's ? placeholders as $1, $2, … for pgx,
+// so that the GORM and pgx paths share one statement text. query must have
+// no ? other than placeholders (none in a literal or comment).
+func dollarParams(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r != '?' {
+			b.WriteRune(r)
+			continue
+		}
+		n++
+		b.WriteString("$" + strconv.Itoa(n))
+	}
+	return b.String()
 }
 
 // create inserts row (a pointer to a row type) in a write of its own.

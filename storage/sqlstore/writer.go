@@ -13,7 +13,8 @@ import (
 // write runs fn, one write operation, with a handle for its statements.
 // Every write of the Store goes through it.
 //
-// On PostgreSQL fn runs at once on the pool, with the caller's context.
+// On PostgreSQL fn runs at once on the pool, with the caller's context
+// (as does the rotation, which skips GORM there: see withPgx).
 //
 // On SQLite, where one writer holds the database at a time and every commit
 // is an fsync (synchronous=FULL), the writes of concurrent callers are

@@ -460,6 +460,10 @@ func testRotateExpiredAbsolute(t *testing.T, s storage.Store) {
 func testRotateUnknown(t *testing.T, s storage.Store) {
 	_, err := s.RotateFamily(t.Context(), "nope", 0, base, base.Add(idleTTL))
 	wantErr(t, "RotateFamily(unknown)", err, storage.ErrNotFound)
+	// An id no family can have (CheckText) is unknown too, on PostgreSQL
+	// as well, which cannot hold a NUL in text.
+	_, err = s.RotateFamily(t.Context(), "nope\x00", 0, base, base.Add(idleTTL))
+	wantErr(t, "RotateFamily(NUL in id)", err, storage.ErrNotFound)
 }
 
 // testConcurrentRotate is why PostgreSQL runs in CI: of N callers rotating
