@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/sync/semaphore"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -56,13 +57,16 @@ const defaultMaxOpenConns = 10
 // (BENCHMARKS.md). busy_timeout still covers other processes (the CLI)
 // writing to the same file.
 type Store struct {
-	db      *gorm.DB
-	sqlDB   *sql.DB
-	wdb     *gorm.DB
-	wsqlDB  *sql.DB
-	writer  *groupWriter // SQLite only
-	dialect string       // migrations.SQLite or migrations.Postgres
-	log     *slog.Logger
+	db     *gorm.DB
+	sqlDB  *sql.DB
+	wdb    *gorm.DB
+	wsqlDB *sql.DB
+	writer *groupWriter // SQLite only
+	// pgxQueue (PostgreSQL only) admits withPgx's callers to the pool
+	// first come, first served; see withPgx.
+	pgxQueue *semaphore.Weighted
+	dialect  string // migrations.SQLite or migrations.Postgres
+	log      *slog.Logger
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -107,6 +111,9 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.wsqlDB = s.sqlDB
+	if dialect == migrations.Postgres {
+		s.pgxQueue = semaphore.NewWeighted(int64(poolSize(opts)))
+	}
 	if dialect == migrations.SQLite {
 		// A second pool needs a dialector of its own; the URL parsed above.
 		_, writer, err := dialectorFor(rawURL)
@@ -173,13 +180,18 @@ func openGORM(dialector gorm.Dialector, opts Options) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := opts.MaxOpenConns
-	if n <= 0 {
-		n = defaultMaxOpenConns
-	}
+	n := poolSize(opts)
 	sqlDB.SetMaxOpenConns(n)
 	sqlDB.SetMaxIdleConns(n)
 	return db, nil
+}
+
+// poolSize is the most connections a pool opened with opts holds.
+func poolSize(opts Options) int {
+	if opts.MaxOpenConns <= 0 {
+		return defaultMaxOpenConns
+	}
+	return opts.MaxOpenConns
 }
 
 func newerSchemaError(current, latest int) error {
@@ -329,7 +341,19 @@ const pgxAttempts = 3
 // connection that failed otherwise is closed by pgx and discarded by the
 // pool when next handed out. fn must not keep the connection, and is run
 // again from the start on a retry.
+//
+// Callers reach the pool in the order they arrived (pgxQueue, as many at
+// once as the pool has connections). database/sql hands a connection that
+// comes free to a random one of its waiters, so with more requests in
+// flight than connections a request's wait is geometric, not the queue's
+// length: refreshing at concurrency 64 on 16 connections, the p99 was three
+// times the mean (BENCHMARKS.md, Issue 15). A FIFO semaphore in front keeps
+// database/sql's waiters to the statements that do not come through here.
 func (s *Store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
+	if err := s.pgxQueue.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer s.pgxQueue.Release(1)
 	var err error
 	for range pgxAttempts {
 		err = s.onPgxConn(ctx, fn)
