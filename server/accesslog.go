@@ -92,7 +92,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // peer, or what trusted proxies forwarded; see clientAddr), the request
 // metrics, and a warning for a failed client authentication. The log lines
 // never hold a secret: no query, form, header or token.
-func instrument(endpoint string, m *metrics, log *slog.Logger, trusted []netip.Prefix, h http.Handler) http.Handler {
+func instrument(endpoint string, met *metrics, log *slog.Logger, trusted []netip.Prefix, h http.Handler) http.Handler {
+	m := met.route(endpoint)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now() // latency is wall-clock, not the injectable token clock
 		info := &requestInfo{id: incomingRequestID(r), addr: clientAddr(r, trusted)}
@@ -112,10 +113,11 @@ func instrument(endpoint string, m *metrics, log *slog.Logger, trusted []netip.P
 		} else if sw.status >= 400 {
 			outcome = "error"
 		}
-		m.requests.WithLabelValues(endpoint, info.grantType, outcome).Inc()
-		m.duration.WithLabelValues(endpoint, info.grantType).Observe(took.Seconds())
+		o := m.observers(info.grantType, outcome)
+		o.requests.Inc()
+		o.duration.Observe(took.Seconds())
 		if info.authFailure != "" {
-			logAuthFailure(ctx, m, log, info)
+			logAuthFailure(ctx, met, log, info)
 		}
 		attrs := []slog.Attr{
 			slog.String("method", truncate(r.Method, 16)), slog.String("path", loggedPath(endpoint, r.URL.Path)),
