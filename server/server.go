@@ -247,27 +247,28 @@ type routeDeps struct {
 // nil, serves the admin paths on the same listener.
 func routes(d routeDeps, admin http.Handler) http.Handler {
 	r := strictRouter()
-	in := func(endpoint string, h http.Handler) http.Handler {
-		return instrument(endpoint, d.metrics, d.log, d.trusted, h)
-	}
+	// in instruments an endpoint; timed also gives each request a deadline
+	// for its database work (Options.RequestTimeout).
+	in := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, 0, d, h) }
+	timed := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, d.timeout, d, h) }
 	// POST-only endpoints answer 405 themselves, with a JSON body.
-	r.Handle(PathToken, in("token", withTimeout(d.timeout, d.token)))
-	r.Handle(PathRevoke, in("revoke", withTimeout(d.timeout, d.revoke)))
-	r.Handle(PathIntrospect, in("introspect", withTimeout(d.timeout, d.introspect)))
-	r.Handle(PathUserInfo, in("userinfo", withTimeout(d.timeout, d.userinfo)))
+	r.Handle(PathToken, timed("token", d.token))
+	r.Handle(PathRevoke, timed("revoke", d.revoke))
+	r.Handle(PathIntrospect, timed("introspect", d.introspect))
+	r.Handle(PathUserInfo, timed("userinfo", d.userinfo))
 	r.Handle(PathMetadata, in("metadata", d.metadata)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathOpenIDConfiguration, in("metadata", d.openIDConf)).Methods(http.MethodGet, http.MethodHead)
 	// The authorization endpoint and its pages (RFC 6749 §3.1). No CORS
 	// here (RFC 9700 §2.6): nothing sets Access-Control-* headers.
-	r.Handle(PathAuthorize, in("authorize", withTimeout(d.timeout, d.authorize))).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(PathLogin, in("authorize", withTimeout(d.timeout, d.login))).Methods(http.MethodPost)
-	r.Handle(PathConsent, in("authorize", withTimeout(d.timeout, d.consent))).Methods(http.MethodPost)
-	r.Handle(PathSelectAccount, in("authorize", withTimeout(d.timeout, d.selectAcct))).Methods(http.MethodPost)
-	r.Handle(PathLogout, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(PathLogoutConfirm, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodPost)
+	r.Handle(PathAuthorize, timed("authorize", d.authorize)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogin, timed("authorize", d.login)).Methods(http.MethodPost)
+	r.Handle(PathConsent, timed("authorize", d.consent)).Methods(http.MethodPost)
+	r.Handle(PathSelectAccount, timed("authorize", d.selectAcct)).Methods(http.MethodPost)
+	r.Handle(PathLogout, timed("logout", d.logout)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogoutConfirm, timed("logout", d.logout)).Methods(http.MethodPost)
 	r.Handle(PathStyle, in("assets", http.HandlerFunc(serveStyle))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle(PathLogo, in("assets", d.logo)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathJWKS, in("jwks", withTimeout(d.timeout, d.jwks))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathJWKS, timed("jwks", d.jwks)).Methods(http.MethodGet, http.MethodHead)
 	if admin != nil {
 		for _, p := range []string{PathMetrics, PathHealth, PathReady} {
 			r.Handle(p, admin)
@@ -297,22 +298,11 @@ func strictRouter() *mux.Router {
 }
 
 func notFound(r *mux.Router, d routeDeps) {
-	r.NotFoundHandler = instrument("other", d.metrics, d.log, d.trusted, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.NotFoundHandler = instrument("other", 0, d, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errNotFound())
 	}))
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errMethodNotAllowed(strings.Join([]string{http.MethodGet, http.MethodHead}, ", ")))
-	})
-}
-
-// withTimeout gives each request a deadline for its database work: an
-// unreachable or hanging database then answers 503 quickly (storage maps
-// the deadline to ErrUnavailable) instead of piling requests up.
-func withTimeout(d time.Duration, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
