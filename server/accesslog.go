@@ -91,48 +91,91 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // made, and echoed), one access-log line with the source address (the
 // peer, or what trusted proxies forwarded; see clientAddr), the request
 // metrics, and a warning for a failed client authentication. The log lines
-// never hold a secret: no query, form, header or token.
-func instrument(endpoint string, m *metrics, log *slog.Logger, trusted []netip.Prefix, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now() // latency is wall-clock, not the injectable token clock
-		info := &requestInfo{id: incomingRequestID(r), addr: clientAddr(r, trusted)}
-		w.Header().Set("X-Request-ID", info.id)
-		sw := &statusWriter{ResponseWriter: w}
-		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
-		m.inFlight.Inc()
-		h.ServeHTTP(sw, r.WithContext(ctx))
-		m.inFlight.Dec()
-		took := time.Since(start)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		outcome := "ok"
-		if info.errorCode != "" {
-			outcome = info.errorCode
-		} else if sw.status >= 400 {
-			outcome = "error"
-		}
-		m.requests.WithLabelValues(endpoint, info.grantType, outcome).Inc()
-		m.duration.WithLabelValues(endpoint, info.grantType).Observe(took.Seconds())
-		if info.authFailure != "" {
-			logAuthFailure(ctx, m, log, info)
-		}
-		attrs := []slog.Attr{
-			slog.String("method", truncate(r.Method, 16)), slog.String("path", loggedPath(endpoint, r.URL.Path)),
-			slog.Int("status", sw.status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
-			slog.String("addr", info.addr.String()),
-		}
-		if info.clientID != "" {
-			attrs = append(attrs, slog.String("client_id", info.clientID))
-		}
-		if info.grantType != "" {
-			attrs = append(attrs, slog.String("grant_type", info.grantType))
-		}
-		if info.errorCode != "" {
-			attrs = append(attrs, slog.String("error", info.errorCode))
-		}
-		log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
-	})
+// never hold a secret: no query, form, header or token. A timeout above 0
+// gives each request a deadline for its database work: an unreachable or
+// hanging database then answers 503 quickly (storage maps the deadline to
+// ErrUnavailable) instead of piling requests up.
+func instrument(endpoint string, timeout time.Duration, d routeDeps, h http.Handler) http.Handler {
+	return &instrumented{endpoint: endpoint, metrics: d.metrics.route(endpoint), log: d.log, trusted: d.trusted,
+		timeout: timeout, h: h}
+}
+
+// instrumented is an endpoint wrapped by instrument.
+type instrumented struct {
+	endpoint string
+	metrics  *routeMetrics
+	log      *slog.Logger
+	trusted  []netip.Prefix
+	timeout  time.Duration // 0: no deadline
+	h        http.Handler
+}
+
+// requestRecord is what instrument keeps for one request, allocated once.
+type requestRecord struct {
+	info      requestInfo
+	sw        statusWriter
+	requestID [1]string // the X-Request-Id header's values
+}
+
+func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now() // latency is wall-clock, not the injectable token clock
+	rec := &requestRecord{sw: statusWriter{ResponseWriter: w}}
+	info, sw := &rec.info, &rec.sw
+	info.id, info.addr = incomingRequestID(r), clientAddr(r, in.trusted)
+	rec.requestID[0] = info.id
+	w.Header()["X-Request-Id"] = rec.requestID[:] // Header.Set without canonicalising the key again
+	// One context and one copy of the request for the deadline and the
+	// info; the info outermost, as it is looked up more often.
+	ctx := r.Context()
+	if in.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, in.timeout)
+		defer cancel()
+	}
+	ctx = context.WithValue(ctx, requestInfoKey{}, info)
+	in.metrics.inFlight.Inc()
+	in.h.ServeHTTP(sw, r.WithContext(ctx))
+	in.metrics.inFlight.Dec()
+	took := time.Since(start)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	outcome := "ok"
+	if info.errorCode != "" {
+		outcome = info.errorCode
+	} else if sw.status >= 400 {
+		outcome = "error"
+	}
+	o := in.metrics.observers(info.grantType, outcome)
+	o.requests.Inc()
+	o.duration.Observe(took.Seconds())
+	if info.authFailure != "" {
+		logAuthFailure(ctx, in.metrics.metrics, in.log, info)
+	}
+	if in.log.Enabled(ctx, slog.LevelInfo) { // else the line's attributes need not be built
+		in.logAccess(ctx, r, sw.status, took, info)
+	}
+}
+
+// logAccess writes the access-log line. Its attributes are on the stack
+// (slog.Record copies them).
+func (in *instrumented) logAccess(ctx context.Context, r *http.Request, status int, took time.Duration, info *requestInfo) {
+	var buf [8]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("method", truncate(r.Method, 16)), slog.String("path", loggedPath(in.endpoint, r.URL.Path)),
+		slog.Int("status", status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+		slog.String("addr", info.addr.String()),
+	)
+	if info.clientID != "" {
+		attrs = append(attrs, slog.String("client_id", info.clientID))
+	}
+	if info.grantType != "" {
+		attrs = append(attrs, slog.String("grant_type", info.grantType))
+	}
+	if info.errorCode != "" {
+		attrs = append(attrs, slog.String("error", info.errorCode))
+	}
+	in.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
 // logAuthFailure logs and counts a failed client authentication: the

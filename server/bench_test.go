@@ -17,6 +17,7 @@ package server_test
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -95,14 +96,15 @@ type benchServer struct {
 func newBenchServer(b *testing.B, store storage.Store) *benchServer {
 	b.Helper()
 	servertest.AddUser(b, store, benchUsername, benchPassword, time.Now().UTC())
-	return newBenchInstance(b, store)
+	return newBenchInstance(b, store, nil)
 }
 
 // newBenchInstance is another instance over store, which already has the
-// user: it shares the database and the master secret, not the memory.
-func newBenchInstance(b *testing.B, store storage.Store) *benchServer {
+// user: it shares the database and the master secret, not the memory. log
+// nil: logs are discarded (slog.DiscardHandler: no access-log line is built).
+func newBenchInstance(b *testing.B, store storage.Store, log *slog.Logger) *benchServer {
 	b.Helper()
-	srv, _ := servertest.New(b, store, servertest.Setup{Issuer: benchIssuer, Clients: benchClients()})
+	srv, _ := servertest.New(b, store, servertest.Setup{Issuer: benchIssuer, Clients: benchClients(), Logger: log})
 	return &benchServer{h: srv, basic: servertest.Basic("bench", benchSecret), rs: servertest.Basic("rs", benchRSSecret)}
 }
 
@@ -131,12 +133,26 @@ func benchHandlers(b *testing.B, open func(b *testing.B) storage.Store) {
 			rt = benchField(rec.Body.Bytes(), "refresh_token")
 		}
 	})
+	// The refresh with the log as keyturn serve writes it with log.format
+	// json at info: one JSON access-log line per request (to io.Discard, so
+	// the write itself, a syscall in serve, is not counted).
+	b.Run("refresh_logged", func(b *testing.B) {
+		store := open(b)
+		servertest.AddUser(b, store, benchUsername, benchPassword, time.Now().UTC())
+		s := newBenchInstance(b, store, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+		rt := benchField(s.login(b).Body.Bytes(), "refresh_token")
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := s.do(b, server.PathToken, s.basic, "grant_type=refresh_token&refresh_token="+rt)
+			rt = benchField(rec.Body.Bytes(), "refresh_token")
+		}
+	})
 	// A refresh on an instance that has never seen the session, as behind
 	// a load balancer with many sessions: each session is logged in on one
 	// instance (before the timer) and refreshed once on another.
 	b.Run("refresh_unseen", func(b *testing.B) {
 		store := open(b)
-		login, other := newBenchServer(b, store), newBenchInstance(b, store)
+		login, other := newBenchServer(b, store), newBenchInstance(b, store, nil)
 		rts := make([]string, b.N)
 		for i := range rts {
 			rts[i] = benchField(login.login(b).Body.Bytes(), "refresh_token")

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,6 +101,59 @@ func newMetrics(keys *keys.Keys, extra []prometheus.Collector) *metrics {
 	)
 	m.registry.MustRegister(extra...)
 	return m
+}
+
+// routeMetrics are one endpoint's request metrics, each label set resolved
+// once: WithLabelValues hashes and looks up its labels on every call, while
+// an endpoint sees only a handful of grant types and outcomes. A label set
+// is resolved on its first request, so /metrics lists the same series as
+// with WithLabelValues per request.
+type routeMetrics struct {
+	*metrics
+	endpoint string
+	mu       sync.Mutex // serialises additions to resolved
+	// resolved is copied on write: requests read it without a lock.
+	resolved atomic.Pointer[map[routeLabels]routeObservers]
+}
+
+type routeLabels struct{ grantType, outcome string }
+
+// routeObservers are the series of one endpoint, grant type and outcome.
+type routeObservers struct {
+	requests prometheus.Counter  // keyturn_http_requests_total
+	duration prometheus.Observer // keyturn_http_request_duration_seconds
+}
+
+func (m *metrics) route(endpoint string) *routeMetrics {
+	return &routeMetrics{metrics: m, endpoint: endpoint}
+}
+
+// observers returns the series for a request's grant type and outcome.
+func (rm *routeMetrics) observers(grantType, outcome string) routeObservers {
+	l := routeLabels{grantType, outcome}
+	if p := rm.resolved.Load(); p != nil {
+		if o, ok := (*p)[l]; ok {
+			return o
+		}
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	old := rm.resolved.Load()
+	if old != nil {
+		if o, ok := (*old)[l]; ok {
+			return o
+		}
+	}
+	o := routeObservers{
+		requests: rm.requests.WithLabelValues(rm.endpoint, grantType, outcome),
+		duration: rm.duration.WithLabelValues(rm.endpoint, grantType),
+	}
+	next := map[routeLabels]routeObservers{l: o}
+	if old != nil {
+		maps.Copy(next, *old)
+	}
+	rm.resolved.Store(&next)
+	return o
 }
 
 func (m *metrics) handler() http.Handler {

@@ -36,14 +36,26 @@ var freeText = map[string]bool{"password": true, "client_secret": true}
 // also keeps them out of the database and the logs. Such a request is
 // malformed: invalid_request (RFC 6749 §5.2), answered before any lookup.
 func checkValue(name, v string) error {
-	bad := func(c rune) bool { return c < 0x20 || c == 0x7f }
-	if freeText[name] {
-		bad = func(c rune) bool { return c == 0 }
-	}
-	if strings.ContainsFunc(v, bad) {
+	if hasControl(v, freeText[name]) {
 		return errInvalidRequest("parameter " + sanitizeDescription(name) + " holds a control character")
 	}
 	return nil
+}
+
+// hasControl reports whether v holds NUL (onlyNUL) or any control
+// character. It looks at bytes, not runes: in UTF-8 every byte of a
+// multi-byte sequence is 0x80 or above, so a byte below 0x20 or 0x7f is
+// always that character itself (every request pays for this scan).
+func hasControl(v string, onlyNUL bool) bool {
+	if onlyNUL {
+		return strings.IndexByte(v, 0) >= 0
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // parseForm reads the body of a POST endpoint, once: POST only, an

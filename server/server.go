@@ -10,10 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
@@ -246,74 +244,45 @@ type routeDeps struct {
 // routes is the whole public HTTP surface, top to bottom; admin, if not
 // nil, serves the admin paths on the same listener.
 func routes(d routeDeps, admin http.Handler) http.Handler {
-	r := strictRouter()
-	in := func(endpoint string, h http.Handler) http.Handler {
-		return instrument(endpoint, d.metrics, d.log, d.trusted, h)
-	}
+	r := newRouter(d)
+	// in instruments an endpoint; timed also gives each request a deadline
+	// for its database work (Options.RequestTimeout).
+	in := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, 0, d, h) }
+	timed := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, d.timeout, d, h) }
 	// POST-only endpoints answer 405 themselves, with a JSON body.
-	r.Handle(PathToken, in("token", withTimeout(d.timeout, d.token)))
-	r.Handle(PathRevoke, in("revoke", withTimeout(d.timeout, d.revoke)))
-	r.Handle(PathIntrospect, in("introspect", withTimeout(d.timeout, d.introspect)))
-	r.Handle(PathUserInfo, in("userinfo", withTimeout(d.timeout, d.userinfo)))
-	r.Handle(PathMetadata, in("metadata", d.metadata)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathOpenIDConfiguration, in("metadata", d.openIDConf)).Methods(http.MethodGet, http.MethodHead)
+	r.handle(PathToken, timed("token", d.token))
+	r.handle(PathRevoke, timed("revoke", d.revoke))
+	r.handle(PathIntrospect, timed("introspect", d.introspect))
+	r.handle(PathUserInfo, timed("userinfo", d.userinfo))
+	r.handle(PathMetadata, in("metadata", d.metadata), http.MethodGet, http.MethodHead)
+	r.handle(PathOpenIDConfiguration, in("metadata", d.openIDConf), http.MethodGet, http.MethodHead)
 	// The authorization endpoint and its pages (RFC 6749 §3.1). No CORS
 	// here (RFC 9700 §2.6): nothing sets Access-Control-* headers.
-	r.Handle(PathAuthorize, in("authorize", withTimeout(d.timeout, d.authorize))).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(PathLogin, in("authorize", withTimeout(d.timeout, d.login))).Methods(http.MethodPost)
-	r.Handle(PathConsent, in("authorize", withTimeout(d.timeout, d.consent))).Methods(http.MethodPost)
-	r.Handle(PathSelectAccount, in("authorize", withTimeout(d.timeout, d.selectAcct))).Methods(http.MethodPost)
-	r.Handle(PathLogout, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodGet, http.MethodPost)
-	r.Handle(PathLogoutConfirm, in("logout", withTimeout(d.timeout, d.logout))).Methods(http.MethodPost)
-	r.Handle(PathStyle, in("assets", http.HandlerFunc(serveStyle))).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathLogo, in("assets", d.logo)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathJWKS, in("jwks", withTimeout(d.timeout, d.jwks))).Methods(http.MethodGet, http.MethodHead)
+	r.handle(PathAuthorize, timed("authorize", d.authorize), http.MethodGet, http.MethodPost)
+	r.handle(PathLogin, timed("authorize", d.login), http.MethodPost)
+	r.handle(PathConsent, timed("authorize", d.consent), http.MethodPost)
+	r.handle(PathSelectAccount, timed("authorize", d.selectAcct), http.MethodPost)
+	r.handle(PathLogout, timed("logout", d.logout), http.MethodGet, http.MethodPost)
+	r.handle(PathLogoutConfirm, timed("logout", d.logout), http.MethodPost)
+	r.handle(PathStyle, in("assets", http.HandlerFunc(serveStyle)), http.MethodGet, http.MethodHead)
+	r.handle(PathLogo, in("assets", d.logo), http.MethodGet, http.MethodHead)
+	r.handle(PathJWKS, timed("jwks", d.jwks), http.MethodGet, http.MethodHead)
 	if admin != nil {
 		for _, p := range []string{PathMetrics, PathHealth, PathReady} {
-			r.Handle(p, admin)
+			r.handle(p, admin)
 		}
 	}
-	notFound(r, d)
 	return r
 }
 
 // adminRoutes serves the operator's endpoints. They are not instrumented:
 // scrapes and probes would drown the request metrics and the access log.
 func adminRoutes(d routeDeps) http.Handler {
-	r := strictRouter()
-	r.Handle(PathMetrics, d.metrics.handler()).Methods(http.MethodGet)
-	r.HandleFunc(PathHealth, health).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(PathReady, d.ready).Methods(http.MethodGet, http.MethodHead)
-	notFound(r, d)
+	r := newRouter(d)
+	r.handle(PathMetrics, d.metrics.handler(), http.MethodGet)
+	r.handle(PathHealth, http.HandlerFunc(health), http.MethodGet, http.MethodHead)
+	r.handle(PathReady, d.ready, http.MethodGet, http.MethodHead)
 	return r
-}
-
-// strictRouter matches paths exactly as sent: no redirect of "/a/../b" or
-// "//b" (a 301 with an HTML body, which a client following it would turn
-// into a GET), and no decoding of "%2F" into a separator. Anything else is
-// a JSON 404.
-func strictRouter() *mux.Router {
-	return mux.NewRouter().SkipClean(true).UseEncodedPath()
-}
-
-func notFound(r *mux.Router, d routeDeps) {
-	r.NotFoundHandler = instrument("other", d.metrics, d.log, d.trusted, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, d.log, errNotFound())
-	}))
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, d.log, errMethodNotAllowed(strings.Join([]string{http.MethodGet, http.MethodHead}, ", ")))
-	})
-}
-
-// withTimeout gives each request a deadline for its database work: an
-// unreachable or hanging database then answers 503 quickly (storage maps
-// the deadline to ErrUnavailable) instead of piling requests up.
-func withTimeout(d time.Duration, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
 }
 
 // health answers 200 while the process serves HTTP at all (liveness).
