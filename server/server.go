@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyturn/keyturn/clients"
@@ -244,45 +246,64 @@ type routeDeps struct {
 // routes is the whole public HTTP surface, top to bottom; admin, if not
 // nil, serves the admin paths on the same listener.
 func routes(d routeDeps, admin http.Handler) http.Handler {
-	r := newRouter(d)
+	r := strictRouter()
 	// in instruments an endpoint; timed also gives each request a deadline
 	// for its database work (Options.RequestTimeout).
 	in := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, 0, d, h) }
 	timed := func(endpoint string, h http.Handler) http.Handler { return instrument(endpoint, d.timeout, d, h) }
 	// POST-only endpoints answer 405 themselves, with a JSON body.
-	r.handle(PathToken, timed("token", d.token))
-	r.handle(PathRevoke, timed("revoke", d.revoke))
-	r.handle(PathIntrospect, timed("introspect", d.introspect))
-	r.handle(PathUserInfo, timed("userinfo", d.userinfo))
-	r.handle(PathMetadata, in("metadata", d.metadata), http.MethodGet, http.MethodHead)
-	r.handle(PathOpenIDConfiguration, in("metadata", d.openIDConf), http.MethodGet, http.MethodHead)
+	r.Handle(PathToken, timed("token", d.token))
+	r.Handle(PathRevoke, timed("revoke", d.revoke))
+	r.Handle(PathIntrospect, timed("introspect", d.introspect))
+	r.Handle(PathUserInfo, timed("userinfo", d.userinfo))
+	r.Handle(PathMetadata, in("metadata", d.metadata)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathOpenIDConfiguration, in("metadata", d.openIDConf)).Methods(http.MethodGet, http.MethodHead)
 	// The authorization endpoint and its pages (RFC 6749 §3.1). No CORS
 	// here (RFC 9700 §2.6): nothing sets Access-Control-* headers.
-	r.handle(PathAuthorize, timed("authorize", d.authorize), http.MethodGet, http.MethodPost)
-	r.handle(PathLogin, timed("authorize", d.login), http.MethodPost)
-	r.handle(PathConsent, timed("authorize", d.consent), http.MethodPost)
-	r.handle(PathSelectAccount, timed("authorize", d.selectAcct), http.MethodPost)
-	r.handle(PathLogout, timed("logout", d.logout), http.MethodGet, http.MethodPost)
-	r.handle(PathLogoutConfirm, timed("logout", d.logout), http.MethodPost)
-	r.handle(PathStyle, in("assets", http.HandlerFunc(serveStyle)), http.MethodGet, http.MethodHead)
-	r.handle(PathLogo, in("assets", d.logo), http.MethodGet, http.MethodHead)
-	r.handle(PathJWKS, timed("jwks", d.jwks), http.MethodGet, http.MethodHead)
+	r.Handle(PathAuthorize, timed("authorize", d.authorize)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogin, timed("authorize", d.login)).Methods(http.MethodPost)
+	r.Handle(PathConsent, timed("authorize", d.consent)).Methods(http.MethodPost)
+	r.Handle(PathSelectAccount, timed("authorize", d.selectAcct)).Methods(http.MethodPost)
+	r.Handle(PathLogout, timed("logout", d.logout)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle(PathLogoutConfirm, timed("logout", d.logout)).Methods(http.MethodPost)
+	r.Handle(PathStyle, in("assets", http.HandlerFunc(serveStyle))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathLogo, in("assets", d.logo)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathJWKS, timed("jwks", d.jwks)).Methods(http.MethodGet, http.MethodHead)
 	if admin != nil {
 		for _, p := range []string{PathMetrics, PathHealth, PathReady} {
-			r.handle(p, admin)
+			r.Handle(p, admin)
 		}
 	}
+	notFound(r, d)
 	return r
 }
 
 // adminRoutes serves the operator's endpoints. They are not instrumented:
 // scrapes and probes would drown the request metrics and the access log.
 func adminRoutes(d routeDeps) http.Handler {
-	r := newRouter(d)
-	r.handle(PathMetrics, d.metrics.handler(), http.MethodGet)
-	r.handle(PathHealth, http.HandlerFunc(health), http.MethodGet, http.MethodHead)
-	r.handle(PathReady, d.ready, http.MethodGet, http.MethodHead)
+	r := strictRouter()
+	r.Handle(PathMetrics, d.metrics.handler()).Methods(http.MethodGet)
+	r.HandleFunc(PathHealth, health).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(PathReady, d.ready).Methods(http.MethodGet, http.MethodHead)
+	notFound(r, d)
 	return r
+}
+
+// strictRouter matches paths exactly as sent: no redirect of "/a/../b" or
+// "//b" (a 301 with an HTML body, which a client following it would turn
+// into a GET), and no decoding of "%2F" into a separator. Anything else is
+// a JSON 404.
+func strictRouter() *mux.Router {
+	return mux.NewRouter().SkipClean(true).UseEncodedPath()
+}
+
+func notFound(r *mux.Router, d routeDeps) {
+	r.NotFoundHandler = instrument("other", 0, d, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, d.log, errNotFound())
+	}))
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, d.log, errMethodNotAllowed(strings.Join([]string{http.MethodGet, http.MethodHead}, ", ")))
+	})
 }
 
 // health answers 200 while the process serves HTTP at all (liveness).
