@@ -301,8 +301,20 @@ func notFound(r *mux.Router, d routeDeps) {
 	r.NotFoundHandler = instrument("other", 0, d, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, d.log, errNotFound())
 	}))
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, d.log, errMethodNotAllowed(strings.Join([]string{http.MethodGet, http.MethodHead}, ", ")))
+	// RFC 9110 §15.5.6: a 405 lists the methods the route does take. Every
+	// path is fixed, so each has one route and one list, read off the router
+	// once (notFound is called after the last route is added).
+	allow := map[string]string{}
+	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		path, perr := route.GetPathTemplate()
+		methods, merr := route.GetMethods()
+		if perr == nil && merr == nil {
+			allow[path] = strings.Join(methods, ", ")
+		}
+		return nil
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, d.log, errMethodNotAllowed(allow[req.URL.EscapedPath()]))
 	})
 }
 
