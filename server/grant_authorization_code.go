@@ -23,6 +23,8 @@ import (
 type codeGrant struct {
 	codes    storage.Codes
 	families storage.Families
+	// sessions is no longer read: RedeemCode checks the browser session.
+	// It stays until server.New stops setting it.
 	sessions storage.BrowserSessions
 	keys     *keys.Keys
 	minter   *minter
@@ -86,15 +88,6 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if !now.Before(code.ExpiresAt) {
 		return nil, g.refused(codeExpired)
 	}
-	// The browser session the code was issued in must still stand: a code
-	// of a browser that signed out since would start a session that
-	// outlives the logout (RP-Initiated Logout 1.0 §2, DESIGN.md §11).
-	if live, err := g.browserSessionLive(ctx, code.BrowserSessionID, now); err != nil {
-		return nil, err
-	} else if !live {
-		g.log.InfoContext(ctx, "authorization code of a browser session that ended", "client_id", req.client.ID)
-		return nil, g.refused(codeInvalid)
-	}
 	if err := codeResources(req, code); err != nil {
 		return nil, err
 	}
@@ -102,7 +95,13 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	f := newSession(req, g.keys, code.UserID, scope, storage.GrantAuthorizationCode, code.AuthTime, now)
 	f.BrowserSessionID = code.BrowserSessionID // RP-initiated logout ends it with the browser session
 	// One conditional statement spends the code and starts the session:
-	// of concurrent redemptions exactly one wins (RFC 6749 §4.1.2).
+	// of concurrent redemptions exactly one wins (RFC 6749 §4.1.2). It
+	// also requires the browser session the code was issued in to stand,
+	// in the same transaction, so that a logout is wholly before the
+	// redemption (which fails) or after it (and ends the session it
+	// started): a code of a browser that signed out must not start a
+	// session that outlives the logout (RP-Initiated Logout 1.0 §2,
+	// DESIGN.md §11).
 	stored, err := g.codes.RedeemCode(ctx, hash, f, now)
 	switch {
 	case err == nil:
@@ -115,6 +114,12 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 		// the code was swept): no session starts, the code stays unused.
 		g.log.InfoContext(ctx, "authorization code of a user no longer enabled", "client_id", req.client.ID)
 		return nil, g.refused(codeInvalid)
+	case errors.Is(err, storage.ErrBrowserSessionEnded):
+		// Signed out, revoked or expired since the code was issued: no
+		// session starts, and the code stays unused, as useless as it is
+		// (a browser session never comes back).
+		g.log.InfoContext(ctx, "authorization code of a browser session that ended", "client_id", req.client.ID)
+		return nil, g.refused(codeInvalid)
 	default:
 		return nil, fmt.Errorf("authorization code: %w", err)
 	}
@@ -126,19 +131,6 @@ func (g codeGrant) issue(ctx context.Context, req *tokenRequest) (*tokenResponse
 	// The nonce goes into the ID token exactly as the authentication
 	// request sent it (OpenID Connect Core §2, §15.5.2).
 	return g.minter.withIDToken(ctx, req, resp, f, scope, code.Nonce, now)
-}
-
-// browserSessionLive reports whether the browser session id is live (not
-// signed out, revoked or expired); a swept one is not.
-func (g codeGrant) browserSessionLive(ctx context.Context, id string, now time.Time) (bool, error) {
-	s, err := g.sessions.GetBrowserSession(ctx, id)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("authorization code: browser session: %w", err)
-	}
-	return s.Live(now), nil
 }
 
 // mismatch says why the request may not redeem code ("" if it may): RFC

@@ -191,7 +191,15 @@ func (h logoutHandler) ofSession(ctx context.Context, req *logoutRequest, s *sto
 // signOut ends the browser session s and, with a hint, the sessions
 // (refresh-token families) s started for the hint's client (decision D20);
 // the user's sessions of other clients, and of other browsers, live on.
+// The browser session ends first: a code of it redeemed at the same time
+// either commits before that (and its session is among those revoked
+// next) or fails (storage.Codes.RedeemCode; RP-Initiated Logout 1.0 §2).
+// Revoking the families first would let a redemption in between start a
+// session that outlives the logout.
 func (h logoutHandler) signOut(ctx context.Context, w http.ResponseWriter, req *logoutRequest, s *storage.BrowserSession) error {
+	if err := h.browser.end(ctx, w, s); err != nil {
+		return err
+	}
 	clientID := ""
 	if req.hint != nil {
 		clientID = req.hint.Audience
@@ -199,9 +207,6 @@ func (h logoutHandler) signOut(ctx context.Context, w http.ResponseWriter, req *
 		if _, err := h.families.RevokeFamilies(ctx, filter, storage.ReasonLogout, h.now().UTC()); err != nil {
 			return fmt.Errorf("logout: revoke sessions: %w", err)
 		}
-	}
-	if err := h.browser.end(ctx, w, s); err != nil {
-		return err
 	}
 	h.log.InfoContext(ctx, "browser sign-out", "client_id", clientID, "user_id", s.UserID)
 	return nil

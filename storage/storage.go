@@ -37,6 +37,10 @@ var (
 	// ErrCodeExpired: RedeemCode found the authorization code unused but
 	// past its expiry.
 	ErrCodeExpired = errors.New("authorization code expired")
+	// ErrBrowserSessionEnded: RedeemCode found the browser session the
+	// code was issued in signed out, revoked, expired or gone; nothing was
+	// changed.
+	ErrBrowserSessionEnded = errors.New("browser session ended")
 	// ErrInvalidText: a string to be stored holds a NUL byte, which
 	// PostgreSQL cannot store in text; every implementation refuses it
 	// alike, before any database is asked (CheckText).
@@ -541,11 +545,19 @@ type Codes interface {
 	// exchanged for, in one transaction: the code is marked used at now
 	// with FamilyID f.ID, and f is created as by CreateFamily, by one
 	// conditional statement, so that of any number of concurrent callers
-	// exactly one succeeds. The others change nothing and get
-	// ErrNotFound (unknown hash), ErrCodeUsed with the code as stored (so
-	// its FamilyID, the session to revoke), ErrCodeExpired (unused, at or
-	// past ExpiresAt), or CreateFamily's errors (ErrNotFound for a user no
-	// longer enabled), in which case the code stays unused.
+	// exactly one succeeds. f.BrowserSessionID must be the code's browser
+	// session, and that session must be live at now (the user's, not
+	// revoked, now before its ExpiresAt), checked in the same transaction
+	// and ordered against a concurrent RevokeBrowserSession or user change:
+	// a redemption that commits before the revocation is seen by whatever
+	// the revoker does after it (RevokeFamilies by browser session), and
+	// one after it fails (RP-Initiated Logout 1.0 §2). The callers that do
+	// not succeed change nothing and get ErrNotFound (unknown hash),
+	// ErrCodeUsed with the code as stored (so its FamilyID, the session to
+	// revoke), ErrCodeExpired (unused, at or past ExpiresAt), CreateFamily's
+	// errors (ErrNotFound for a user no longer enabled), or
+	// ErrBrowserSessionEnded, in that order of precedence; but for
+	// ErrCodeUsed the code stays unused.
 	RedeemCode(ctx context.Context, hash []byte, f Family, now time.Time) (AuthCode, error)
 	// DeleteCodes deletes up to limit codes that expired before t, used
 	// or not.

@@ -123,28 +123,28 @@ func seed(t *testing.T, store *sqlstore.Store, now time.Time) {
 			t.Fatal(err)
 		}
 	}
+	for id, exp := range map[string]time.Time{"bs-expired": now.Add(-time.Second), "bs-revoked": later, "bs-live": later} {
+		b := storage.BrowserSession{ID: id, UserID: "u", AuthTime: now.Add(-time.Hour), CreatedAt: now.Add(-time.Hour), ExpiresAt: exp}
+		if err := store.CreateBrowserSession(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for code, exp := range map[string]time.Time{
 		"code-old": now.Add(-25 * time.Hour), "code-used-old": now.Add(-25 * time.Hour),
 		"code-day": now.Add(-23 * time.Hour), "code-used-day": now.Add(-23 * time.Hour),
 	} {
-		c := storage.AuthCode{Hash: []byte(code), ClientID: "c", UserID: "u", Scope: "s",
+		c := storage.AuthCode{Hash: []byte(code), ClientID: "c", UserID: "u", Scope: "s", BrowserSessionID: "bs-live",
 			AuthTime: exp.Add(-2 * time.Minute), CreatedAt: exp.Add(-time.Minute), ExpiresAt: exp}
 		if err := store.CreateCode(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(code, "used") {
-			f := storage.Family{ID: "fam-" + code, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k",
+			f := storage.Family{ID: "fam-" + code, ClientID: "c", UserID: "u", Salt: []byte("s"), KeyID: "k", BrowserSessionID: "bs-live",
 				GrantType: storage.GrantAuthorizationCode, AuthTime: c.AuthTime, CreatedAt: c.CreatedAt, LastUsedAt: c.CreatedAt,
 				IdleExpiresAt: later, AbsoluteExpiresAt: later}
 			if _, err := store.RedeemCode(ctx, c.Hash, f, c.CreatedAt); err != nil {
 				t.Fatal(err)
 			}
-		}
-	}
-	for id, exp := range map[string]time.Time{"bs-expired": now.Add(-time.Second), "bs-revoked": later, "bs-live": later} {
-		b := storage.BrowserSession{ID: id, UserID: "u", AuthTime: now.Add(-time.Hour), CreatedAt: now.Add(-time.Hour), ExpiresAt: exp}
-		if err := store.CreateBrowserSession(ctx, b); err != nil {
-			t.Fatal(err)
 		}
 	}
 	if err := store.RevokeBrowserSession(ctx, "bs-revoked", now.Add(-time.Second)); err != nil {

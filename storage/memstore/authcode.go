@@ -44,7 +44,9 @@ func (s *Store) GetCode(_ context.Context, hash []byte) (storage.AuthCode, error
 }
 
 // RedeemCode implements storage.Codes, checking in the order sqlstore
-// reports: the user, then the code.
+// reports: the code, the user, then the browser session, all under s.mu,
+// so that a revocation of the browser session is wholly before or after
+// the redemption.
 func (s *Store) RedeemCode(_ context.Context, hash []byte, f storage.Family, now time.Time) (storage.AuthCode, error) {
 	if err := f.CheckNew(false); err != nil {
 		return storage.AuthCode{}, fmt.Errorf("redeem code: %w", err)
@@ -64,8 +66,11 @@ func (s *Store) RedeemCode(_ context.Context, hash []byte, f storage.Family, now
 		return storage.AuthCode{}, errorf("redeem code", storage.ErrCodeExpired)
 	case !userOK:
 		return storage.AuthCode{}, fmt.Errorf("redeem code: user: %w", storage.ErrNotFound)
-	case c.UserID != f.UserID || c.ClientID != f.ClientID:
-		return storage.AuthCode{}, errors.New("redeem code: the session's user or client is not the code's")
+	case c.UserID != f.UserID || c.ClientID != f.ClientID || c.BrowserSessionID != f.BrowserSessionID:
+		return storage.AuthCode{}, errors.New("redeem code: the session's user, client or browser session is not the code's")
+	}
+	if b, ok := s.browserSessions[c.BrowserSessionID]; !ok || b.UserID != c.UserID || !b.Live(now) {
+		return storage.AuthCode{}, errorf("redeem code", storage.ErrBrowserSessionEnded)
 	}
 	if _, ok := s.families[f.ID]; ok {
 		return storage.AuthCode{}, errorf("redeem code", storage.ErrAlreadyExists)

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/keyturn/keyturn/migrations"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -71,10 +72,22 @@ func queryCodes(db *gorm.DB, query string, args ...any) ([]codeRow, error) {
 // redeemSQL spends a code: one conditional statement, so that of any
 // number of concurrent redemptions only one can match (RFC 6749 §4.1.2:
 // a code is used once). Unexpired means now < expires_at. The code must
-// have been issued to the user and client of the session it starts.
-const redeemSQL = `UPDATE auth_codes SET used_at = ?, family_id = ?
-WHERE hash = ? AND used_at IS NULL AND expires_at > ? AND user_id = ? AND client_id = ?
-RETURNING ` + codeColumns
+// have been issued to the user, client and browser session of the session
+// it starts, and that browser session must be live at now, the user's, not
+// revoked and unexpired (RP-Initiated Logout 1.0 §2, DESIGN.md §11). On
+// PostgreSQL the browser session's row is share-locked (redeemSQLForShare)
+// until the commit: a concurrent revocation waits for the redemption, and
+// a redemption that finds the row being revoked waits for that and then
+// finds it revoked (READ COMMITTED re-checks the updated row).
+const (
+	redeemSQLHead = `UPDATE auth_codes SET used_at = ?, family_id = ?
+WHERE hash = ? AND used_at IS NULL AND expires_at > ? AND user_id = ? AND client_id = ? AND browser_session_id = ?
+AND EXISTS (SELECT 1 FROM browser_sessions b WHERE b.id = auth_codes.browser_session_id
+AND b.user_id = auth_codes.user_id AND b.revoked_at IS NULL AND b.expires_at > ?`
+	redeemSQLTail     = `) RETURNING ` + codeColumns
+	redeemSQL         = redeemSQLHead + redeemSQLTail
+	redeemSQLForShare = redeemSQLHead + " FOR SHARE" + redeemSQLTail
+)
 
 // errCodeNotRedeemed: redeemSQL matched no row; RedeemCode reads the code
 // to say why.
@@ -83,24 +96,31 @@ var errCodeNotRedeemed = errors.New("code not redeemed")
 // RedeemCode spends the code and creates the family f in one transaction:
 // the user is checked and share-locked as CreateFamily does (before the
 // code, the order SetUserDisabled, SetUserPassword and DeleteUser take
-// the user's row and then its codes in, so the two never deadlock), then
-// redeemSQL spends the code, then f is inserted. If any step fails the
+// the user's row and then its browser sessions and codes in, so the two
+// never deadlock), then redeemSQL checks (and share-locks) the browser
+// session and spends the code, then f is inserted. If any step fails the
 // transaction rolls back and the code stays unused. Only then is the code
 // read, to say why: ErrNotFound, ErrCodeUsed with the code, ErrCodeExpired,
-// or ErrNotFound for a user no longer enabled.
+// ErrNotFound for a user no longer enabled, or, the browser session read
+// too, ErrBrowserSessionEnded.
 func (s *Store) RedeemCode(ctx context.Context, hash []byte, f storage.Family, now time.Time) (storage.AuthCode, error) {
 	if err := f.CheckNew(false); err != nil {
 		return storage.AuthCode{}, fmt.Errorf("redeem code: %w", err)
 	}
 	row := toFamilyRow(f)
 	nowUS := micros(now)
+	redeem := redeemSQL
+	if s.dialect == migrations.Postgres {
+		redeem = redeemSQLForShare
+	}
 	var redeemed []codeRow
 	err := s.write(ctx, func(db *gorm.DB) error {
 		return db.Transaction(func(tx *gorm.DB) (err error) {
 			if err := s.lockUser(tx, f.UserID, f.PasswordHash); err != nil {
 				return err
 			}
-			redeemed, err = queryCodes(tx, redeemSQL, nowUS, f.ID, nonNil(hash), nowUS, f.UserID, f.ClientID)
+			redeemed, err = queryCodes(tx, redeem, nowUS, f.ID, nonNil(hash), nowUS, f.UserID, f.ClientID,
+				f.BrowserSessionID, nowUS)
 			switch {
 			case err != nil:
 				return err
@@ -120,7 +140,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash []byte, f storage.Family, n
 	case !userGone && !errors.Is(err, errCodeNotRedeemed):
 		return storage.AuthCode{}, mapErr("redeem code", err)
 	}
-	c, err := getCode(s.db.WithContext(ctx), hash)
+	db := s.db.WithContext(ctx)
+	c, err := getCode(db, hash)
 	switch {
 	case err != nil:
 		return storage.AuthCode{}, mapErr("redeem code", err)
@@ -130,11 +151,22 @@ func (s *Store) RedeemCode(ctx context.Context, hash []byte, f storage.Family, n
 		return storage.AuthCode{}, fmt.Errorf("redeem code: %w", storage.ErrCodeExpired)
 	case userGone:
 		return storage.AuthCode{}, fmt.Errorf("redeem code: user: %w", storage.ErrNotFound)
-	case c.UserID != f.UserID || c.ClientID != f.ClientID:
-		return storage.AuthCode{}, errors.New("redeem code: the session's user or client is not the code's")
+	case c.UserID != f.UserID || c.ClientID != f.ClientID || c.BrowserSessionID != f.BrowserSessionID:
+		return storage.AuthCode{}, errors.New("redeem code: the session's user, client or browser session is not the code's")
+	}
+	var b browserSessionRow
+	err = db.Where("id = ?", c.BrowserSessionID).Take(&b).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return storage.AuthCode{}, fmt.Errorf("redeem code: %w", storage.ErrBrowserSessionEnded)
+	case err != nil:
+		return storage.AuthCode{}, mapErr("redeem code: browser session", err)
+	case b.UserID != c.UserID || b.RevokedAtUS != nil || b.ExpiresAtUS <= nowUS:
+		return storage.AuthCode{}, fmt.Errorf("redeem code: %w", storage.ErrBrowserSessionEnded)
 	default:
-		// Unreachable: a code is never un-used, and expiry does not
-		// undo itself. Say so rather than guess.
+		// Unreachable: a code is never un-used, expiry does not undo
+		// itself, and neither does a browser session's end. Say so
+		// rather than guess.
 		return storage.AuthCode{}, errors.New("redeem code: code is unused and unexpired but was not redeemed")
 	}
 }

@@ -29,6 +29,8 @@ var authCodeTests = []struct {
 	{"RedeemCodeFailedFamilyKeepsCodeUnused", testRedeemCodeFailedFamily},
 	{"RedeemCodeOtherUserOrClient", testRedeemCodeOtherUserOrClient},
 	{"ConcurrentRedeemCodeOneWins", testConcurrentRedeemCode},
+	{"RedeemCodeBrowserSessionEnded", testRedeemCodeBrowserSessionEnded},
+	{"ConcurrentRedeemCodeAndLogout", testConcurrentRedeemCodeAndLogout},
 	{"DeleteCodes", testDeleteCodes},
 	{"BrowserSessionRoundTrip", testBrowserSessionRoundTrip},
 	{"CreateBrowserSessionNeedsEnabledUser", testCreateBrowserSessionNeedsEnabledUser},
@@ -46,7 +48,8 @@ var authCodeTests = []struct {
 // codeTTL is the codes' lifetime in these cases.
 const codeTTL = time.Minute
 
-// authCode returns an unused code for userID and clientID issued at base.
+// authCode returns an unused code for userID and clientID issued at base,
+// in the browser session "bs-"+userID (which createCode creates).
 func authCode(hash string, userID, clientID string) storage.AuthCode {
 	return storage.AuthCode{
 		Hash:             []byte(hash),
@@ -75,10 +78,15 @@ func codeFamily(id string, c storage.AuthCode, now time.Time) storage.Family {
 	return f
 }
 
+// createCode stores c, creating its user and its browser session (live
+// until base+12h) first if they do not exist.
 func createCode(t *testing.T, s storage.Store, c storage.AuthCode) {
 	t.Helper()
 	if _, err := s.GetUser(t.Context(), c.UserID); errors.Is(err, storage.ErrNotFound) {
 		createUser(t, s, user(c.UserID, "name-"+c.UserID))
+	}
+	if _, err := s.GetBrowserSession(t.Context(), c.BrowserSessionID); errors.Is(err, storage.ErrNotFound) {
+		createBrowserSession(t, s, browserSession(c.BrowserSessionID, c.UserID))
 	}
 	if err := s.CreateCode(t.Context(), c); err != nil {
 		t.Fatalf("CreateCode(%s): %v", c.Hash, err)
@@ -257,6 +265,7 @@ func testRedeemCodeUnknown(t *testing.T, s storage.Store) {
 func testRedeemCodeFailedFamily(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	createUser(t, s, user("user-d", "dis"))
+	createBrowserSession(t, s, browserSession("bs-user-d", "user-d")) // the disable revokes it
 	if err := s.SetUserDisabled(ctx, "dis", true, base); err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +356,125 @@ func testConcurrentRedeemCode(t *testing.T, s storage.Store) {
 	fams, err := s.ListFamilies(t.Context(), storage.FamilyFilter{ClientID: "app"})
 	if err != nil || len(fams) != 1 || fams[0].ID != winner {
 		t.Errorf("families = %v, %v; want only %s", ids(fams), err, winner)
+	}
+}
+
+// testRedeemCodeBrowserSessionEnded: a code of a browser session that is
+// signed out, expired, gone or another user's starts no session and stays
+// unused (RP-Initiated Logout 1.0 §2); a used code is still told as used
+// and an expired one as expired.
+func testRedeemCodeBrowserSessionEnded(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createUser(t, s, user("user-1", "ada"))
+	createUser(t, s, user("user-2", "bob"))
+	revoked := browserSession("bs-revoked", "user-1")
+	createBrowserSession(t, s, revoked)
+	if err := s.RevokeBrowserSession(ctx, revoked.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	expiring := browserSession("bs-expiring", "user-1")
+	expiring.ExpiresAt = base.Add(10 * time.Second) // before the code's expiry
+	createBrowserSession(t, s, expiring)
+	createBrowserSession(t, s, browserSession("bs-bob", "user-2"))
+
+	for _, tc := range []struct {
+		name, bs string
+		now      time.Time
+	}{
+		{"revoked", revoked.ID, base},
+		{"expired", expiring.ID, expiring.ExpiresAt},
+		{"unknown", "bs-nope", base},
+		{"another user's", "bs-bob", base},
+	} {
+		c := authCode("code-"+tc.name, "user-1", "app")
+		c.BrowserSessionID = tc.bs
+		if err := s.CreateCode(ctx, c); err != nil { // as it was, or as a forged row would be
+			t.Fatal(err)
+		}
+		f := codeFamily("fam-"+tc.name, c, tc.now)
+		_, err := s.RedeemCode(ctx, c.Hash, f, tc.now)
+		wantErr(t, "RedeemCode("+tc.name+" browser session)", err, storage.ErrBrowserSessionEnded)
+		wantNoFamily(t, s, f.ID)
+		wantUnused(t, s, c.Hash)
+	}
+
+	// Precedence: used, then expired, then the browser session.
+	c := authCode("code-used", "user-1", "app")
+	c.BrowserSessionID = expiring.ID
+	createCode(t, s, c)
+	if _, err := s.RedeemCode(ctx, c.Hash, codeFamily("fam-used", c, base), base); err != nil {
+		t.Fatalf("RedeemCode while the browser session is live: %v", err)
+	}
+	now := expiring.ExpiresAt
+	got, err := s.RedeemCode(ctx, c.Hash, codeFamily("fam-replay", c, now), now)
+	wantErr(t, "RedeemCode(used, browser session ended)", err, storage.ErrCodeUsed)
+	if got.FamilyID != "fam-used" {
+		t.Errorf("replay: FamilyID %q, want fam-used", got.FamilyID)
+	}
+	old := authCode("code-old", "user-1", "app")
+	old.BrowserSessionID = revoked.ID
+	if err := s.CreateCode(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.RedeemCode(ctx, old.Hash, codeFamily("fam-old", old, old.ExpiresAt), old.ExpiresAt)
+	wantErr(t, "RedeemCode(expired, browser session ended)", err, storage.ErrCodeExpired)
+	wantNoFamily(t, s, "fam-old")
+}
+
+// testConcurrentRedeemCodeAndLogout: codes of one browser session redeemed
+// while that browser signs out (the session revoked, then the families it
+// started, as the logout endpoint does) never leave a live family of it:
+// each redemption is wholly before the revocation, and its family revoked
+// after, or fails with ErrBrowserSessionEnded.
+func testConcurrentRedeemCodeAndLogout(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createUser(t, s, user("user-1", "ada"))
+	const rounds, n = 8, 16 // n goroutines a round: half redeem, half sign out
+	for r := range rounds {
+		bs := "bs-" + strconv.Itoa(r)
+		createBrowserSession(t, s, browserSession(bs, "user-1"))
+		codes := make([]storage.AuthCode, n/2)
+		for i := range codes {
+			codes[i] = authCode(fmt.Sprintf("code-%d-%d", r, i), "user-1", "app")
+			codes[i].BrowserSessionID = bs
+			createCode(t, s, codes[i])
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n / 2 {
+			wg.Go(func() {
+				<-start
+				c := codes[i]
+				_, err := s.RedeemCode(ctx, c.Hash, codeFamily(fmt.Sprintf("fam-%d-%d", r, i), c, base), base)
+				if err != nil && !errors.Is(err, storage.ErrBrowserSessionEnded) {
+					t.Errorf("RedeemCode %d/%d: %v, want nil or ErrBrowserSessionEnded", r, i, err)
+				}
+			})
+			wg.Go(func() {
+				<-start
+				if err := s.RevokeBrowserSession(ctx, bs, base); err != nil {
+					t.Errorf("RevokeBrowserSession: %v", err)
+				}
+				filter := storage.FamilyFilter{UserID: "user-1", BrowserSessionID: bs}
+				if _, err := s.RevokeFamilies(ctx, filter, storage.ReasonLogout, base); err != nil {
+					t.Errorf("RevokeFamilies: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if getBrowserSession(t, s, bs).Live(base) {
+			t.Fatalf("round %d: browser session live after the revocations", r)
+		}
+		fams, err := s.ListFamilies(ctx, storage.FamilyFilter{UserID: "user-1", BrowserSessionID: bs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if !f.Revoked() {
+				t.Errorf("round %d: family %s of the signed-out browser session is live", r, f.ID)
+			}
+		}
 	}
 }
 
@@ -670,9 +798,16 @@ func browserLogins(t *testing.T, s storage.Store) {
 	if err := s.RevokeBrowserSession(t.Context(), "ada-revoked", base); err != nil {
 		t.Fatal(err)
 	}
-	createCode(t, s, authCode("ada-unused", "user-1", "app"))
-	createCode(t, s, authCode("bob-unused", "user-2", "app"))
-	used := authCode("ada-used", "user-1", "app")
+	adaCode := func(hash string) storage.AuthCode {
+		c := authCode(hash, "user-1", "app")
+		c.BrowserSessionID = "ada-bs"
+		return c
+	}
+	createCode(t, s, adaCode("ada-unused"))
+	bob := authCode("bob-unused", "user-2", "app")
+	bob.BrowserSessionID = "bob-bs"
+	createCode(t, s, bob)
+	used := adaCode("ada-used")
 	createCode(t, s, used)
 	if _, err := s.RedeemCode(t.Context(), used.Hash, codeFamily("ada-fam", used, base), base); err != nil {
 		t.Fatal(err)
@@ -698,7 +833,9 @@ func checkBrowserLoginsEnded(t *testing.T, s storage.Store, what string, now tim
 	}
 	wantUnused(t, s, []byte("bob-unused"))
 	// Her codes cannot start a session any more.
-	_, err := s.RedeemCode(ctx, []byte("ada-unused"), codeFamily("late", authCode("ada-unused", "user-1", "app"), now), now)
+	late := authCode("ada-unused", "user-1", "app")
+	late.BrowserSessionID = "ada-bs"
+	_, err := s.RedeemCode(ctx, late.Hash, codeFamily("late", late, now), now)
 	wantErr(t, what+": RedeemCode", err, storage.ErrNotFound)
 }
 
