@@ -23,9 +23,6 @@ import (
 type codeGrant struct {
 	codes    storage.Codes
 	families storage.Families
-	// sessions is no longer read: RedeemCode checks the browser session.
-	// It stays until server.New stops setting it.
-	sessions storage.BrowserSessions
 	keys     *keys.Keys
 	minter   *minter
 	now      func() time.Time

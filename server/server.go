@@ -167,7 +167,7 @@ func New(o Options) (*Server, error) {
 		grantRefreshToken: refreshGrant{families: o.Store, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 		grantClientCredentials: clientCredentialsGrant{minter: m, now: o.Now},
-		grantAuthorizationCode: codeGrant{codes: o.Store, families: o.Store, sessions: o.Store, keys: o.Keys, minter: m,
+		grantAuthorizationCode: codeGrant{codes: o.Store, families: o.Store, keys: o.Keys, minter: m,
 			now: o.Now, log: log, metrics: met},
 	}
 	az, err := newAuthorizeFlow(o, cs, log, met)
