@@ -37,6 +37,7 @@
 #   FLOOD=1              the password floods with refreshes alongside (0: skip)
 #   TWO_PROCS=           GOMAXPROCS of each of the two instances (default: half the CPUs, at least 1: two instances
 #                        sharing one machine each get half of it, as a container CPU limit would give, which Go reads)
+#   TWO_CONNS=8          max_open_conns of each of the two instances (half of the one instance's 16)
 #   USERS=64             test users bench-1 ... bench-N, each worker logging in as its own users in
 #                        turn, so that, as in production, no one (username, address) counter takes every login
 #   PROFILE="refresh client_credentials introspect password"  scenarios to CPU-profile on PostgreSQL at c=16 ("" for none)
@@ -60,6 +61,7 @@ FLOOR=${FLOOR:-1}
 SEED_SESSIONS=${SEED_SESSIONS:-0}
 TWO_INSTANCES=${TWO_INSTANCES:-1}
 FLOOD=${FLOOD:-1}
+TWO_CONNS=${TWO_CONNS:-8}
 TWO_PROCS=${TWO_PROCS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
 USERS=${USERS:-64}
 PROFILE=${PROFILE-"refresh client_credentials introspect password"}
@@ -392,7 +394,7 @@ floor_run() {
 two_run() {
 	local name=$1 first
 	shift
-	start_server postgres "$WORK/pg.yaml" "$PG_PORT" env GOMAXPROCS="$TWO_PROCS" "$BIN/keyturn" serve --config "$WORK/pg.yaml"
+	start_server postgres "$WORK/pg1.yaml" "$PG_PORT" env GOMAXPROCS="$TWO_PROCS" "$BIN/keyturn" serve --config "$WORK/pg1.yaml"
 	first=$SERVER_PID
 	start_server postgres-2 "$WORK/pg2.yaml" "$PG2_PORT" env GOMAXPROCS="$TWO_PROCS" "$BIN/keyturn" serve --config "$WORK/pg2.yaml"
 	bench "$name" "$PG_PORT,$PG2_PORT" "$@"
@@ -534,6 +536,10 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 	PG2_PORT=$((PORT + 10)) FLOOR_PORT=$((PORT + 11))
 	write_config "$WORK/pg2.yaml" "$PG_PORT" "$PG_URL" "$WORK/pg-data"
 	sed -i "s|^listen: .*|listen: 127.0.0.1:$PG2_PORT|" "$WORK/pg2.yaml"
+	# Each of the two gets half the connections, so that the database sees
+	# as many as from one instance (the pool size is the fleet's budget).
+	cp "$WORK/pg.yaml" "$WORK/pg1.yaml"
+	sed -i "s|^  max_open_conns: .*|  max_open_conns: $TWO_CONNS|" "$WORK/pg1.yaml" "$WORK/pg2.yaml"
 	if [[ $FLOOR == 1 && " $SCENARIOS " == *" refresh "* ]]; then
 		log "the floor (cmd/keyturn-bench/floor, on 127.0.0.1:$FLOOR_PORT) on the load of postgres-refresh: Keyturn ÷ floor"
 		for c in $CONCURRENCY; do
@@ -544,7 +550,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 	if [[ $TWO_INSTANCES == 1 ]] && (( ! SCALE_FLAGS )); then
 		log "two instances: skipped (this keyturn-bench has no comma-separated -url)"
 	elif [[ $TWO_INSTANCES == 1 ]]; then
-		log "two Keyturn instances on one database (127.0.0.1:$PG_PORT and :$PG2_PORT, GOMAXPROCS $TWO_PROCS each), round-robin"
+		log "two Keyturn instances on one database (127.0.0.1:$PG_PORT and :$PG2_PORT, GOMAXPROCS $TWO_PROCS and $TWO_CONNS connections each), round-robin"
 		for c in $CONCURRENCY; do
 			# shellcheck disable=SC2046
 			two_run "postgres-refresh-2inst-c$c" -scenario refresh -c "$c" -d "${DURATION}s" $(sessions_args)
