@@ -190,7 +190,7 @@ mkdir -p "$BIN"
 # -seed-sessions and a comma-separated -url came in together (issue 15):
 # without them the seeded and two-instance runs cannot be made.
 SCALE_FLAGS=0
-if "$BIN/keyturn-bench" -h 2>&1 | grep -q -- '-seed-sessions'; then SCALE_FLAGS=1; fi
+if "$BIN/keyturn-bench" -h 2>&1 | grep -- '-seed-sessions' >/dev/null; then SCALE_FLAGS=1; fi  # not grep -q: with pipefail, its early exit would fail the pipe
 if (( SEED_SESSIONS > 0 && ! SCALE_FLAGS )); then echo "SEED_SESSIONS needs keyturn-bench -seed-sessions, which this build lacks" >&2; exit 2; fi
 if [[ -n $PROFILE ]]; then
 	(cd "$ROOT" && go test -c -o "$BIN/profserve.test" ./cmd/keyturn-bench)
