@@ -135,7 +135,7 @@ func (b *browserAuth) start(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	s.PasswordHash = ""
 	if old := b.cookieSecret(r, sessionCookie); old != "" {
-		err := b.sessions.RevokeBrowserSession(ctx, sessionID(old), now)
+		_, err := b.sessions.EndBrowserSession(ctx, sessionID(old), "", now)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("browser session: revoke previous: %w", err)
 		}
@@ -145,14 +145,18 @@ func (b *browserAuth) start(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 // end signs the browser out of session s: the session revoked (a no-op if
-// it already is) and the cookie deleted.
-func (b *browserAuth) end(ctx context.Context, w http.ResponseWriter, s *storage.BrowserSession) error {
-	err := b.sessions.RevokeBrowserSession(ctx, s.ID, b.now().UTC())
+// it already is) together with, when clientID is set, the sessions
+// (families) s started for clientID, in one transaction
+// (storage.BrowserSessions.EndBrowserSession); then the cookie deleted.
+// It returns how many families were revoked. On an error nothing changed
+// and the cookie stays, so the user can retry.
+func (b *browserAuth) end(ctx context.Context, w http.ResponseWriter, s *storage.BrowserSession, clientID string) (int64, error) {
+	n, err := b.sessions.EndBrowserSession(ctx, s.ID, clientID, b.now().UTC())
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("browser session: revoke: %w", err)
+		return 0, fmt.Errorf("browser session: end: %w", err)
 	}
 	b.setCookie(w, sessionCookie, "", -1)
-	return nil
+	return n, nil
 }
 
 // loginBinding is what the login form's CSRF token is bound to: the

@@ -191,24 +191,22 @@ func (h logoutHandler) ofSession(ctx context.Context, req *logoutRequest, s *sto
 // signOut ends the browser session s and, with a hint, the sessions
 // (refresh-token families) s started for the hint's client (decision D20);
 // the user's sessions of other clients, and of other browsers, live on.
-// The browser session ends first: a code of it redeemed at the same time
-// either commits before that (and its session is among those revoked
-// next) or fails (storage.Codes.RedeemCode; RP-Initiated Logout 1.0 §2).
-// Revoking the families first would let a redemption in between start a
-// session that outlives the logout.
+// Both end in one transaction (storage.BrowserSessions.EndBrowserSession):
+// a logout that fails (the database down) changes nothing and leaves the
+// cookie, so a retry still finds the session to end; and a code of s
+// redeemed at the same time either commits before (and its session is
+// among those revoked) or fails (storage.Codes.RedeemCode; RP-Initiated
+// Logout 1.0 §2).
 func (h logoutHandler) signOut(ctx context.Context, w http.ResponseWriter, req *logoutRequest, s *storage.BrowserSession) error {
-	if err := h.browser.end(ctx, w, s); err != nil {
-		return err
-	}
 	clientID := ""
 	if req.hint != nil {
 		clientID = req.hint.Audience
-		filter := storage.FamilyFilter{UserID: s.UserID, ClientID: clientID, BrowserSessionID: s.ID}
-		if _, err := h.families.RevokeFamilies(ctx, filter, storage.ReasonLogout, h.now().UTC()); err != nil {
-			return fmt.Errorf("logout: revoke sessions: %w", err)
-		}
 	}
-	h.log.InfoContext(ctx, "browser sign-out", "client_id", clientID, "user_id", s.UserID)
+	n, err := h.browser.end(ctx, w, s, clientID)
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	h.log.InfoContext(ctx, "browser sign-out", "client_id", clientID, "user_id", s.UserID, "families_revoked", n)
 	return nil
 }
 

@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyturn/keyturn/server"
+	"github.com/keyturn/keyturn/server/keys"
 	"github.com/keyturn/keyturn/server/servertest"
 	"github.com/keyturn/keyturn/storage"
 )
@@ -133,6 +137,69 @@ func TestLogoutWithHintOfThisSession(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// endFails is a store whose EndBrowserSession fails while fail is set, as
+// when the database goes away during a logout.
+type endFails struct {
+	storage.Store
+	fail atomic.Bool
+}
+
+func (s *endFails) EndBrowserSession(ctx context.Context, id, clientID string, now time.Time) (int64, error) {
+	if s.fail.Load() {
+		return 0, errors.New("end browser session: database unavailable")
+	}
+	return s.Store.EndBrowserSession(ctx, id, clientID, now)
+}
+
+// TestLogoutFailureChangesNothing: a logout whose storage operation fails
+// is an error page that leaves the browser signed in, its cookie kept and
+// the client's session live (not half a logout); the retry signs out and
+// revokes that session.
+func TestLogoutFailureChangesNothing(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.String(), func(t *testing.T) {
+			var store *endFails
+			ts := newAZServer(t, b, func(o *server.Options) {
+				o.Clients = servertest.Registry(t, testIssuer, oidcClients(), testEnv)
+				o.Keys = servertest.Keys(t, o.Store, 7, keys.Options{Now: o.Now, IDTokenAlgorithms: []string{keys.AlgRS256}})
+				store = &endFails{Store: o.Store}
+				o.Store = store
+			})
+			j := ts.browser()
+			a := ts.flowTokens(j, "web-a")
+			cookie := j.Cookie("__Host-keyturn-session").Value
+			params := url.Values{"id_token_hint": {ts.idToken("user-alice", "web-a", a.sid)},
+				"post_logout_redirect_uri": {rpBye}}
+
+			store.fail.Store(true)
+			p := logout(j, false, params)
+			wantPage(t, p, http.StatusInternalServerError, "error")
+			if sc := p.Header.Get("Set-Cookie"); strings.Contains(sc, "keyturn-session=;") {
+				t.Errorf("session cookie cleared by a failed logout: %q", sc)
+			}
+			if s, err := ts.store.GetBrowserSession(t.Context(), sessionIDOf(cookie)); err != nil || !s.RevokedAt.IsZero() {
+				t.Errorf("browser session after a failed logout: %+v %v, want live", s, err)
+			}
+			if f, err := ts.store.GetFamily(t.Context(), a.sid); err != nil || f.Revoked() {
+				t.Errorf("web-a's session after a failed logout: %+v %v, want live", f, err)
+			}
+			if !signedIn(t, j) {
+				t.Error("a failed logout signed the browser out")
+			}
+
+			store.fail.Store(false)
+			wantByeRedirect(t, logout(j, false, params), rpBye, url.Values{})
+			if f, err := ts.store.GetFamily(t.Context(), a.sid); err != nil || f.RevokeReason != storage.ReasonLogout {
+				t.Errorf("web-a's session after the retry: %+v %v, want revoked for logout", f, err)
+			}
+			wantError(t, ts.token(webA, refresh(a.refresh)), http.StatusBadRequest, "invalid_grant")
+			if signedIn(t, j) {
+				t.Error("still signed in after the retry")
+			}
+		})
 	}
 }
 

@@ -548,10 +548,10 @@ type Codes interface {
 	// exactly one succeeds. f.BrowserSessionID must be the code's browser
 	// session, and that session must be live at now (the user's, not
 	// revoked, now before its ExpiresAt), checked in the same transaction
-	// and ordered against a concurrent RevokeBrowserSession or user change:
-	// a redemption that commits before the revocation is seen by whatever
-	// the revoker does after it (RevokeFamilies by browser session), and
-	// one after it fails (RP-Initiated Logout 1.0 §2). The callers that do
+	// and ordered against a concurrent EndBrowserSession or user change:
+	// a redemption that commits before the revocation is seen by it (its
+	// family is among those EndBrowserSession or the user change revokes),
+	// and one after it fails (RP-Initiated Logout 1.0 §2). The callers that do
 	// not succeed change nothing and get ErrNotFound (unknown hash),
 	// ErrCodeUsed with the code as stored (so its FamilyID, the session to
 	// revoke), ErrCodeExpired (unused, at or past ExpiresAt), CreateFamily's
@@ -597,9 +597,17 @@ type BrowserSessions interface {
 	// GetBrowserSession returns the session, live or not; ErrNotFound if
 	// unknown.
 	GetBrowserSession(ctx context.Context, id string) (BrowserSession, error)
-	// RevokeBrowserSession marks it revoked at now (a no-op if it already
-	// is). ErrNotFound if unknown.
-	RevokeBrowserSession(ctx context.Context, id string, now time.Time) error
+	// EndBrowserSession marks it revoked at now (a no-op if it already is)
+	// and, when clientID is set, revokes with ReasonLogout the live
+	// families that this browser session started for clientID (those with
+	// its BrowserSessionID and its UserID), all in one transaction: a
+	// logout happens wholly or not at all. On an ended session it still
+	// revokes those families, so a retry finishes the job. It returns how
+	// many families it revoked. ErrNotFound if the session is unknown
+	// (then nothing changes). Ordered against RedeemCode as that says: a
+	// redemption of a code of this session either commits before (and its
+	// family is among those revoked) or fails.
+	EndBrowserSession(ctx context.Context, id, clientID string, now time.Time) (int64, error)
 	// DeleteBrowserSessions deletes up to limit sessions that expired, or
 	// were revoked, before t.
 	DeleteBrowserSessions(ctx context.Context, before time.Time, limit int) (int64, error)

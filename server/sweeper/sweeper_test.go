@@ -147,7 +147,7 @@ func seed(t *testing.T, store *sqlstore.Store, now time.Time) {
 			}
 		}
 	}
-	if err := store.RevokeBrowserSession(ctx, "bs-revoked", now.Add(-time.Second)); err != nil {
+	if _, err := store.EndBrowserSession(ctx, "bs-revoked", "", now.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for user, at := range map[string]time.Time{"gone": now.Add(-31 * 24 * time.Hour), "kept": now.Add(-29 * 24 * time.Hour)} {

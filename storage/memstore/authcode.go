@@ -122,16 +122,31 @@ func (s *Store) GetBrowserSession(_ context.Context, id string) (storage.Browser
 	return read(s, s.browserSessions, id, "get browser session", normBrowserSession)
 }
 
-// RevokeBrowserSession implements storage.BrowserSessions.
-func (s *Store) RevokeBrowserSession(_ context.Context, id string, now time.Time) error {
-	if err := storage.CheckText(id); err != nil {
-		return errorf("revoke browser session", err)
+// EndBrowserSession implements storage.BrowserSessions: the session and
+// its families under one hold of s.mu.
+func (s *Store) EndBrowserSession(_ context.Context, id, clientID string, now time.Time) (int64, error) {
+	if err := storage.CheckText(id, clientID); err != nil {
+		return 0, errorf("end browser session", err)
 	}
-	return update(s, s.browserSessions, id, "revoke browser session", func(b *storage.BrowserSession) {
-		if b.RevokedAt.IsZero() {
-			b.RevokedAt = at(now)
-		}
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.browserSessions[id]
+	if !ok {
+		return 0, errorf("end browser session", storage.ErrNotFound)
+	}
+	if b.RevokedAt.IsZero() {
+		b.RevokedAt = at(now)
+		s.browserSessions[id] = b
+	}
+	if clientID == "" {
+		return 0, nil
+	}
+	filter := storage.FamilyFilter{UserID: b.UserID, ClientID: clientID, BrowserSessionID: id}
+	n, err := s.revokeLive(filter, storage.ReasonLogout, now)
+	if err != nil {
+		return 0, errorf("end browser session", err)
+	}
+	return n, nil
 }
 
 // DeleteBrowserSessions implements storage.BrowserSessions.

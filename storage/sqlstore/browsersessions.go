@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/keyturn/keyturn/migrations"
 	"github.com/keyturn/keyturn/storage"
 )
 
@@ -43,14 +44,61 @@ func (s *Store) GetBrowserSession(ctx context.Context, id string) (storage.Brows
 	return row.browserSession(), nil
 }
 
-// RevokeBrowserSession marks the session revoked at now; revoking it again
-// keeps the first time. ErrNotFound if unknown.
-func (s *Store) RevokeBrowserSession(ctx context.Context, id string, now time.Time) error {
-	if err := storage.CheckText(id); err != nil {
-		return fmt.Errorf("revoke browser session: %w", err)
+// EndBrowserSession revokes the session at now (revoking it again keeps the
+// first time) and, with clientID, the live families it started for that
+// client, in one transaction. Locks are taken in RedeemCode's order: the
+// user's row (share-locked on PostgreSQL, disabled or not), then the
+// browser session's row, then families. Against RedeemCode, which also
+// share-locks the user and then the session's row, the session's row
+// decides who goes first and neither holds anything the other waits for
+// later (a family RedeemCode inserts is invisible to the UPDATE here until
+// it commits, and the UPDATE then sees it, READ COMMITTED). Against
+// SetUserDisabled, SetUserPassword and DeleteUser, which lock the user's
+// row first and then take families before browser sessions, the user's
+// row orders the two before either touches anything else, so the reverse
+// order of families and sessions cannot deadlock. SQLite serialises
+// writes. ErrNotFound if unknown, and nothing changes.
+func (s *Store) EndBrowserSession(ctx context.Context, id, clientID string, now time.Time) (int64, error) {
+	if err := storage.CheckText(id, clientID); err != nil {
+		return 0, fmt.Errorf("end browser session: %w", err)
 	}
-	return s.revokeOnce(ctx, "revoke browser session", &browserSessionRow{}, id,
-		"UPDATE browser_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", micros(now), id)
+	lockUser := "SELECT id FROM users WHERE id = ?"
+	if s.dialect == migrations.Postgres {
+		lockUser += " FOR SHARE"
+	}
+	nowUS := micros(now)
+	var n int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			var userIDs []string
+			if err := tx.Raw("SELECT user_id FROM browser_sessions WHERE id = ?", id).Scan(&userIDs).Error; err != nil {
+				return err
+			}
+			if len(userIDs) == 0 {
+				return gorm.ErrRecordNotFound
+			}
+			userID := userIDs[0]
+			var ids []string
+			if err := tx.Raw(lockUser, userID).Scan(&ids).Error; err != nil {
+				return err
+			}
+			if err := tx.Exec("UPDATE browser_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+				nowUS, id).Error; err != nil {
+				return err
+			}
+			if clientID == "" {
+				return nil
+			}
+			filter := storage.FamilyFilter{UserID: userID, ClientID: clientID, BrowserSessionID: id}
+			var err error
+			n, err = revokeLiveFamilies(tx, filter, storage.ReasonLogout, now)
+			return err
+		})
+	})
+	if err != nil {
+		return 0, mapErr("end browser session", err)
+	}
+	return n, nil
 }
 
 // DeleteBrowserSessions deletes up to limit sessions that expired, or were

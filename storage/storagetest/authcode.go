@@ -34,7 +34,8 @@ var authCodeTests = []struct {
 	{"DeleteCodes", testDeleteCodes},
 	{"BrowserSessionRoundTrip", testBrowserSessionRoundTrip},
 	{"CreateBrowserSessionNeedsEnabledUser", testCreateBrowserSessionNeedsEnabledUser},
-	{"RevokeBrowserSession", testRevokeBrowserSession},
+	{"EndBrowserSession", testEndBrowserSession},
+	{"EndBrowserSessionRevokesItsClientsFamilies", testEndBrowserSessionFamilies},
 	{"DeleteBrowserSessions", testDeleteBrowserSessions},
 	{"Consent", testConsent},
 	{"ConcurrentGrantConsentUnion", testConcurrentGrantConsent},
@@ -369,7 +370,7 @@ func testRedeemCodeBrowserSessionEnded(t *testing.T, s storage.Store) {
 	createUser(t, s, user("user-2", "bob"))
 	revoked := browserSession("bs-revoked", "user-1")
 	createBrowserSession(t, s, revoked)
-	if err := s.RevokeBrowserSession(ctx, revoked.ID, base); err != nil {
+	if _, err := s.EndBrowserSession(ctx, revoked.ID, "", base); err != nil {
 		t.Fatal(err)
 	}
 	expiring := browserSession("bs-expiring", "user-1")
@@ -422,10 +423,10 @@ func testRedeemCodeBrowserSessionEnded(t *testing.T, s storage.Store) {
 }
 
 // testConcurrentRedeemCodeAndLogout: codes of one browser session redeemed
-// while that browser signs out (the session revoked, then the families it
-// started, as the logout endpoint does) never leave a live family of it:
-// each redemption is wholly before the revocation, and its family revoked
-// after, or fails with ErrBrowserSessionEnded.
+// while that browser signs out (EndBrowserSession with the client, as the
+// logout endpoint does) never leave a live family of it: each redemption
+// is wholly before the sign-out, and its family revoked by it, or fails
+// with ErrBrowserSessionEnded.
 func testConcurrentRedeemCodeAndLogout(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	createUser(t, s, user("user-1", "ada"))
@@ -452,12 +453,8 @@ func testConcurrentRedeemCodeAndLogout(t *testing.T, s storage.Store) {
 			})
 			wg.Go(func() {
 				<-start
-				if err := s.RevokeBrowserSession(ctx, bs, base); err != nil {
-					t.Errorf("RevokeBrowserSession: %v", err)
-				}
-				filter := storage.FamilyFilter{UserID: "user-1", BrowserSessionID: bs}
-				if _, err := s.RevokeFamilies(ctx, filter, storage.ReasonLogout, base); err != nil {
-					t.Errorf("RevokeFamilies: %v", err)
+				if _, err := s.EndBrowserSession(ctx, bs, "app", base); err != nil {
+					t.Errorf("EndBrowserSession: %v", err)
 				}
 			})
 		}
@@ -580,23 +577,107 @@ func testCreateBrowserSessionNeedsEnabledUser(t *testing.T, s storage.Store) {
 	checkBrowserSession(t, getBrowserSession(t, s, "bs-4"), current)
 }
 
-func testRevokeBrowserSession(t *testing.T, s storage.Store) {
+func testEndBrowserSession(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	b := browserSession("bs-1", "user-1")
 	createBrowserSession(t, s, b)
 	now := base.Add(time.Minute)
-	if err := s.RevokeBrowserSession(ctx, b.ID, now); err != nil {
-		t.Fatal(err)
+	if n, err := s.EndBrowserSession(ctx, b.ID, "", now); err != nil || n != 0 {
+		t.Fatalf("EndBrowserSession = %d, %v; want 0, nil", n, err)
 	}
-	if err := s.RevokeBrowserSession(ctx, b.ID, now.Add(time.Minute)); err != nil {
-		t.Fatalf("RevokeBrowserSession again: %v", err)
+	if _, err := s.EndBrowserSession(ctx, b.ID, "", now.Add(time.Minute)); err != nil {
+		t.Fatalf("EndBrowserSession again: %v", err)
 	}
 	got := getBrowserSession(t, s, b.ID)
 	checkTime(t, "RevokedAt", got.RevokedAt, now) // the first revocation
 	if got.Live(now) {
 		t.Error("revoked browser session is live")
 	}
-	wantErr(t, "RevokeBrowserSession unknown", s.RevokeBrowserSession(ctx, "nope", now), storage.ErrNotFound)
+	_, err := s.EndBrowserSession(ctx, "nope", "", now)
+	wantErr(t, "EndBrowserSession unknown", err, storage.ErrNotFound)
+}
+
+// testEndBrowserSessionFamilies: ending a browser session with a client
+// revokes exactly the live families that session started for that client
+// (RP-Initiated Logout 1.0 §2, DESIGN.md §11): not its other clients',
+// not other browser sessions', not the user's password-grant ones. Ending
+// it again revokes what is live of them by then (a retry finishes the
+// job) and keeps the first revocation time; an unknown session changes
+// nothing.
+func testEndBrowserSessionFamilies(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	createBrowserSession(t, s, browserSession("bs-1", "user-1"))
+	createBrowserSession(t, s, browserSession("bs-2", "user-1"))
+	createBrowserSession(t, s, browserSession("bs-3", "user-2"))
+	mk := func(id, userID, clientID, bs string) {
+		f := family(id, userID, clientID)
+		f.GrantType = storage.GrantAuthorizationCode
+		f.BrowserSessionID = bs
+		createFamily(t, s, f)
+	}
+	mk("a-app-bs1", "user-1", "app", "bs-1")
+	mk("a-app-bs1-b", "user-1", "app", "bs-1")
+	mk("a-other-bs1", "user-1", "other", "bs-1")
+	mk("a-app-bs2", "user-1", "app", "bs-2")
+	createFamily(t, s, family("a-app-pw", "user-1", "app"))
+	mk("b-app-bs3", "user-2", "app", "bs-3")
+	// A family naming bs-1 but of another user: not one bs-1 started.
+	mk("b-app-bs1", "user-2", "app", "bs-1")
+	expired := family("a-app-bs1-expired", "user-1", "app")
+	expired.GrantType, expired.BrowserSessionID = storage.GrantAuthorizationCode, "bs-1"
+	expired.IdleExpiresAt = base.Add(time.Minute)
+	createFamily(t, s, expired)
+
+	now := base.Add(time.Hour)
+	n, err := s.EndBrowserSession(ctx, "bs-1", "app", now)
+	if err != nil || n != 2 {
+		t.Fatalf("EndBrowserSession(bs-1, app) = %d, %v; want 2, nil", n, err)
+	}
+	checkTime(t, "RevokedAt", getBrowserSession(t, s, "bs-1").RevokedAt, now)
+	for _, id := range []string{"a-app-bs1", "a-app-bs1-b"} {
+		if f := getFamily(t, s, id); !f.RevokedAt.Equal(now) || f.RevokeReason != storage.ReasonLogout {
+			t.Errorf("%s: RevokedAt %v reason %q, want revoked at %v for %q", id, f.RevokedAt, f.RevokeReason, now, storage.ReasonLogout)
+		}
+	}
+	live := []string{"a-other-bs1", "a-app-bs2", "a-app-pw", "b-app-bs3", "b-app-bs1"}
+	for _, id := range append(live, "a-app-bs1-expired") {
+		if f := getFamily(t, s, id); f.Revoked() {
+			t.Errorf("%s was revoked", id)
+		}
+	}
+	for _, id := range []string{"bs-2", "bs-3"} {
+		if !getBrowserSession(t, s, id).Live(now) {
+			t.Errorf("browser session %s was ended", id)
+		}
+	}
+
+	// Already ended: the session keeps its first time, and the client's
+	// families of it live by now are revoked (a retry after a partial
+	// logout, or another client's hint).
+	later := now.Add(time.Minute)
+	n, err = s.EndBrowserSession(ctx, "bs-1", "other", later)
+	if err != nil || n != 1 {
+		t.Fatalf("EndBrowserSession(bs-1 ended, other) = %d, %v; want 1, nil", n, err)
+	}
+	checkTime(t, "RevokedAt", getBrowserSession(t, s, "bs-1").RevokedAt, now)
+	if f := getFamily(t, s, "a-other-bs1"); !f.RevokedAt.Equal(later) {
+		t.Errorf("a-other-bs1: RevokedAt %v, want %v", f.RevokedAt, later)
+	}
+	n, err = s.EndBrowserSession(ctx, "bs-1", "app", later)
+	if err != nil || n != 0 {
+		t.Errorf("EndBrowserSession(bs-1, app) again = %d, %v; want 0, nil", n, err)
+	}
+	if f := getFamily(t, s, "a-app-bs1"); !f.RevokedAt.Equal(now) {
+		t.Errorf("a-app-bs1: RevokedAt %v, want the first revocation %v", f.RevokedAt, now)
+	}
+
+	_, err = s.EndBrowserSession(ctx, "bs-9", "app", later)
+	wantErr(t, "EndBrowserSession(unknown, app)", err, storage.ErrNotFound)
+	for _, id := range live[1:] {
+		if f := getFamily(t, s, id); f.Revoked() {
+			t.Errorf("%s was revoked", id)
+		}
+	}
 }
 
 func testDeleteBrowserSessions(t *testing.T, s storage.Store) {
@@ -612,7 +693,7 @@ func testDeleteBrowserSessions(t *testing.T, s storage.Store) {
 		b := browserSession(id, "user-1")
 		b.ExpiresAt = cutoff.Add(time.Hour)
 		createBrowserSession(t, s, b)
-		if err := s.RevokeBrowserSession(ctx, id, at); err != nil {
+		if _, err := s.EndBrowserSession(ctx, id, "", at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -795,7 +876,7 @@ func browserLogins(t *testing.T, s storage.Store) {
 	expired.ExpiresAt = base.Add(time.Minute)
 	createBrowserSession(t, s, expired)
 	createBrowserSession(t, s, browserSession("ada-revoked", "user-1"))
-	if err := s.RevokeBrowserSession(t.Context(), "ada-revoked", base); err != nil {
+	if _, err := s.EndBrowserSession(t.Context(), "ada-revoked", "", base); err != nil {
 		t.Fatal(err)
 	}
 	adaCode := func(hash string) storage.AuthCode {
@@ -994,8 +1075,15 @@ func testNULBytes(t *testing.T, s storage.Store) {
 	if _, err := s.GetBrowserSession(ctx, "nul-bs"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("a browser session with a NUL was stored: %v", err)
 	}
-	if err := s.RevokeBrowserSession(ctx, "bs"+nul, base); err == nil {
-		t.Error("RevokeBrowserSession(NUL): no error")
+	if _, err := s.EndBrowserSession(ctx, "bs"+nul, "", base); err == nil {
+		t.Error("EndBrowserSession(NUL): no error")
+	}
+	createBrowserSession(t, s, browserSession("bs-nul-client", "user-1"))
+	if _, err := s.EndBrowserSession(ctx, "bs-nul-client", "app"+nul, base); err == nil {
+		t.Error("EndBrowserSession(client with NUL): no error")
+	}
+	if !getBrowserSession(t, s, "bs-nul-client").RevokedAt.IsZero() {
+		t.Error("EndBrowserSession(client with NUL) ended the browser session")
 	}
 
 	for name, args := range map[string][3]any{
