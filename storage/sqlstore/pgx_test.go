@@ -53,8 +53,8 @@ func rotateCurrent(t *testing.T, s *sqlstore.Store) {
 // TestRotateContextEndsPostgres: a rotation waiting on a row lock stops when
 // its context ends. A deadline is an outage (ErrUnavailable: the server
 // answers 503); a cancellation (the client went away) is not. Either way
-// the store stays usable. Whether the UPDATE ran after all is not promised
-// (the server may still run it once the lock is free).
+// the store stays usable, and the UPDATE does not run after all once the
+// lock is free (it was cancelled on the server, see dialectorFor).
 func TestRotateContextEndsPostgres(t *testing.T) {
 	s := newRotatable(t)
 	for _, tc := range []struct {
@@ -96,9 +96,17 @@ func TestRotateContextEndsPostgres(t *testing.T) {
 			if err := tx.Rollback().Error; err != nil {
 				t.Fatal(err)
 			}
-			// The server runs the abandoned UPDATE once the lock is free
-			// (it has not read the client's goodbye yet), and may commit it.
+			// The abandoned UPDATE was cancelled on the server, not left to
+			// run (and commit) once the lock is free: the family is where it
+			// was, so the caller's retry of the same token is no reuse.
 			waitForRotation(t, s, false, false)
+			after, err := s.GetFamily(t.Context(), "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Generation != f.Generation {
+				t.Errorf("generation %d after the abandoned rotation, want %d (it still ran)", after.Generation, f.Generation)
+			}
 			rotateCurrent(t, s)
 		})
 	}

@@ -17,11 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	litedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sync/semaphore"
 	"gorm.io/driver/postgres"
@@ -199,6 +201,10 @@ func newerSchemaError(current, latest int) error {
 }
 
 // dialectorFor picks the GORM dialector for a database URL.
+// cancelGrace is how long a statement whose context ended waits for the
+// server to confirm its cancellation before the connection is closed.
+const cancelGrace = 250 * time.Millisecond
+
 func dialectorFor(rawURL string) (string, gorm.Dialector, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite://"):
@@ -220,7 +226,22 @@ func dialectorFor(rawURL string) (string, gorm.Dialector, error) {
 		if _, err := url.Parse(rawURL); err != nil {
 			return "", nil, errors.New("malformed postgres url")
 		}
-		return migrations.Postgres, postgres.Open(rawURL), nil
+		cfg, err := pgx.ParseConfig(rawURL)
+		if err != nil {
+			return "", nil, scrub(fmt.Errorf("postgres url: %w", err), rawURL)
+		}
+		// A statement whose context ends (a request's deadline) is
+		// cancelled on the server, not only abandoned on the client: pgx's
+		// default closes the socket, and PostgreSQL then still runs the
+		// statement (a rotation waiting on a row lock, say) and commits it
+		// once it can, after the client was told 503, so that a retry of
+		// the same refresh token looked like reuse (DESIGN.md §2). With a
+		// cancel request the statement fails on the server; only if the
+		// server does not answer within cancelGrace is the socket closed.
+		cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelGrace}
+		}
+		return migrations.Postgres, postgres.New(postgres.Config{Conn: stdlib.OpenDB(*cfg)}), nil
 	default:
 		return "", nil, errors.New("unsupported database url: want sqlite://PATH or postgres://…")
 	}
@@ -358,8 +379,14 @@ func (s *Store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
 	for range pgxAttempts {
 		err = s.onPgxConn(ctx, fn)
 		if !errors.Is(err, driver.ErrBadConn) {
-			return err
+			break
 		}
+	}
+	if err != nil && ctx.Err() != nil {
+		// The statement was cancelled on the server because ctx ended
+		// (dialectorFor): say why, as a deadline (an outage) or a caller
+		// that went away (not one).
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
 	return err
 }
@@ -494,7 +521,7 @@ func mapErr(op string, err error) error {
 // or did not answer in time, as opposed to refusing the statement: a dial
 // or I/O failure, a dropped or bad connection, a deadline, a PostgreSQL
 // connection exception (SQLSTATE class 08), shutdown or overload (57P0x,
-// 53300), SQLite still locked after its busy timeout, or an SQLite failure
+// 53300), a cancelled statement (57014), SQLite still locked after its busy timeout, or an SQLite failure
 // of the disk, memory or an interrupt (which also roll its transaction back).
 func unavailable(err error) bool {
 	var netErr net.Error
@@ -511,7 +538,10 @@ func unavailable(err error) bool {
 	case errors.As(err, &connectErr), errors.As(err, &netErr), pgconn.Timeout(err):
 		return true
 	case errors.As(err, &pgErr):
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+		// 57014: a statement cancelled on its deadline (dialectorFor), by
+		// statement_timeout or by an administrator.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") ||
+			pgErr.Code == "53300" || pgErr.Code == "57014"
 	case errors.As(err, &liteErr):
 		switch liteErr.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
