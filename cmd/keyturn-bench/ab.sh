@@ -37,34 +37,15 @@ trap cleanup EXIT
 
 KEYTURN_SECRET=$(head -c 32 /dev/urandom | base64)
 KEYTURN_BENCH_CLIENT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+KEYTURN_BENCH_INTROSPECT_SECRET=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 KEYTURN_BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-export KEYTURN_SECRET KEYTURN_BENCH_CLIENT_SECRET KEYTURN_BENCH_PASSWORD
+export KEYTURN_SECRET KEYTURN_BENCH_CLIENT_SECRET KEYTURN_BENCH_INTROSPECT_SECRET KEYTURN_BENCH_PASSWORD
 
-# config FILE EXTRA_YAML: the bench config of run.sh (its bench client only).
-config() {
-	cat > "$1" <<-EOF2
-	issuer: http://127.0.0.1:$PORT
-	listen: 127.0.0.1:$PORT
-	data_dir: $WORK/data
-	database:
-	  url: "postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=disable"
-	  max_open_conns: 16
-	cleanup:
-	  interval: 10s
-	log:
-	  format: json
-	  level: info
-	clients:
-	  - id: bench
-	    secret_env: KEYTURN_BENCH_CLIENT_SECRET
-	    grant_types: [password, refresh_token, client_credentials]
-	    scopes: [read, write]
-	    default_scopes: [read]
-	EOF2
-	if [[ -n $2 ]]; then printf '%s\n' "$2" >> "$1"; fi
-}
-config "$WORK/a.yaml" "$YAML_A"
-config "$WORK/b.yaml" "$YAML_B"
+# shellcheck source=cmd/keyturn-bench/config.sh
+source "$ROOT/cmd/keyturn-bench/config.sh"
+URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=disable"
+write_config "$WORK/a.yaml" "$PORT" "$URL" "$WORK/data" "$YAML_A"
+write_config "$WORK/b.yaml" "$PORT" "$URL" "$WORK/data" "$YAML_B"
 createdb "$DB"
 "$BIN_A" migrate --config "$WORK/a.yaml" > /dev/null
 for i in $(seq "$USERS"); do

@@ -254,36 +254,9 @@ measure_hash() {
 log "argon2id: one hash with passhash.Default, and the password-grant limit (again at the end: the VM's speed drifts)"
 measure_hash "$OUT/hash.json"
 
-# write_config FILE PORT DATABASE_URL DATA_DIR [EXTRA_YAML]. The sweeper
-# runs every 10 s (the default is 10 minutes), so that its statements run
-# during every measurement and the storage figures are taken with it running.
-write_config() {
-	cat > "$1" <<-EOF
-	issuer: http://127.0.0.1:$2
-	listen: 127.0.0.1:$2
-	data_dir: $4
-	database:
-	  url: "$3"
-	  max_open_conns: 16
-	cleanup:
-	  interval: 10s
-	log:
-	  format: json
-	  level: info
-	clients:
-	  - id: bench
-	    secret_env: KEYTURN_BENCH_CLIENT_SECRET
-	    grant_types: [password, refresh_token, client_credentials]
-	    scopes: [read, write]
-	    default_scopes: [read]
-	  - id: rs
-	    secret_env: KEYTURN_BENCH_INTROSPECT_SECRET
-	    introspect: true
-	    resources: [http://127.0.0.1:$2]
-	EOF
-	if [[ -n ${5:-} ]]; then printf '%s\n' "$5" >> "$1"; fi
-	if [[ -n $SERVER_YAML ]]; then printf '%s\n' "$SERVER_YAML" >> "$1"; fi
-}
+# write_config (the bench config) is in config.sh, shared with ab.sh.
+# shellcheck source=cmd/keyturn-bench/config.sh
+source "$ROOT/cmd/keyturn-bench/config.sh"
 
 # create_users CONFIG: the test users, with `keyturn users create`.
 create_users() {
