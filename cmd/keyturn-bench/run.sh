@@ -159,8 +159,10 @@ OURS='^(keyturn|keyturn-bench|profserve.test|postgres|pgbench|kworker|ksoftirqd|
 # cpu_snapshot: "command ticks" for every process (comm may hold spaces).
 cpu_snapshot() {
 	# cat, not awk's own file list: a process that exits between the glob
-	# and the read must not end the snapshot (mawk stops at a missing file).
-	cat /proc/[0-9]*/stat 2>/dev/null |
+	# and the read must not end the snapshot (mawk stops at a missing file);
+	# and cat's failure for it must not fail the pipe (pipefail, then set -e:
+	# on a busy machine that ended whole runs).
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } |
 		awk '{ o = index($0, "("); c = match($0, /\)[^)]*$/); comm = substr($0, o + 1, c - o - 1);
 		       split(substr($0, c + 2), f, " "); t[comm] += f[12] + f[13] }
 		     END { for (k in t) printf "%s\t%d\n", k, t[k] }'
