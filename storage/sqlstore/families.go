@@ -115,6 +115,9 @@ func (s *Store) GetFamily(ctx context.Context, id string) (storage.Family, error
 const getFamilySQL = "SELECT " + familyColumns + " FROM families WHERE id = ?"
 
 func (s *Store) getFamily(ctx context.Context, id string) (storage.Family, error) {
+	if err := checkID(id); err != nil {
+		return storage.Family{}, err
+	}
 	rows, err := queryFamilies(s.db.WithContext(ctx), getFamilySQL, id)
 	switch {
 	case err != nil:
@@ -157,10 +160,8 @@ var rotateSQLPostgres = dollarParams(rotateSQL)
 // say why: ErrNotFound, ErrFamilyRevoked, ErrFamilyExpired, or
 // ErrStaleGeneration with the current family.
 func (s *Store) RotateFamily(ctx context.Context, id string, gen uint64, now, idleExpiresAt time.Time) (storage.Family, error) {
-	if storage.CheckText(id) != nil {
-		// No family has such an id (CheckNew refuses it); PostgreSQL would
-		// refuse the statement instead of matching nothing.
-		return storage.Family{}, fmt.Errorf("rotate family: %w", storage.ErrNotFound)
+	if err := checkID(id); err != nil {
+		return storage.Family{}, mapErr("rotate family", err)
 	}
 	nowUS := micros(now)
 	if gen <= math.MaxInt64 { // larger cannot be current: fall through to stale

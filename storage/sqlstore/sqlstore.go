@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	litedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
@@ -470,12 +471,27 @@ func find[R, V any](q *gorm.DB, op string, conv func(R) V) ([]V, error) {
 	return out, nil
 }
 
+// checkID refuses, as not found (gorm.ErrRecordNotFound, for mapErr), an id
+// that no row can have: one holding a NUL byte (storage.CheckText, which
+// every create applies) or not UTF-8. PostgreSQL would refuse a statement
+// with it (SQLSTATE 22021) instead of matching nothing, where SQLite and
+// memstore answer not found.
+func checkID(id string) error {
+	if storage.CheckText(id) != nil || !utf8.ValidString(id) {
+		return gorm.ErrRecordNotFound
+	}
+	return nil
+}
+
 // revokeOnce runs update, which must set the revocation of the row with
 // primary key id only while it is live ("... AND revoked_at IS NULL"), so
 // that revoking twice keeps the first revocation. When it changes no row,
 // the row is either revoked already (nil) or unknown (ErrNotFound), told
 // apart by a count on model (a pointer to the row type).
 func (s *Store) revokeOnce(ctx context.Context, op string, model any, id, update string, args ...any) error {
+	if err := checkID(id); err != nil {
+		return mapErr(op, err)
+	}
 	var revoked int64
 	err := s.write(ctx, func(db *gorm.DB) error {
 		res := db.Exec(update, args...)

@@ -460,10 +460,16 @@ func testRotateExpiredAbsolute(t *testing.T, s storage.Store) {
 func testRotateUnknown(t *testing.T, s storage.Store) {
 	_, err := s.RotateFamily(t.Context(), "nope", 0, base, base.Add(idleTTL))
 	wantErr(t, "RotateFamily(unknown)", err, storage.ErrNotFound)
-	// An id no family can have (CheckText) is unknown too, on PostgreSQL
-	// as well, which cannot hold a NUL in text.
-	_, err = s.RotateFamily(t.Context(), "nope\x00", 0, base, base.Add(idleTTL))
-	wantErr(t, "RotateFamily(NUL in id)", err, storage.ErrNotFound)
+	// An id no family can have (a NUL byte, not UTF-8) is unknown too, on
+	// PostgreSQL as well, which cannot hold either in text.
+	for _, id := range []string{"nope\x00", "nope\xff"} {
+		_, err = s.RotateFamily(t.Context(), id, 0, base, base.Add(idleTTL))
+		wantErr(t, fmt.Sprintf("RotateFamily(%q)", id), err, storage.ErrNotFound)
+		_, err = s.GetFamily(t.Context(), id)
+		wantErr(t, fmt.Sprintf("GetFamily(%q)", id), err, storage.ErrNotFound)
+		err = s.RevokeFamily(t.Context(), id, storage.ReasonLogout, base)
+		wantErr(t, fmt.Sprintf("RevokeFamily(%q)", id), err, storage.ErrNotFound)
+	}
 }
 
 // testConcurrentRotate is why PostgreSQL runs in CI: of N callers rotating
