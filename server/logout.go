@@ -52,23 +52,11 @@ func (h logoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	req, err := h.parseLogout(ctx, params)
-	if err != nil {
-		h.pageError(w, r, err)
+	req, s, ok := h.begin(w, r, params)
+	if !ok {
 		return
 	}
-	s, err := h.browser.session(ctx, r)
-	if err != nil {
-		h.pageError(w, r, err)
-		return
-	}
-	if s == nil {
-		// Nothing to end: not an error (§4), and nothing to confirm.
-		h.finish(w, r, req)
-		return
-	}
-	ours, err := h.ofSession(ctx, req, s)
+	ours, err := h.ofSession(r.Context(), req, s)
 	if err != nil {
 		h.pageError(w, r, err)
 		return
@@ -77,7 +65,35 @@ func (h logoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.showConfirm(w, r, req, s)
 		return
 	}
-	if err := h.signOut(ctx, w, req, s); err != nil {
+	h.end(w, r, req, s)
+}
+
+// begin reads the logout request in params and finds this browser's
+// session. When there is nothing more to do it has answered and returns
+// ok false: an error page, or, with no session, the signed-out answer
+// (§4: not an error, and nothing to confirm).
+func (h logoutHandler) begin(w http.ResponseWriter, r *http.Request, params url.Values) (*logoutRequest, *storage.BrowserSession, bool) {
+	ctx := r.Context()
+	req, err := h.parseLogout(ctx, params)
+	if err != nil {
+		h.pageError(w, r, err)
+		return nil, nil, false
+	}
+	s, err := h.browser.session(ctx, r)
+	switch {
+	case err != nil:
+		h.pageError(w, r, err)
+		return nil, nil, false
+	case s == nil:
+		h.finish(w, r, req)
+		return nil, nil, false
+	}
+	return req, s, true
+}
+
+// end signs the browser out of s and answers.
+func (h logoutHandler) end(w http.ResponseWriter, r *http.Request, req *logoutRequest, s *storage.BrowserSession) {
+	if err := h.signOut(r.Context(), w, req, s); err != nil {
 		h.pageError(w, r, err)
 		return
 	}
@@ -91,29 +107,16 @@ func (h logoutHandler) confirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	req, err := h.parseLogout(ctx, params)
-	if err != nil {
-		h.pageError(w, r, err)
+	// No session: signed out meanwhile (another tab, expiry).
+	req, s, ok := h.begin(w, r, params)
+	if !ok {
 		return
 	}
-	s, err := h.browser.session(ctx, r)
-	switch {
-	case err != nil:
-		h.pageError(w, r, err)
-		return
-	case s == nil: // signed out meanwhile (another tab, expiry)
-		h.finish(w, r, req)
-		return
-	case !h.browser.checkForm(formLogout, consentBinding(s), form.Get("csrf")):
+	if !h.browser.checkForm(formLogout, consentBinding(s), form.Get("csrf")) {
 		h.pageError(w, r, errForbiddenForm)
 		return
 	}
-	if err := h.signOut(ctx, w, req, s); err != nil {
-		h.pageError(w, r, err)
-		return
-	}
-	h.finish(w, r, req)
+	h.end(w, r, req, s)
 }
 
 // parseLogout reads a logout request (§2). Its error, shown on a page, is
